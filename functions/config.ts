@@ -1,0 +1,76 @@
+/**
+ * Server configuration, parsed once per execution environment from the environment (set by CDK in
+ * AWS, by local/stack.ts locally). Handlers receive this object; nothing else reads process.env.
+ */
+import { z } from 'zod';
+import { normalizePrefix } from './core/paths.ts';
+
+const MiB = 1024 * 1024;
+
+const schema = z.object({
+  DATABASE_URL: z.string().min(1).optional(),
+  /** Secrets Manager secret with {host, port, username, password, dbname} (AWS; RDS Proxy host). */
+  DATABASE_SECRET_ARN: z.string().optional(),
+  DATABASE_HOST: z.string().optional(),
+  STRATA_BUCKET: z.string().min(1),
+  STRATA_DATA_PREFIX: z.string().default('data/'),
+  AWS_REGION: z.string().default('us-east-1'),
+  /** Custom S3 endpoint (local emulator / LocalStack); unset in AWS. */
+  STRATA_S3_ENDPOINT: z.string().url().optional(),
+  STRATA_SQS_ENDPOINT: z.string().url().optional(),
+  UPSTASH_REDIS_REST_URL: z.string().url().optional(),
+  UPSTASH_REDIS_REST_TOKEN: z.string().optional(),
+  /** Secrets Manager secret holding {url, token} for Upstash (AWS). */
+  UPSTASH_SECRET_ARN: z.string().optional(),
+  STRATA_INGEST_QUEUE_URL: z.string().optional(),
+  STRATA_RECONCILE_QUEUE_URL: z.string().optional(),
+  /** Presigned URL lifetime. Short: a leaked URL is useless within minutes. */
+  STRATA_PRESIGN_EXPIRES_SECONDS: z.coerce.number().int().min(60).max(7 * 24 * 3600).default(900),
+  /** Above this size uploads go multipart (S3 single PUT allows 5 GiB; 64 MiB keeps retries cheap). */
+  STRATA_MULTIPART_THRESHOLD: z.coerce.number().int().min(5 * MiB).default(64 * MiB),
+  /** In-process metadata cache TTL: bounds staleness of a warm Lambda after an overwrite. */
+  STRATA_CACHE_TTL_MS: z.coerce.number().int().min(0).default(1000),
+  /** Statement timeout: a Lambda must never wait on a stuck query until its own timeout. */
+  STRATA_DB_STATEMENT_TIMEOUT_MS: z.coerce.number().int().min(100).default(5000),
+  /** Connections per execution environment: Lambda runs one request at a time per environment. */
+  STRATA_DB_POOL_MAX: z.coerce.number().int().min(1).default(2),
+  STRATA_LOG_LEVEL: z.string().default('INFO'),
+});
+
+export type Env = z.infer<typeof schema>;
+
+export interface ServerConfig {
+  env: Env;
+  bucket: string;
+  dataPrefix: string;
+  region: string;
+  s3Endpoint?: string;
+  sqsEndpoint?: string;
+}
+
+export function parseConfig(source: NodeJS.ProcessEnv = process.env): ServerConfig {
+  const parsed = schema.safeParse(source);
+  if (!parsed.success) {
+    const issues = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
+    throw new Error(`invalid Strata server configuration: ${issues}`);
+  }
+  const env = parsed.data;
+  return {
+    env,
+    bucket: env.STRATA_BUCKET,
+    dataPrefix: normalizePrefix(env.STRATA_DATA_PREFIX),
+    region: env.AWS_REGION,
+    s3Endpoint: env.STRATA_S3_ENDPOINT,
+    sqsEndpoint: env.STRATA_SQS_ENDPOINT,
+  };
+}
+
+let cached: ServerConfig | undefined;
+/** The process-wide config (cold start). Tests pass their own instead. */
+export function config(): ServerConfig {
+  cached ??= parseConfig();
+  return cached;
+}
+export function resetConfigForTests(): void {
+  cached = undefined;
+}
