@@ -25,9 +25,18 @@ const schema = z.object({
   STRATA_INGEST_QUEUE_URL: z.string().optional(),
   STRATA_RECONCILE_QUEUE_URL: z.string().optional(),
   /** Presigned URL lifetime. Short: a leaked URL is useless within minutes. */
-  STRATA_PRESIGN_EXPIRES_SECONDS: z.coerce.number().int().min(60).max(7 * 24 * 3600).default(900),
+  STRATA_PRESIGN_EXPIRES_SECONDS: z.coerce
+    .number()
+    .int()
+    .min(60)
+    .max(7 * 24 * 3600)
+    .default(900),
   /** Above this size uploads go multipart (S3 single PUT allows 5 GiB; 64 MiB keeps retries cheap). */
-  STRATA_MULTIPART_THRESHOLD: z.coerce.number().int().min(5 * MiB).default(64 * MiB),
+  STRATA_MULTIPART_THRESHOLD: z.coerce
+    .number()
+    .int()
+    .min(5 * MiB)
+    .default(64 * MiB),
   /** In-process metadata cache TTL: bounds staleness of a warm Lambda after an overwrite. */
   STRATA_CACHE_TTL_MS: z.coerce.number().int().min(0).default(1000),
   /** Statement timeout: a Lambda must never wait on a stuck query until its own timeout. */

@@ -66,9 +66,12 @@ export function normalizePath(input: unknown, options: PathOptions = {}): string
     }
   }
   if (RESERVED_ROOTS.has(segments[0] ?? '')) {
-    throw new ValidationError(`/${segments[0]}/ is reserved for the mount client's views; choose another name`, {
-      code: 'invalid_path',
-    });
+    throw new ValidationError(
+      `/${segments[0]}/ is reserved for the mount client's views; choose another name`,
+      {
+        code: 'invalid_path',
+      },
+    );
   }
   const keyBytes = Buffer.byteLength(options.dataPrefix ?? '', 'utf8') + Buffer.byteLength(path, 'utf8') - 1;
   if (keyBytes > MAX_KEY_BYTES) {

@@ -112,7 +112,9 @@ export function toError(status: number, text: string, method: string, path: stri
   let message = `${method} ${path} failed with HTTP ${status}`;
   let remaining = 0;
   try {
-    const parsed = JSON.parse(text) as { error?: { code?: string; message?: string; remainingBytes?: number } };
+    const parsed = JSON.parse(text) as {
+      error?: { code?: string; message?: string; remainingBytes?: number };
+    };
     if (parsed.error?.message) message = parsed.error.message;
     if (parsed.error?.code) code = parsed.error.code;
     remaining = parsed.error?.remainingBytes ?? 0;

@@ -52,11 +52,17 @@ export function readDevJson(path: string): DevJson {
   try {
     return JSON.parse(readFileSync(path, 'utf8')) as DevJson;
   } catch (err) {
-    throw new ConfigError(`cannot read ${path}: ${(err as Error).message}; restart the local stack (npm start)`);
+    throw new ConfigError(
+      `cannot read ${path}: ${(err as Error).message}; restart the local stack (npm start)`,
+    );
   }
 }
 
-export function loadConfig(flags: GlobalFlags, env: NodeJS.ProcessEnv = process.env, cwd?: string): CliConfig {
+export function loadConfig(
+  flags: GlobalFlags,
+  env: NodeJS.ProcessEnv = process.env,
+  cwd?: string,
+): CliConfig {
   const devPath = env.STRATA_DEV_JSON ?? findDevJson(cwd);
   const dev = devPath && existsSync(devPath) ? readDevJson(devPath) : undefined;
   const pick = (flag: string | undefined, envName: string, devValue: string | undefined) => {

@@ -3,8 +3,8 @@
  * `register(program, ctx)`; this file only wires them and turns errors into one clear line.
  */
 import { Command, CommanderError } from 'commander';
-import { CliContext } from './context.ts';
 import { commands } from './commands/index.ts';
+import { CliContext } from './context.ts';
 
 const program = new Command('strata')
   .description('Strata: an S3 bucket as an indexed, mountable filesystem')

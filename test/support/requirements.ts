@@ -12,9 +12,11 @@ export type Requirement = 'fuse' | 'redis-server';
 
 const hints: Record<Requirement, () => string | undefined> = {
   fuse: () => {
-    if (!existsSync('/dev/fuse')) return '/dev/fuse is absent (load the fuse module or run the container with --device /dev/fuse)';
+    if (!existsSync('/dev/fuse'))
+      return '/dev/fuse is absent (load the fuse module or run the container with --device /dev/fuse)';
     if (!hasLib('libfuse.so.2')) return 'libfuse2 is not installed (apt-get install -y libfuse2)';
-    if (!onPath('fusermount') && !onPath('fusermount3')) return 'fusermount is not on PATH (apt-get install -y fuse3)';
+    if (!onPath('fusermount') && !onPath('fusermount3'))
+      return 'fusermount is not on PATH (apt-get install -y fuse3)';
     return undefined;
   },
   'redis-server': () =>
