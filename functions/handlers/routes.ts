@@ -11,6 +11,7 @@ export type LambdaName =
   | 'query'
   | 'uploads'
   | 'admin'
+  | 'reconcileApi'
   | 'peers'
   | 'indexer'
   | 'reconcilePlanner'
@@ -48,7 +49,13 @@ export const lambdas: Record<LambdaName, LambdaSpec> = {
   },
   admin: {
     entry: 'functions/handlers/admin.ts',
-    description: 'tokens and on-demand reconcile',
+    description: 'token management',
+    timeoutSeconds: 30,
+    memoryMb: 512,
+  },
+  reconcileApi: {
+    entry: 'functions/handlers/reconcile-api.ts',
+    description: 'on-demand reconcile runs and their status',
     timeoutSeconds: 30,
     memoryMb: 512,
   },
@@ -115,8 +122,8 @@ export const httpRoutes: HttpRoute[] = [
   { routeKey: 'POST /v1/tokens', lambda: 'admin' },
   { routeKey: 'GET /v1/tokens', lambda: 'admin' },
   { routeKey: 'DELETE /v1/tokens/{id}', lambda: 'admin' },
-  { routeKey: 'POST /v1/reconcile', lambda: 'admin' },
-  { routeKey: 'GET /v1/reconcile/{id}', lambda: 'admin' },
+  { routeKey: 'POST /v1/reconcile', lambda: 'reconcileApi' },
+  { routeKey: 'GET /v1/reconcile/{id}', lambda: 'reconcileApi' },
   { routeKey: 'POST /v1/peers/heartbeat', lambda: 'peers' },
   { routeKey: 'GET /v1/peers', lambda: 'peers' },
 ];
