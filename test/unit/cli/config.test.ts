@@ -1,0 +1,54 @@
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, findDevJson, loadConfig } from '../../../mount-client/cli/config.ts';
+
+function project(): { root: string; nested: string } {
+  const root = mkdtempSync(join(tmpdir(), 'strata-cfg-'));
+  mkdirSync(join(root, '.strata'));
+  writeFileSync(
+    join(root, '.strata', 'dev.json'),
+    JSON.stringify({
+      apiUrl: 'http://127.0.0.1:1/',
+      token: 'dev-token',
+      bucket: 'b',
+      dataPrefix: 'data/',
+      region: 'r',
+    }),
+  );
+  const nested = join(root, 'a', 'b');
+  mkdirSync(nested, { recursive: true });
+  return { root, nested };
+}
+
+describe('CLI config precedence: flags > env > .strata/dev.json > error', () => {
+  it('finds the nearest dev.json from a nested directory', () => {
+    const { root, nested } = project();
+    expect(findDevJson(nested)).toBe(join(root, '.strata', 'dev.json'));
+  });
+
+  it('uses dev.json when nothing else is given', () => {
+    const { nested } = project();
+    const c = loadConfig({}, {}, nested);
+    expect(c.apiUrl).toBe('http://127.0.0.1:1');
+    expect(c.token).toBe('dev-token');
+  });
+
+  it('env beats dev.json and flags beat env', () => {
+    const { nested } = project();
+    const env = { STRATA_API_URL: 'http://env', STRATA_TOKEN: 'env-token' };
+    expect(loadConfig({}, env, nested)).toMatchObject({ apiUrl: 'http://env', token: 'env-token' });
+    expect(loadConfig({ apiUrl: 'http://flag', token: 'flag-token' }, env, nested)).toMatchObject({
+      apiUrl: 'http://flag',
+      token: 'flag-token',
+      source: { apiUrl: 'flag', token: 'flag' },
+    });
+  });
+
+  it('names what is missing and how to provide it', () => {
+    const empty = mkdtempSync(join(tmpdir(), 'strata-cfg-empty-'));
+    expect(() => loadConfig({}, {}, empty)).toThrow(ConfigError);
+    expect(() => loadConfig({}, {}, empty)).toThrow(/STRATA_API_URL.*STRATA_TOKEN.*npm start/);
+  });
+});
