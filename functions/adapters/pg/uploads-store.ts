@@ -1,0 +1,380 @@
+/**
+ * PostgreSQL store of upload sessions and per-prefix quotas (migration 0020_uploads.sql).
+ *
+ * Quota accounting: presign reserves the declared size in every quota whose prefix covers the path
+ * (checked against limit − reserved − used); the indexer's batch transaction calls settleUploads,
+ * which moves the reservation to `used`; abort and expiry release it. Lock order is always session
+ * rows (by id) before quota rows (by prefix), so concurrent presigns, settlements and releases
+ * cannot deadlock.
+ */
+import { QuotaExceededError } from '../../core/errors.ts';
+import { keyForPath, normalizePath } from '../../core/paths.ts';
+import { type Pool, type Queryable, withTransaction } from './pool.ts';
+
+type Db = Queryable;
+
+export type UploadState = 'pending' | 'completed' | 'aborted' | 'expired';
+
+export interface SessionRow {
+  id: string;
+  path: string;
+  key: string;
+  size: number;
+  sha256: string | null;
+  contentType: string;
+  date: string | null;
+  metadata: Record<string, string> | null;
+  mode: 'single' | 'multipart';
+  s3UploadId: string | null;
+  partSize: number | null;
+  partCount: number | null;
+  state: UploadState;
+  tokenId: string | null;
+  idempotencyKey: string | null;
+  bodyHash: string | null;
+  quotaPrefixes: string[];
+  reservedBytes: number;
+  createdAt: Date;
+  expiresAt: Date;
+  completedAt: Date | null;
+}
+
+export type NewSession = Omit<
+  SessionRow,
+  'state' | 'quotaPrefixes' | 'reservedBytes' | 'createdAt' | 'completedAt'
+>;
+
+const COLUMNS = `id, path, key, size::float8 AS size, sha256, content_type, to_char(date, 'YYYY-MM-DD') AS date,
+  metadata, mode, s3_upload_id, part_size::float8 AS part_size, part_count, state, token_id, idempotency_key,
+  body_hash, quota_prefixes, reserved_bytes::float8 AS reserved_bytes, created_at, expires_at, completed_at`;
+
+// biome-ignore lint/suspicious/noExplicitAny: pg rows are untyped
+function toRow(r: any): SessionRow {
+  return {
+    id: r.id,
+    path: r.path,
+    key: r.key,
+    size: r.size,
+    sha256: r.sha256,
+    contentType: r.content_type,
+    date: r.date,
+    metadata: r.metadata,
+    mode: r.mode,
+    s3UploadId: r.s3_upload_id,
+    partSize: r.part_size,
+    partCount: r.part_count,
+    state: r.state,
+    tokenId: r.token_id,
+    idempotencyKey: r.idempotency_key,
+    bodyHash: r.body_hash,
+    quotaPrefixes: r.quota_prefixes,
+    reservedBytes: r.reserved_bytes,
+    createdAt: r.created_at,
+    expiresAt: r.expires_at,
+    completedAt: r.completed_at,
+  };
+}
+
+export async function getSession(db: Db, id: string): Promise<SessionRow | undefined> {
+  const { rows } = await db.query(`SELECT ${COLUMNS} FROM upload_sessions WHERE id = $1`, [id]);
+  return rows[0] ? toRow(rows[0]) : undefined;
+}
+
+export async function findByIdempotencyKey(
+  db: Db,
+  tokenId: string,
+  idempotencyKey: string,
+): Promise<SessionRow | undefined> {
+  const { rows } = await db.query(
+    `SELECT ${COLUMNS} FROM upload_sessions WHERE token_id = $1 AND idempotency_key = $2`,
+    [tokenId, idempotencyKey],
+  );
+  return rows[0] ? toRow(rows[0]) : undefined;
+}
+
+export type OpenResult = { created: SessionRow } | { existing: SessionRow };
+
+/**
+ * Reserves quota and inserts a pending session in one transaction. When another request with the
+ * same (token, Idempotency-Key) won a race, returns it as `existing` and reserves nothing.
+ * Throws QuotaExceededError (→ 413) carrying the smallest remaining byte count of the covering quotas.
+ */
+export async function openSession(pool: Pool, s: NewSession): Promise<OpenResult> {
+  return withTransaction(pool, async (c) => {
+    const { rows: quotas } = await c.query<{ prefix: string; remaining: string }>(
+      `SELECT prefix, (limit_bytes - reserved_bytes - used_bytes)::text AS remaining FROM upload_quotas
+        WHERE starts_with($1, key_prefix) ORDER BY prefix FOR UPDATE`,
+      [s.key],
+    );
+    for (const q of quotas) {
+      const remaining = Number(q.remaining);
+      if (remaining < s.size) {
+        throw new QuotaExceededError(
+          `quota of ${q.prefix} exceeded: ${s.size} bytes requested, ${Math.max(0, remaining)} remaining; delete files or ask an admin to raise the quota`,
+          Math.max(0, remaining),
+        );
+      }
+    }
+    const prefixes = quotas.map((q) => q.prefix);
+    const { rows } = await c.query(
+      `INSERT INTO upload_sessions (id, path, key, size, sha256, content_type, date, metadata, mode, s3_upload_id,
+         part_size, part_count, token_id, idempotency_key, body_hash, quota_prefixes, reserved_bytes, expires_at)
+       VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$4,$17)
+       ON CONFLICT (token_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+       RETURNING ${COLUMNS}`,
+      [
+        s.id,
+        s.path,
+        s.key,
+        s.size,
+        s.sha256,
+        s.contentType,
+        s.date,
+        s.metadata ? JSON.stringify(s.metadata) : null,
+        s.mode,
+        s.s3UploadId,
+        s.partSize,
+        s.partCount,
+        s.tokenId,
+        s.idempotencyKey,
+        s.bodyHash,
+        prefixes,
+        s.expiresAt,
+      ],
+    );
+    if (!rows[0]) {
+      const existing = await findByIdempotencyKey(c, s.tokenId ?? '', s.idempotencyKey ?? '');
+      if (!existing) throw new Error('idempotency conflict without an existing session (retry the request)');
+      // Undo this transaction's reservations: the winner already holds its own.
+      await c.query('ROLLBACK');
+      await c.query('BEGIN');
+      return { existing };
+    }
+    if (prefixes.length > 0) {
+      await c.query(
+        `UPDATE upload_quotas SET reserved_bytes = reserved_bytes + $2, updated_at = now() WHERE prefix = ANY($1)`,
+        [prefixes, s.size],
+      );
+    }
+    return { created: toRow(rows[0]) };
+  });
+}
+
+/** Marks a pending session completed (S3 confirmed the object); the reservation waits for settlement. */
+export async function markCompleted(db: Db, id: string): Promise<boolean> {
+  const { rowCount } = await db.query(
+    `UPDATE upload_sessions SET state = 'completed', completed_at = now() WHERE id = $1 AND state = 'pending'`,
+    [id],
+  );
+  return (rowCount ?? 0) > 0;
+}
+
+/**
+ * Moves a pending session to `aborted` or `expired` and returns its reservation to the quotas.
+ * Returns false when the session was no longer pending (completed, or released by someone else).
+ */
+export async function releaseSession(pool: Pool, id: string, state: 'aborted' | 'expired'): Promise<boolean> {
+  return withTransaction(pool, async (c) => {
+    const { rows } = await c.query<{ quota_prefixes: string[]; reserved: string }>(
+      `SELECT quota_prefixes, reserved_bytes::text AS reserved FROM upload_sessions
+        WHERE id = $1 AND state = 'pending' FOR UPDATE`,
+      [id],
+    );
+    const row = rows[0];
+    if (!row) return false;
+    await c.query(
+      `UPDATE upload_sessions SET state = $2, reserved_bytes = 0, settled_at = now() WHERE id = $1`,
+      [id, state],
+    );
+    await releaseReservations(c, new Map(row.quota_prefixes.map((p) => [p, Number(row.reserved)])));
+    return true;
+  });
+}
+
+async function releaseReservations(c: Db, byPrefix: Map<string, number>): Promise<void> {
+  if (byPrefix.size === 0) return;
+  const prefixes = [...byPrefix.keys()].sort();
+  await c.query('SELECT 1 FROM upload_quotas WHERE prefix = ANY($1) ORDER BY prefix FOR UPDATE', [prefixes]);
+  await c.query(
+    `UPDATE upload_quotas q SET reserved_bytes = GREATEST(0, q.reserved_bytes - d.bytes), updated_at = now()
+       FROM unnest($1::text[], $2::bigint[]) AS d(prefix, bytes) WHERE q.prefix = d.prefix`,
+    [prefixes, prefixes.map((p) => byPrefix.get(p))],
+  );
+}
+
+/** Pending sessions whose URLs have expired, oldest first (for the cleanup job). */
+export async function listExpired(db: Db, now: Date, limit: number): Promise<SessionRow[]> {
+  const { rows } = await db.query(
+    `SELECT ${COLUMNS} FROM upload_sessions WHERE state = 'pending' AND expires_at < $1
+      ORDER BY expires_at LIMIT $2`,
+    [now, limit],
+  );
+  return rows.map(toRow);
+}
+
+/**
+ * Releases reservations of sessions completed long ago that the indexer never settled (an event
+ * lost on the way; the reconciler re-indexes the object without a session). Returns the count.
+ */
+export async function releaseUnsettled(pool: Pool, completedBefore: Date): Promise<number> {
+  return withTransaction(pool, async (c) => {
+    const { rows } = await c.query<{ quota_prefixes: string[]; reserved: string }>(
+      `SELECT quota_prefixes, reserved_bytes::text AS reserved FROM upload_sessions
+        WHERE state = 'completed' AND reserved_bytes > 0 AND completed_at < $1 ORDER BY id FOR UPDATE SKIP LOCKED`,
+      [completedBefore],
+    );
+    const byPrefix = new Map<string, number>();
+    for (const r of rows)
+      for (const p of r.quota_prefixes) byPrefix.set(p, (byPrefix.get(p) ?? 0) + Number(r.reserved));
+    await c.query(
+      `UPDATE upload_sessions SET reserved_bytes = 0, settled_at = now()
+        WHERE state = 'completed' AND reserved_bytes > 0 AND completed_at < $1`,
+      [completedBefore],
+    );
+    await releaseReservations(c, byPrefix);
+    return rows.length;
+  });
+}
+
+export interface SettledUpload {
+  key: string;
+  size: number;
+  etag: string;
+  /** The session the object was uploaded through, when there was one, with what it declared. */
+  session?: {
+    id: string;
+    sha256?: string;
+    contentType: string;
+    date?: string;
+    metadata?: Record<string, string>;
+  };
+}
+
+/**
+ * Settles objects the indexer has just recorded, inside the indexer's batch transaction (pass the
+ * transaction's client). For each object the oldest open session of the same key and size is marked
+ * completed and its reservation leaves `reserved`; every quota covering the key gains `size` bytes of
+ * `used`, with or without a session (objects written out of band count too). Returns what each
+ * session declared (sha256, content type, date, metadata) so the index can record it.
+ *
+ * Overwrites count their full size: `used` is bytes ingested, not bytes currently stored (see
+ * settleDeletes for the other direction).
+ */
+export async function settleUploads(
+  client: Db,
+  completed: Array<{ key: string; size: number; etag: string }>,
+): Promise<SettledUpload[]> {
+  if (completed.length === 0) return [];
+  const keys = [...new Set(completed.map((c) => c.key))];
+  const { rows } = await client.query(
+    `SELECT ${COLUMNS} FROM upload_sessions
+      WHERE key = ANY($1) AND (reserved_bytes > 0 OR state = 'pending') ORDER BY id FOR UPDATE`,
+    [keys],
+  );
+  const open = rows.map(toRow).sort((a, b) => a.createdAt.getTime() - b.createdAt.getTime());
+  const taken = new Set<string>();
+  const releases = new Map<string, number>();
+  const out: SettledUpload[] = [];
+  for (const obj of completed) {
+    const s = open.find((r) => !taken.has(r.id) && r.key === obj.key && r.size === obj.size);
+    const settled: SettledUpload = { key: obj.key, size: obj.size, etag: obj.etag };
+    if (s) {
+      taken.add(s.id);
+      for (const p of s.quotaPrefixes) releases.set(p, (releases.get(p) ?? 0) + s.reservedBytes);
+      settled.session = {
+        id: s.id,
+        contentType: s.contentType,
+        ...(s.sha256 ? { sha256: s.sha256 } : {}),
+        ...(s.date ? { date: s.date } : {}),
+        ...(s.metadata ? { metadata: s.metadata } : {}),
+      };
+    }
+    out.push(settled);
+  }
+  if (taken.size > 0) {
+    await client.query(
+      `UPDATE upload_sessions SET state = CASE WHEN state = 'pending' THEN 'completed' ELSE state END,
+         completed_at = COALESCE(completed_at, now()), reserved_bytes = 0, settled_at = now()
+       WHERE id = ANY($1)`,
+      [[...taken]],
+    );
+  }
+  // One ordered lock over every quota row touched, then the two updates.
+  await client.query(
+    `SELECT 1 FROM upload_quotas q WHERE q.prefix = ANY($1)
+        OR EXISTS (SELECT 1 FROM unnest($2::text[]) k WHERE starts_with(k, q.key_prefix))
+      ORDER BY q.prefix FOR UPDATE`,
+    [[...releases.keys()], keys],
+  );
+  await releaseReservations(client, releases);
+  await client.query(
+    `UPDATE upload_quotas q SET used_bytes = q.used_bytes + x.bytes, updated_at = now()
+       FROM (SELECT q2.prefix, sum(i.size)::bigint AS bytes
+               FROM unnest($1::text[], $2::bigint[]) AS i(key, size)
+               JOIN upload_quotas q2 ON starts_with(i.key, q2.key_prefix)
+              GROUP BY q2.prefix) x
+      WHERE q.prefix = x.prefix`,
+    [completed.map((c) => c.key), completed.map((c) => c.size)],
+  );
+  return out;
+}
+
+/** Gives deleted objects' bytes back to the quotas covering them (the indexer may call it on deletes). */
+export async function settleDeletes(
+  client: Db,
+  deleted: Array<{ key: string; size: number }>,
+): Promise<void> {
+  if (deleted.length === 0) return;
+  await client.query(
+    `SELECT 1 FROM upload_quotas q WHERE EXISTS (SELECT 1 FROM unnest($1::text[]) k WHERE starts_with(k, q.key_prefix))
+      ORDER BY q.prefix FOR UPDATE`,
+    [deleted.map((d) => d.key)],
+  );
+  await client.query(
+    `UPDATE upload_quotas q SET used_bytes = GREATEST(0, q.used_bytes - x.bytes), updated_at = now()
+       FROM (SELECT q2.prefix, sum(i.size)::bigint AS bytes
+               FROM unnest($1::text[], $2::bigint[]) AS i(key, size)
+               JOIN upload_quotas q2 ON starts_with(i.key, q2.key_prefix)
+              GROUP BY q2.prefix) x
+      WHERE q.prefix = x.prefix`,
+    [deleted.map((d) => d.key), deleted.map((d) => d.size)],
+  );
+}
+
+export interface Quota {
+  prefix: string;
+  limitBytes: number;
+  reservedBytes: number;
+  usedBytes: number;
+}
+
+/** Creates or changes the quota of a directory prefix (admin operation; `used` is kept). */
+export async function setQuota(
+  db: Db,
+  dataPrefix: string,
+  prefix: string,
+  limitBytes: number,
+): Promise<Quota> {
+  const dir = normalizePath(prefix, { directory: true, dataPrefix });
+  // The key prefix ends with "/" so /team does not cover /team-b.
+  const keyPrefix =
+    dir === '/' ? keyForPath(dataPrefix, '/x').slice(0, -1) : `${keyForPath(dataPrefix, dir)}/`;
+  const { rows } = await db.query(
+    `INSERT INTO upload_quotas (prefix, key_prefix, limit_bytes) VALUES ($1, $2, $3)
+     ON CONFLICT (prefix) DO UPDATE SET limit_bytes = EXCLUDED.limit_bytes, updated_at = now()
+     RETURNING prefix, limit_bytes::float8 AS l, reserved_bytes::float8 AS r, used_bytes::float8 AS u`,
+    [dir, keyPrefix, limitBytes],
+  );
+  const r = rows[0];
+  return { prefix: r.prefix, limitBytes: r.l, reservedBytes: r.r, usedBytes: r.u };
+}
+
+export async function getQuota(db: Db, prefix: string): Promise<Quota | undefined> {
+  const { rows } = await db.query(
+    `SELECT prefix, limit_bytes::float8 AS l, reserved_bytes::float8 AS r, used_bytes::float8 AS u
+       FROM upload_quotas WHERE prefix = $1`,
+    [prefix],
+  );
+  const r = rows[0];
+  return r ? { prefix: r.prefix, limitBytes: r.l, reservedBytes: r.r, usedBytes: r.u } : undefined;
+}
