@@ -1,0 +1,149 @@
+/**
+ * One segment of a shard: what a reconcile worker does with one queue message.
+ *
+ * Page by page: list up to `pageSize` keys, read the index rows covering exactly the same key span
+ * (after the previous page's last key, up to this page's last key — or to the shard's end on the
+ * last page), merge-join them, decide heals, apply them in one transaction. Memory is one page plus
+ * one index batch, whatever the shard holds.
+ *
+ * Between pages the worker checks its time budget; when too little is left it sends the next
+ * segment (same shard, `after` = last reconciled key, the S3 continuation token) and stops. The
+ * next segment is enqueued *before* this one is recorded as done: a crash in between redelivers
+ * this segment (heals are idempotent, counts are recorded once per segment) instead of losing
+ * the rest of the shard.
+ */
+import { pathForKey } from '../paths.ts';
+import { mergeJoin } from './diff.ts';
+import { decideHeal, tally } from './heal.ts';
+import { compareKeys, startAfterFor } from './key-order.ts';
+import type { Heal, ReconcileIndex, ReconcileListing, RunLedger, Sample, ShardQueue } from './ports.ts';
+import { inRange } from './shards.ts';
+import { emptyCounts, type ListedObject, type ReconcileCounts, type ShardMessage } from './types.ts';
+
+export interface SegmentOptions {
+  dataPrefix: string;
+  /** Keys per ListObjectsV2 page (S3 caps it at 1000; tests use a handful to exercise paging). */
+  pageSize: number;
+  /** Milliseconds the invocation has left (Lambda context.getRemainingTimeInMillis). */
+  remainingMs: () => number;
+  /** Stop and re-enqueue when less than this is left: room for one more page and its heals. */
+  reserveMs: number;
+  /** Samples of changes kept per segment for the run report. */
+  maxSamples?: number;
+}
+
+export interface SegmentDeps {
+  listing: ReconcileListing;
+  index: ReconcileIndex;
+  ledger: RunLedger;
+  queue: ShardQueue;
+}
+
+export interface SegmentResult {
+  /** The segment had already been processed (a redelivery): nothing was done. */
+  duplicate: boolean;
+  counts: ReconcileCounts;
+  pages: number;
+  /** The message sent to continue this shard, when the budget ran out. */
+  next?: ShardMessage;
+}
+
+export async function runSegment(
+  message: ShardMessage,
+  deps: SegmentDeps,
+  options: SegmentOptions,
+): Promise<SegmentResult> {
+  const counts = emptyCounts();
+  if (await deps.ledger.segmentDone(message)) return { duplicate: true, counts, pages: 0 };
+  const { range, runId, dryRun } = message;
+  const maxSamples = options.maxSamples ?? 20;
+  const samples: Sample[] = [];
+  // Listing start on the database clock, minus grace: rows changed later are left alone.
+  const listingStart = await deps.index.now();
+  const cutoff = new Date(listingStart.getTime() - message.graceSeconds * 1000);
+
+  let after = message.after;
+  let token = message.continuationToken;
+  let pages = 0;
+  for (;;) {
+    const page = await deps.listing.listPage({
+      prefix: range.prefix,
+      ...(token ? { continuationToken: token } : {}),
+      ...(!token && (after ?? startAfterFor(range.from ?? '')) !== undefined
+        ? { startAfter: (after ?? startAfterFor(range.from ?? '')) as string }
+        : {}),
+      maxKeys: options.pageSize,
+    });
+    pages++;
+    const listed: ListedObject[] = [];
+    let pastEnd = false;
+    for (const o of page.objects) {
+      if (after !== undefined && compareKeys(o.key, after) <= 0) continue;
+      if (!inRange(range, o.key)) {
+        if (range.to !== undefined && compareKeys(o.key, range.to) >= 0) pastEnd = true;
+        continue;
+      }
+      counts.scanned++;
+      if (pathForKey(options.dataPrefix, o.key) === undefined) {
+        counts.ignored++;
+        continue;
+      }
+      listed.push(o);
+    }
+    const more = page.nextContinuationToken !== undefined && !pastEnd;
+    const lastKey = page.objects[page.objects.length - 1]?.key;
+    // The span this page settles: (after, lastKey] while more pages follow, (after, shard end] on
+    // the last one. An empty non-final page settles nothing.
+    const upTo = more ? lastKey : undefined;
+    if (!more || lastKey !== undefined) {
+      const heals: Heal[] = [];
+      const healCount = new Map<string, keyof ReconcileCounts>();
+      for await (const item of mergeJoin(listed, deps.index.read(range, after, upTo))) {
+        const action = decideHeal(item, cutoff);
+        if (action.do === 'refresh' && !dryRun) {
+          const fresh = await deps.listing.head(action.key);
+          if (!fresh) {
+            // Deleted between the listing and now: its delete event is in flight; leave it to that.
+            counts.skippedRecent++;
+            continue;
+          }
+          heals.push({ op: 'put', key: action.key, object: fresh });
+        } else if (action.do === 'put' && !dryRun) {
+          heals.push({ op: 'put', key: action.key, object: action.object });
+        } else if (action.do === 'mark-missing' && !dryRun) {
+          heals.push({ op: 'mark-missing', key: action.key });
+        } else if (action.do === 'mark-deleted' && !dryRun) {
+          heals.push({ op: 'mark-deleted', key: action.key });
+        }
+        tally(counts, action);
+        if (action.do !== 'none') {
+          healCount.set(action.key, action.count);
+          if (samples.length < maxSamples) samples.push({ kind: action.count, key: action.key });
+        }
+      }
+      if (heals.length > 0) {
+        const { skipped } = await deps.index.apply(heals, { runId, cutoff });
+        // Rows that changed between our read and the write were left alone by the store.
+        for (const key of skipped) {
+          const kind = healCount.get(key);
+          if (kind) counts[kind]--;
+          counts.skippedRecent++;
+        }
+      }
+      if (upTo !== undefined) after = upTo;
+    }
+    token = page.nextContinuationToken;
+    if (!more) {
+      await deps.ledger.completeSegment(message, { counts, samples, final: true });
+      return { duplicate: false, counts, pages };
+    }
+    if (options.remainingMs() < options.reserveMs) {
+      const next: ShardMessage = { ...message, segment: message.segment + 1 };
+      if (after !== undefined) next.after = after;
+      if (token !== undefined) next.continuationToken = token;
+      await deps.queue.send([next]);
+      await deps.ledger.completeSegment(message, { counts, samples, final: false });
+      return { duplicate: false, counts, pages, next };
+    }
+  }
+}
