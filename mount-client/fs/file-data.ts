@@ -1,0 +1,16 @@
+/**
+ * The port the filesystem reads bytes through. The real implementation is the data path
+ * (object-client/data-path.ts: block cache, prefetch, ranged S3 GETs pinned to the version);
+ * memory-file-data.ts is the in-memory one for unit tests and the FUSE ceiling bench.
+ */
+import type { ObjectVersion } from '../block-cache/types.ts';
+
+export interface FileReader {
+  /** Up to `length` bytes at `offset` (fewer only at end of file). Throws typed errors. */
+  read(offset: number, length: number): Promise<Buffer>;
+  close(): void | Promise<void>;
+}
+
+export interface FileData {
+  open(version: ObjectVersion): FileReader;
+}

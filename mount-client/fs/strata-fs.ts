@@ -1,0 +1,257 @@
+/**
+ * The read-only Strata filesystem, in plain TypeScript with no FUSE in sight (style.md principle
+ * 1): paths in, attributes / names / bytes out, typed errors on failure. fuse/binding.ts adapts it
+ * to fuse-native and is the only place those errors become errno values.
+ *
+ * - The tree is the index: getattr and readdir come from the metadata cache (metadata/), which
+ *   pages /v1/list and follows /v1/changes; no S3 LIST anywhere.
+ * - `/.by-date/` is a hidden view (not listed in `/`, reachable by name) — see by-date-view.ts.
+ * - open() pins a handle to one object version; every read of that handle goes through the data
+ *   path with that version, so an overwrite while open yields the old bytes or ESTALE, never a mix.
+ * - Every modifying operation throws ReadOnlyError (EROFS).
+ */
+import { ValidationError } from '../../functions/core/errors.ts';
+import type { ObjectVersion } from '../block-cache/types.ts';
+import type { MetadataCache } from '../metadata/metadata-cache.ts';
+import type { Node } from '../metadata/node.ts';
+import { ByDateView } from './by-date-view.ts';
+import {
+  BadHandleError,
+  IsADirectoryError,
+  NoSuchAttributeError,
+  NotADirectoryError,
+  ReadOnlyError,
+} from './errors.ts';
+import type { FileData, FileReader } from './file-data.ts';
+
+export interface Attr {
+  mode: number;
+  uid: number;
+  gid: number;
+  size: number;
+  nlink: number;
+  blocks: number;
+  blksize: number;
+  atime: Date;
+  mtime: Date;
+  ctime: Date;
+}
+
+export interface StatFs {
+  bsize: number;
+  frsize: number;
+  blocks: number;
+  bfree: number;
+  bavail: number;
+  files: number;
+  ffree: number;
+  favail: number;
+  fsid: number;
+  flag: number;
+  namemax: number;
+}
+
+export interface StrataFsOptions {
+  meta: MetadataCache;
+  byDate: ByDateView;
+  data: FileData;
+  /** Owner reported for every inode: the mounting user unless overridden. */
+  uid: number;
+  gid: number;
+  /** Ask the API for presigned GET URLs at open (on-prem nodes without AWS credentials). */
+  presign?: boolean;
+  /** Reported as st_blksize: tools size their read buffers from it. */
+  ioSize?: number;
+}
+
+export const XATTR_ETAG = 'user.strata.etag';
+export const XATTR_SHA256 = 'user.strata.sha256';
+
+// 0444 files and 0555 directories: everyone may read; nobody may write (the mount is read-only).
+const FILE_MODE = 0o100444;
+const DIR_MODE = 0o040555;
+// open(2) flags that ask for write access or modification.
+const O_ACCMODE = 0o3;
+const O_TRUNC = 0o1000;
+const O_APPEND = 0o2000;
+const O_CREAT = 0o100;
+
+interface Handle {
+  path: string;
+  node: Node;
+  reader: FileReader;
+}
+
+export class StrataFs {
+  private readonly handles = new Map<number, Handle>();
+  private nextHandle = 1;
+  private readonly ioSize: number;
+
+  constructor(private readonly o: StrataFsOptions) {
+    this.ioSize = o.ioSize ?? 128 * 1024;
+  }
+
+  get openHandles(): number {
+    return this.handles.size;
+  }
+
+  async getattr(path: string): Promise<Attr> {
+    return this.attr(await this.node(canonical(path)));
+  }
+
+  async readdir(path: string): Promise<{ names: string[]; attrs: Attr[] }> {
+    const p = canonical(path);
+    const node = await this.node(p);
+    if (node.type !== 'dir') throw new NotADirectoryError(p);
+    const children = ByDateView.owns(p) ? await this.o.byDate.readdir(p) : await this.o.meta.readdir(p);
+    const names: string[] = [];
+    const attrs: Attr[] = [];
+    for (const child of children) {
+      names.push(child.path.slice(child.path.lastIndexOf('/') + 1));
+      attrs.push(this.attr(child));
+    }
+    return { names, attrs };
+  }
+
+  async open(path: string, flags: number): Promise<number> {
+    const p = canonical(path);
+    if ((flags & O_ACCMODE) !== 0 || flags & (O_TRUNC | O_APPEND | O_CREAT))
+      throw new ReadOnlyError('open', p);
+    const listed = await this.node(p);
+    if (listed.type === 'dir') throw new IsADirectoryError(p);
+    const version = await this.version(listed);
+    const node = { ...listed, size: version.size };
+    const handle = this.nextHandle++;
+    this.handles.set(handle, { path: p, node, reader: this.o.data.open(version) });
+    return handle;
+  }
+
+  /** Up to `length` bytes at `offset` of an open handle; empty at or past end of file. */
+  async read(handle: number, offset: number, length: number): Promise<Buffer> {
+    const h = this.handles.get(handle);
+    if (!h) throw new BadHandleError(handle);
+    if (offset >= h.node.size || length <= 0) return Buffer.alloc(0);
+    return h.reader.read(offset, Math.min(length, h.node.size - offset));
+  }
+
+  /** The size a handle was opened at (fgetattr must not change under an open file). */
+  async fgetattr(handle: number): Promise<Attr> {
+    const h = this.handles.get(handle);
+    if (!h) throw new BadHandleError(handle);
+    return this.attr(h.node);
+  }
+
+  async release(handle: number): Promise<void> {
+    const h = this.handles.get(handle);
+    if (!h) return;
+    this.handles.delete(handle);
+    await h.reader.close();
+  }
+
+  async getxattr(path: string, name: string): Promise<Buffer> {
+    const p = canonical(path);
+    const node = await this.node(p);
+    const value = name === XATTR_ETAG ? node.etag : name === XATTR_SHA256 ? node.sha256 : undefined;
+    if (value === undefined) throw new NoSuchAttributeError(p, name);
+    return Buffer.from(value, 'utf8');
+  }
+
+  async listxattr(path: string): Promise<string[]> {
+    const node = await this.node(canonical(path));
+    const names: string[] = [];
+    if (node.etag) names.push(XATTR_ETAG);
+    if (node.sha256) names.push(XATTR_SHA256);
+    return names;
+  }
+
+  statfs(): StatFs {
+    // Capacity is unknowable for a bucket; report a large, empty-looking read-only volume so df
+    // and tools that check free space before reading keep working.
+    const blocks = 2 ** 40 / 4096;
+    return {
+      bsize: this.ioSize,
+      frsize: 4096,
+      blocks,
+      bfree: 0,
+      bavail: 0,
+      files: 2 ** 32,
+      ffree: 0,
+      favail: 0,
+      fsid: 0x5354524154,
+      flag: 1, // ST_RDONLY
+      namemax: 255,
+    };
+  }
+
+  /** Every modifying operation (write, create, mkdir, unlink, rename, truncate, chmod, …). */
+  refuse(op: string, path: string): never {
+    throw new ReadOnlyError(op, canonical(path));
+  }
+
+  async close(): Promise<void> {
+    const all = [...this.handles.keys()];
+    await Promise.all(all.map((h) => this.release(h)));
+  }
+
+  private node(path: string): Promise<Node> {
+    return ByDateView.owns(path) ? this.o.byDate.stat(path) : this.o.meta.stat(path);
+  }
+
+  /**
+   * The version to pin a handle to. A listed file whose location is known opens without an API
+   * call (the change poller keeps the listing within ~1 s of the index; a stale etag fails the
+   * pinned GET cleanly); presign mode and first opens resolve fresh.
+   */
+  private async version(node: Node): Promise<ObjectVersion> {
+    const real = node.target ?? node.path;
+    const located = this.o.presign || !node.etag ? undefined : this.o.meta.locate({ ...node, path: real });
+    if (located && node.etag) {
+      return {
+        bucket: located.bucket,
+        key: located.key,
+        size: node.size,
+        etag: node.etag,
+        ...(node.versionId ? { versionId: node.versionId } : {}),
+      };
+    }
+    const r = await this.o.meta.resolveFile(real, this.o.presign ?? false);
+    if (r.type !== 'file' || !r.bucket || !r.key || !r.etag) {
+      throw new ValidationError(`${real} did not resolve to a readable file (missing bucket, key or etag)`);
+    }
+    return {
+      bucket: r.bucket,
+      key: r.key,
+      size: r.size,
+      etag: r.etag,
+      ...(r.versionId ? { versionId: r.versionId } : {}),
+      ...(r.url ? { url: r.url } : {}),
+      ...(r.urlExpiresAt ? { urlExpiresAt: r.urlExpiresAt } : {}),
+    };
+  }
+
+  private attr(node: Node): Attr {
+    const dir = node.type === 'dir';
+    const t = new Date(node.mtimeMs);
+    return {
+      mode: dir ? DIR_MODE : FILE_MODE,
+      uid: this.o.uid,
+      gid: this.o.gid,
+      // Directories report the conventional 4096 and no blocks, so du(1) does not count a
+      // directory's rollup on top of its files.
+      size: dir ? 4096 : node.size,
+      // 1 for directories means "subdirectory count unknown": find(1) then never applies its
+      // leaf optimisation (nlink - 2 subdirectories), which would skip entries here.
+      nlink: 1,
+      blocks: dir ? 0 : Math.ceil(node.size / 512),
+      blksize: this.ioSize,
+      atime: t,
+      mtime: t,
+      ctime: t,
+    };
+  }
+}
+
+/** FUSE hands over the bytes the caller used; the index stores NFC. */
+function canonical(path: string): string {
+  return path.normalize('NFC');
+}

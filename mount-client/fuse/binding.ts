@@ -1,0 +1,212 @@
+/**
+ * The thin fuse-native binding: translate each FUSE callback into one StrataFs call, copy read
+ * bytes into the kernel's buffer before calling back (the buffer belongs to the native side and is
+ * never kept), and turn errors into errno through errno.ts — nothing else lives here.
+ *
+ * Mount options (design.md §4, measured on libfuse 2.9 via fuse-native 2.2.6):
+ * - `force` clears a stale mount left by a killed process; `autoUnmount` makes the kernel drop the
+ *   mount within ~1 s if this process dies without unmounting.
+ * - `autoCache`: the kernel keeps file pages across opens and drops them when size or mtime
+ *   changes at open, so re-reads run at page-cache speed while an overwritten file is refetched.
+ * - `ro` is passed through `fsname` because fuse-native forwards no other free-form -o options.
+ */
+import Fuse, { type Operations, type Stat } from 'fuse-native';
+import type { Attr, StrataFs } from '../fs/strata-fs.ts';
+import { isExpected, toErrno } from './errno.ts';
+
+/** Called once per FUSE op with its duration and errno (0 on success). */
+export type OpObserver = (op: string, seconds: number, errno: number) => void;
+
+export interface BindingOptions {
+  observe?: OpObserver;
+  /** Unexpected failures (EIO and friends) are reported here with their cause. */
+  onError?: (op: string, path: string, err: unknown) => void;
+}
+
+export function fuseOperations(fs: StrataFs, options: BindingOptions = {}): Operations {
+  const observe = options.observe ?? (() => {});
+  const onError = options.onError ?? (() => {});
+
+  /** Runs one op: time it, map failures to errno exactly once. */
+  function run<T>(
+    op: string,
+    path: string,
+    work: () => Promise<T> | T,
+    done: (err: number, value?: T) => void,
+  ) {
+    const start = process.hrtime.bigint();
+    const finish = (errno: number, value?: T) => {
+      observe(op, Number(process.hrtime.bigint() - start) / 1e9, errno);
+      done(errno, value);
+    };
+    let result: Promise<T>;
+    try {
+      result = Promise.resolve(work());
+    } catch (err) {
+      result = Promise.reject(err);
+    }
+    result.then(
+      (value) => finish(0, value),
+      (err) => {
+        if (!isExpected(err)) onError(op, path, err);
+        finish(toErrno(err));
+      },
+    );
+  }
+
+  const refuse =
+    (op: string) =>
+    (path: string, ...rest: unknown[]) => {
+      const cb = rest[rest.length - 1] as (err: number) => void;
+      run(
+        op,
+        path,
+        () => fs.refuse(op, path),
+        (err) => cb(err),
+      );
+    };
+
+  return {
+    init: (cb) => cb(0),
+    statfs: (path, cb) =>
+      run(
+        'statfs',
+        path,
+        () => fs.statfs(),
+        (err, v) => cb(err, v),
+      ),
+    getattr: (path, cb) =>
+      run(
+        'getattr',
+        path,
+        () => fs.getattr(path),
+        (err, a) => cb(err, a && stat(a)),
+      ),
+    fgetattr: (path, fd, cb) =>
+      run(
+        'fgetattr',
+        path,
+        () => fs.fgetattr(fd),
+        (err, a) => cb(err, a && stat(a)),
+      ),
+    readdir: (path, cb) =>
+      run(
+        'readdir',
+        path,
+        () => fs.readdir(path),
+        (err, r) => (err ? cb(err) : cb(0, r?.names ?? [], r?.attrs.map(stat) ?? [])),
+      ),
+    open: (path, flags, cb) =>
+      run(
+        'open',
+        path,
+        () => fs.open(path, flags),
+        (err, fh) => cb(err, fh),
+      ),
+    read: (path, fd, buf, len, pos, cb) =>
+      run(
+        'read',
+        path,
+        async () => {
+          const data = await fs.read(fd, pos, len);
+          return data.copy(buf, 0, 0, Math.min(len, data.length));
+        },
+        (err, n) => cb(err || (n ?? 0)),
+      ),
+    release: (path, fd, cb) =>
+      run(
+        'release',
+        path,
+        () => fs.release(fd),
+        (err) => cb(err),
+      ),
+    getxattr: (path, name, _position, cb) =>
+      run(
+        'getxattr',
+        path,
+        () => fs.getxattr(path, name),
+        (err, v) => cb(err, v ?? null),
+      ),
+    listxattr: (path, cb) =>
+      run(
+        'listxattr',
+        path,
+        () => fs.listxattr(path),
+        (err, v) => cb(err, v),
+      ),
+    write: (path, _fd, _buf, _len, _pos, cb) =>
+      run(
+        'write',
+        path,
+        () => fs.refuse('write', path),
+        (err) => cb(err),
+      ),
+    create: refuse('create'),
+    mkdir: refuse('mkdir'),
+    mknod: refuse('mknod'),
+    unlink: refuse('unlink'),
+    rmdir: refuse('rmdir'),
+    rename: refuse('rename'),
+    link: refuse('link'),
+    symlink: refuse('symlink'),
+    truncate: refuse('truncate'),
+    ftruncate: refuse('ftruncate'),
+    chmod: refuse('chmod'),
+    chown: refuse('chown'),
+    utimens: refuse('utimens'),
+    setxattr: refuse('setxattr'),
+    removexattr: refuse('removexattr'),
+  };
+}
+
+function stat(a: Attr): Stat {
+  return a;
+}
+
+export interface MountFuseOptions extends BindingOptions {
+  allowOther?: boolean;
+  /** Extra -o options (comma-separated), forwarded through fsname. */
+  extraOptions?: string[];
+  /** Seconds the kernel may trust attributes and names: 1 s matches the change-poll interval. */
+  attrTimeoutSeconds?: number;
+}
+
+export interface FuseMount {
+  readonly mountpoint: string;
+  unmount(): Promise<void>;
+}
+
+export async function mountFuse(
+  mountpoint: string,
+  fs: StrataFs,
+  options: MountFuseOptions = {},
+): Promise<FuseMount> {
+  const ops = fuseOperations(fs, options);
+  const ttl = options.attrTimeoutSeconds ?? 1;
+  const fuse = new Fuse(mountpoint, ops, {
+    force: true,
+    autoUnmount: true,
+    autoCache: true,
+    allowOther: options.allowOther ?? false,
+    fsname: ['strata', 'ro', ...(options.extraOptions ?? [])].join(','),
+    attrTimeout: ttl,
+    entryTimeout: ttl,
+    // A read waiting on S3 retries may outlast fuse-native's 15 s default; the data path has its
+    // own retry budget and answers EIO itself, so only guard against a wedged handler.
+    timeout: { default: 60_000, read: 120_000 },
+  });
+  await new Promise<void>((resolve, reject) => fuse.mount((err) => (err ? reject(err) : resolve())));
+  let unmounted = false;
+  return {
+    mountpoint: fuse.mnt,
+    unmount: () =>
+      new Promise<void>((resolve, reject) => {
+        if (unmounted) return resolve();
+        fuse.unmount((err) => {
+          if (err) return reject(err);
+          unmounted = true;
+          resolve();
+        });
+      }),
+  };
+}

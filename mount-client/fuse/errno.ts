@@ -1,0 +1,40 @@
+/**
+ * The one place where errors become errno values (design.md §4, style.md principle 3). Everything
+ * below the FUSE binding throws typed errors; the binding calls `toErrno` on whatever it caught.
+ *
+ * Rules: a remote precondition failure (the object changed under a pinned read) is ESTALE, so a
+ * reader sees a clean error instead of mixed bytes; not-found is ENOENT; bad input is EINVAL; the
+ * read-only mount answers EROFS; anything unexpected is EIO (and is logged by the binding).
+ */
+import Fuse from 'fuse-native';
+import { NotFoundError, PreconditionFailedError, ValidationError } from '../../functions/core/errors.ts';
+import {
+  BadHandleError,
+  IsADirectoryError,
+  NoSuchAttributeError,
+  NotADirectoryError,
+  ReadOnlyError,
+} from '../fs/errors.ts';
+
+export function toErrno(err: unknown): number {
+  if (err instanceof NotFoundError) return Fuse.ENOENT;
+  if (err instanceof PreconditionFailedError) return Fuse.ESTALE;
+  if (err instanceof ReadOnlyError) return Fuse.EROFS;
+  if (err instanceof NotADirectoryError) return Fuse.ENOTDIR;
+  if (err instanceof IsADirectoryError) return Fuse.EISDIR;
+  if (err instanceof NoSuchAttributeError) return Fuse.ENODATA;
+  if (err instanceof BadHandleError) return Fuse.EBADF;
+  if (err instanceof ValidationError) return Fuse.EINVAL;
+  return Fuse.EIO;
+}
+
+/** True for errors that are an ordinary answer (ENOENT …) rather than a fault worth logging. */
+export function isExpected(err: unknown): boolean {
+  return (
+    err instanceof NotFoundError ||
+    err instanceof ReadOnlyError ||
+    err instanceof NotADirectoryError ||
+    err instanceof IsADirectoryError ||
+    err instanceof NoSuchAttributeError
+  );
+}

@@ -1,0 +1,213 @@
+/**
+ * Metadata cache of the mount client (design.md §6).
+ *
+ * Two LRUs: `entries` maps a path to its Node or to a negative entry (the path is known not to
+ * exist), and `dirs` holds complete directory listings. A complete listing answers lookups of its
+ * children — present or absent — without an API call, so `ls -l` after `readdir` costs nothing
+ * and a miss on a name inside a listed directory is a free negative.
+ *
+ * Nothing expires by time. Entries stay until the change poller (change-poller.ts) reports a change
+ * under them or the LRU evicts them, so staleness is bounded by the poll interval (~1 s) instead
+ * of a guessed TTL. An `epoch` bumped by every invalidation keeps a lookup that was in flight
+ * during a change from storing its (possibly stale) answer.
+ */
+import { LRUCache } from 'lru-cache';
+import { NotFoundError } from '../../functions/core/errors.ts';
+import { ancestorsOf, baseName, joinPath, parentOf } from '../../functions/core/paths.ts';
+import type { IndexApi } from './index-api.ts';
+import { type Node, nodeFromEntry } from './node.ts';
+import { Singleflight } from './singleflight.ts';
+
+export interface MetadataCacheOptions {
+  /**
+   * Paths remembered individually (positive and negative). 200,000 nodes is roughly 60–80 MB of
+   * heap, enough for the working set of a busy compute node, small next to its page cache.
+   */
+  maxEntries?: number;
+  /**
+   * Total entries across cached directory listings. 1,000,000 covers a handful of very large
+   * directories (~300 MB worst case) — a listing is only useful when it is complete.
+   */
+  maxListedEntries?: number;
+  /** /v1/list page size: 1000 keeps each response well under API Gateway's limits. */
+  pageSize?: number;
+}
+
+const NEGATIVE = Symbol('negative');
+type Cached = Node | typeof NEGATIVE;
+
+interface Listing {
+  nodes: Node[];
+  byName: Map<string, Node>;
+}
+
+export interface MetadataStats {
+  entries: number;
+  listings: number;
+  apiResolves: number;
+  apiListPages: number;
+  invalidations: number;
+}
+
+export class MetadataCache {
+  private readonly entries: LRUCache<string, Cached>;
+  private readonly dirs: LRUCache<string, Listing>;
+  private readonly lookups = new Singleflight<Node>();
+  private readonly listings = new Singleflight<Listing>();
+  private readonly pageSize: number;
+  private epoch = 0;
+  private readonly counters = { apiResolves: 0, apiListPages: 0, invalidations: 0 };
+  /** Bucket and key prefix learned from the first resolve, so listed files can be opened directly. */
+  private location?: { bucket: string; keyPrefix: string };
+
+  constructor(
+    private readonly api: IndexApi,
+    options: MetadataCacheOptions = {},
+  ) {
+    this.entries = new LRUCache({ max: options.maxEntries ?? 200_000 });
+    this.dirs = new LRUCache({
+      maxSize: options.maxListedEntries ?? 1_000_000,
+      sizeCalculation: (l) => Math.max(1, l.nodes.length),
+    });
+    this.pageSize = options.pageSize ?? 1000;
+  }
+
+  /** The node at `path`; throws NotFoundError (cached as a negative entry) when there is none. */
+  async stat(path: string): Promise<Node> {
+    if (path === '/') return this.rootNode();
+    const cached = this.entries.get(path);
+    if (cached === NEGATIVE) throw new NotFoundError(`no such file or directory: ${path}`);
+    if (cached) return cached;
+    const listing = this.dirs.get(parentOf(path));
+    if (listing) {
+      const node = listing.byName.get(baseName(path));
+      if (node) return node;
+      throw new NotFoundError(`no such file or directory: ${path}`);
+    }
+    return this.lookups.do(path, () => this.lookup(path));
+  }
+
+  /** All children of a directory, paging through /v1/list once and caching the listing. */
+  async readdir(path: string): Promise<Node[]> {
+    const cached = this.dirs.get(path);
+    if (cached) return cached.nodes;
+    const listing = await this.listings.do(path, () => this.list(path));
+    return listing.nodes;
+  }
+
+  /**
+   * A fresh resolve for open(): files are opened at their current version, and the answer is
+   * cached like any other lookup. With `presign` the answer carries a GET URL.
+   */
+  async resolveFile(path: string, presign: boolean): Promise<Node & { url?: string; urlExpiresAt?: number }> {
+    const epoch = this.epoch;
+    this.counters.apiResolves++;
+    try {
+      const r = await this.api.resolve(path, { presign });
+      const node = nodeFromEntry(r, path);
+      this.learnLocation(path, r.bucket, r.key);
+      if (epoch === this.epoch) this.entries.set(path, node);
+      const expires = r.urlExpiresAt ? Date.parse(r.urlExpiresAt) : undefined;
+      return { ...node, ...(r.url ? { url: r.url } : {}), ...(expires ? { urlExpiresAt: expires } : {}) };
+    } catch (err) {
+      if (err instanceof NotFoundError && epoch === this.epoch) this.entries.set(path, NEGATIVE);
+      throw err;
+    }
+  }
+
+  /** Where a listed file's bytes live, derived from a previously learned bucket and prefix. */
+  locate(node: Node): { bucket: string; key: string } | undefined {
+    if (node.bucket && node.key) return { bucket: node.bucket, key: node.key };
+    if (!this.location) return undefined;
+    return { bucket: this.location.bucket, key: this.location.keyPrefix + node.path.slice(1) };
+  }
+
+  /** A path changed (put, delete or drift): forget it, its listing and every ancestor's. */
+  invalidate(path: string): void {
+    this.epoch++;
+    this.counters.invalidations++;
+    this.entries.delete(path);
+    this.dirs.delete(path);
+    for (const dir of ancestorsOf(path)) {
+      this.entries.delete(dir);
+      this.dirs.delete(dir);
+    }
+  }
+
+  /** Forget everything (the change feed could not be followed, e.g. after a long outage). */
+  clear(): void {
+    this.epoch++;
+    this.entries.clear();
+    this.dirs.clear();
+  }
+
+  stats(): MetadataStats {
+    return { entries: this.entries.size, listings: this.dirs.size, ...this.counters };
+  }
+
+  private rootNode(): Node {
+    return { path: '/', type: 'dir', size: 0, mtimeMs: 0 };
+  }
+
+  private async lookup(path: string): Promise<Node> {
+    const epoch = this.epoch;
+    try {
+      this.counters.apiResolves++;
+      const r = await this.api.resolve(path);
+      const node = nodeFromEntry(r, path);
+      if (node.type === 'file') this.learnLocation(path, r.bucket, r.key);
+      if (epoch === this.epoch) this.entries.set(path, node);
+      return node;
+    } catch (err) {
+      if (!(err instanceof NotFoundError)) throw err;
+      // Some resolvers answer for files only: a path with children is still a directory.
+      const dir = await this.probeDirectory(path);
+      if (epoch === this.epoch) this.entries.set(path, dir ?? NEGATIVE);
+      if (dir) return dir;
+      throw err;
+    }
+  }
+
+  private async probeDirectory(path: string): Promise<Node | undefined> {
+    try {
+      this.counters.apiListPages++;
+      const page = await this.api.list(path, undefined, 1);
+      if (page.entries.length === 0) return undefined;
+      return { path, type: 'dir', size: 0, mtimeMs: 0 };
+    } catch (err) {
+      if (err instanceof NotFoundError) return undefined;
+      throw err;
+    }
+  }
+
+  private async list(path: string): Promise<Listing> {
+    const epoch = this.epoch;
+    const nodes: Node[] = [];
+    const byName = new Map<string, Node>();
+    let cursor: string | undefined;
+    do {
+      this.counters.apiListPages++;
+      const page = await this.api.list(path, cursor, this.pageSize);
+      for (const e of page.entries) {
+        const node = nodeFromEntry(e, joinPath(path, e.name));
+        nodes.push(node);
+        byName.set(e.name, node);
+      }
+      cursor = page.nextCursor;
+    } while (cursor);
+    const listing = { nodes, byName };
+    if (epoch === this.epoch) {
+      this.dirs.set(path, listing);
+      if (path !== '/' && !this.entries.has(path)) {
+        this.entries.set(path, { path, type: 'dir', size: 0, mtimeMs: 0 });
+      }
+    }
+    return listing;
+  }
+
+  private learnLocation(path: string, bucket: string | undefined, key: string | undefined): void {
+    if (this.location || !bucket || !key) return;
+    const rel = path.slice(1);
+    if (key.endsWith(rel)) this.location = { bucket, keyPrefix: key.slice(0, key.length - rel.length) };
+  }
+}

@@ -1,0 +1,71 @@
+import Fuse from 'fuse-native';
+import { describe, expect, it } from 'vitest';
+import {
+  NotFoundError,
+  PreconditionFailedError,
+  UnavailableError,
+  ValidationError,
+} from '../../../functions/core/errors.ts';
+import { ByDateView } from '../../../mount-client/fs/by-date-view.ts';
+import { ReadOnlyError } from '../../../mount-client/fs/errors.ts';
+import { MemoryFileData } from '../../../mount-client/fs/memory-file-data.ts';
+import { StrataFs } from '../../../mount-client/fs/strata-fs.ts';
+import { fuseOperations } from '../../../mount-client/fuse/binding.ts';
+import { toErrno } from '../../../mount-client/fuse/errno.ts';
+import { MemoryIndex } from '../../../mount-client/metadata/memory-index.ts';
+import { MetadataCache } from '../../../mount-client/metadata/metadata-cache.ts';
+
+describe('toErrno', () => {
+  it('maps each typed error once', () => {
+    expect(toErrno(new NotFoundError('x'))).toBe(-2);
+    expect(toErrno(new PreconditionFailedError('x'))).toBe(-116);
+    expect(toErrno(new ValidationError('x'))).toBe(-22);
+    expect(toErrno(new ReadOnlyError('write', '/x'))).toBe(-30);
+    expect(toErrno(new UnavailableError('x'))).toBe(-5);
+    expect(toErrno(new Error('boom'))).toBe(Fuse.EIO);
+  });
+});
+
+describe('fuseOperations', () => {
+  const index = new MemoryIndex();
+  const data = new MemoryFileData();
+  const bytes = Buffer.from('abcdefghij');
+  index.put('/f.txt', { size: bytes.length, etag: 'e' });
+  data.set('bucket', 'data/f.txt', 'e', bytes);
+  const observed: Array<[string, number]> = [];
+  const ops = fuseOperations(
+    new StrataFs({ meta: new MetadataCache(index), byDate: new ByDateView(index), data, uid: 0, gid: 0 }),
+    { observe: (op, _s, errno) => observed.push([op, errno]) },
+  );
+  const call = <T extends unknown[]>(fn: (...args: never[]) => void, ...args: unknown[]) =>
+    new Promise<T>((resolve) =>
+      (fn as (...a: unknown[]) => void)(...args, (...r: unknown[]) => resolve(r as T)),
+    );
+
+  it('fills the kernel buffer before calling back with the byte count', async () => {
+    const [, fh] = await call<[number, number]>(ops.open!, '/f.txt', 0);
+    const buf = Buffer.alloc(8);
+    const [n] = await call<[number]>(ops.read!, '/f.txt', fh, buf, 8, 4);
+    expect(n).toBe(6);
+    expect(buf.subarray(0, n).toString()).toBe('efghij');
+  });
+
+  it('answers errors as negative errno and writes as EROFS', async () => {
+    const [err] = await call<[number]>(ops.getattr!, '/missing');
+    expect(err).toBe(Fuse.ENOENT);
+    const [w] = await call<[number]>(ops.write!, '/f.txt', 1, Buffer.alloc(1), 1, 0);
+    expect(w).toBe(Fuse.EROFS);
+    const [m] = await call<[number]>(ops.mkdir!, '/d', 0o755);
+    expect(m).toBe(Fuse.EROFS);
+    const [u] = await call<[number]>(ops.unlink!, '/f.txt');
+    expect(u).toBe(Fuse.EROFS);
+    expect(observed).toContainEqual(['getattr', Fuse.ENOENT]);
+  });
+
+  it('returns readdir names with stats', async () => {
+    const [err, names, stats] = await call<[number, string[], Array<{ size: number }>]>(ops.readdir!, '/');
+    expect(err).toBe(0);
+    expect(names).toEqual(['f.txt']);
+    expect(stats[0]?.size).toBe(10);
+  });
+});

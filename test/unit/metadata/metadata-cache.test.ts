@@ -1,0 +1,111 @@
+import { describe, expect, it } from 'vitest';
+import { NotFoundError } from '../../../functions/core/errors.ts';
+import { ChangePoller } from '../../../mount-client/metadata/change-poller.ts';
+import { MemoryIndex } from '../../../mount-client/metadata/memory-index.ts';
+import { MetadataCache } from '../../../mount-client/metadata/metadata-cache.ts';
+
+function seeded(options: ConstructorParameters<typeof MemoryIndex>[0] = {}) {
+  const index = new MemoryIndex(options);
+  index.put('/a/one.txt', { size: 1, etag: 'e1', sha256: 's1' });
+  index.put('/a/two.txt', { size: 22, etag: 'e2' });
+  index.put('/a/sub/three.txt', { size: 333, etag: 'e3' });
+  index.put('/top.bin', { size: 4, etag: 'e4' });
+  index.resetCalls();
+  return index;
+}
+
+describe('MetadataCache', () => {
+  it('readdir pages through /v1/list and answers later lookups from the listing', async () => {
+    // Prepare
+    const index = seeded({ pageSize: 1 });
+    const meta = new MetadataCache(index, { pageSize: 1 });
+    // Act
+    const children = await meta.readdir('/a');
+    const one = await meta.stat('/a/one.txt');
+    const sub = await meta.stat('/a/sub');
+    const missing = meta.stat('/a/nope');
+    // Assess
+    expect(children.map((c) => c.path)).toEqual(['/a/one.txt', '/a/sub', '/a/two.txt']);
+    expect(index.calls.list).toBe(3);
+    expect(one).toMatchObject({ type: 'file', size: 1, etag: 'e1', sha256: 's1' });
+    expect(sub.type).toBe('dir');
+    await expect(missing).rejects.toBeInstanceOf(NotFoundError);
+    expect(index.calls.resolve).toBe(0);
+  });
+
+  it('caches negative entries', async () => {
+    const index = seeded();
+    const meta = new MetadataCache(index);
+    await expect(meta.stat('/ghost')).rejects.toBeInstanceOf(NotFoundError);
+    await expect(meta.stat('/ghost')).rejects.toBeInstanceOf(NotFoundError);
+    expect(index.calls.resolve).toBe(1);
+  });
+
+  it('collapses concurrent lookups of one path into one resolve', async () => {
+    const index = seeded();
+    const meta = new MetadataCache(index);
+    const nodes = await Promise.all(Array.from({ length: 10 }, () => meta.stat('/top.bin')));
+    expect(nodes.every((n) => n.etag === 'e4')).toBe(true);
+    expect(index.calls.resolve).toBe(1);
+  });
+
+  it('recognises directories when the resolver answers for files only', async () => {
+    const index = seeded({ resolvesDirectories: false });
+    const meta = new MetadataCache(index);
+    expect((await meta.stat('/a/sub')).type).toBe('dir');
+    await expect(meta.stat('/a/zzz')).rejects.toBeInstanceOf(NotFoundError);
+  });
+
+  it('learns bucket and key prefix from a resolve, so listed files can be located', async () => {
+    const index = seeded();
+    const meta = new MetadataCache(index);
+    const listed = (await meta.readdir('/a')).find((n) => n.path === '/a/two.txt')!;
+    expect(meta.locate(listed)).toBeUndefined();
+    await meta.resolveFile('/top.bin', false);
+    expect(meta.locate(listed)).toEqual({ bucket: 'bucket', key: 'data/a/two.txt' });
+  });
+
+  it('the change poller invalidates exactly what changed, seeded from latest', async () => {
+    // Prepare
+    const index = seeded();
+    const meta = new MetadataCache(index);
+    const poller = new ChangePoller(index, [meta]);
+    await poller.start();
+    await meta.readdir('/a');
+    await expect(meta.stat('/a/new.txt')).rejects.toBeInstanceOf(NotFoundError);
+    await meta.stat('/top.bin');
+    // Act
+    index.put('/a/new.txt', { size: 5, etag: 'n1' });
+    index.put('/top.bin', { size: 40, etag: 'e4b' });
+    const seen = await poller.poll();
+    // Assess
+    expect(seen).toBe(2);
+    expect(poller.position).toBe(6);
+    expect((await meta.stat('/a/new.txt')).etag).toBe('n1');
+    expect((await meta.stat('/top.bin')).size).toBe(40);
+    expect((await meta.readdir('/a')).map((n) => n.path)).toContain('/a/new.txt');
+    await poller.stop();
+  });
+
+  it('the change poller clears the cache instead of replaying a huge backlog', async () => {
+    const index = seeded();
+    const meta = new MetadataCache(index);
+    const poller = new ChangePoller(index, [meta], { limit: 1, maxBacklogPages: 2 });
+    await poller.start();
+    await meta.readdir('/a');
+    for (let i = 0; i < 5; i++) index.put(`/bulk/${i}`, { size: i, etag: `b${i}` });
+    await poller.poll();
+    expect(meta.stats().listings).toBe(0);
+    expect(poller.position).toBe(9);
+  });
+
+  it('a lookup in flight during an invalidation does not store its stale answer', async () => {
+    const index = seeded();
+    const meta = new MetadataCache(index);
+    const pending = meta.stat('/top.bin');
+    meta.invalidate('/top.bin');
+    await pending;
+    index.put('/top.bin', { size: 99, etag: 'x' });
+    expect((await meta.stat('/top.bin')).size).toBe(99);
+  });
+});
