@@ -37,6 +37,17 @@ const schema = z.object({
     .int()
     .min(5 * MiB)
     .default(64 * MiB),
+  /**
+   * Preferred multipart part size (grown as needed to stay within 10,000 parts). 8 MiB is the AWS
+   * CLI's default chunk size — parallel parts keep the pipe full, a failed part costs little to
+   * retry — and it fits the local emulator's 11 MiB request body limit.
+   */
+  STRATA_MULTIPART_PART_SIZE: z.coerce
+    .number()
+    .int()
+    .min(5 * MiB)
+    .max(5 * 1024 * MiB)
+    .default(8 * MiB),
   /** In-process metadata cache TTL: bounds staleness of a warm Lambda after an overwrite. */
   STRATA_CACHE_TTL_MS: z.coerce.number().int().min(0).default(1000),
   /** Statement timeout: a Lambda must never wait on a stuck query until its own timeout. */

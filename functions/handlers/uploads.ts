@@ -1,0 +1,327 @@
+/**
+ * Upload API: presigned single and multipart uploads (issue 4). Bytes never pass through here —
+ * the client PUTs them straight to S3 with the URLs this Lambda signs.
+ *
+ * Session lifecycle: POST creates a `pending` session (reserving quota); multipart sessions end with
+ * POST …/complete (→ `completed`) or DELETE (→ `aborted`); single PUTs need no call. The indexer
+ * settles the reservation when the object shows up (settleUploads); the cleanup job expires what was
+ * abandoned. A multipart session's expiry is idle time: each request for more part URLs extends it,
+ * so a multi-hour upload stays alive while a stalled one is reclaimed within one presign lifetime.
+ */
+import { randomUUID } from 'node:crypto';
+import {
+  abortMultipart,
+  completeMultipart,
+  createMultipart,
+  presignPart,
+  presignPut,
+} from '../adapters/aws/presign-upload.ts';
+import {
+  findByIdempotencyKey,
+  getSession,
+  markCompleted,
+  openSession,
+  releaseSession,
+  type SessionRow,
+} from '../adapters/pg/uploads-store.ts';
+import type { UploadSession } from '../core/api-types.ts';
+import { assertVisible, type Principal } from '../core/auth.ts';
+import { ConflictError, NotFoundError, StrataError, ValidationError } from '../core/errors.ts';
+import { partRange, validatePartList } from '../core/upload-parts.ts';
+import { partLength, planUpload } from '../core/upload-plan.ts';
+import {
+  parseIdempotencyKey,
+  parseUploadRequest,
+  requestHash,
+  sha256Base64,
+  type UploadRequest,
+} from '../core/upload-request.ts';
+import { type ApiRequest, type Deps, httpApi, respond, statusFor } from './http/index.ts';
+
+/**
+ * Part URLs returned per response. Signing is local CPU (~50 µs each); 100 URLs cover 800 MiB at
+ * the default part size and keep the response well under API Gateway's limits.
+ */
+export const PART_URLS_PER_RESPONSE = 100;
+/** Entries per batch call: enough to amortize the round trip, small enough for one Lambda invocation. */
+export const MAX_BATCH_ENTRIES = 100;
+
+function sessionMetadata(req: UploadRequest): Record<string, string> | undefined {
+  // Stored with the object so the index (and anyone reading S3 directly) can verify it later.
+  const meta: Record<string, string> = { ...(req.metadata ?? {}) };
+  if (req.sha256) meta.sha256 = req.sha256;
+  if (req.date) meta['strata-date'] = req.date;
+  return Object.keys(meta).length ? meta : undefined;
+}
+
+async function describe(d: Deps, s: SessionRow, firstPart = 1): Promise<UploadSession> {
+  const expiresIn = Math.max(1, Math.floor((s.expiresAt.getTime() - Date.now()) / 1000));
+  const base = { uploadId: s.id, path: s.path, mode: s.mode, expiresAt: s.expiresAt.toISOString() };
+  if (s.mode === 'single') {
+    const put = await presignPut(
+      d.s3,
+      {
+        bucket: d.config.bucket,
+        key: s.key,
+        size: s.size,
+        contentType: s.contentType,
+        ...(s.sha256 ? { sha256Base64: sha256Base64(s.sha256) } : {}),
+        metadata: sessionMetadata({
+          ...s,
+          sha256: s.sha256 ?? undefined,
+          date: s.date ?? undefined,
+          metadata: s.metadata ?? undefined,
+        }),
+      },
+      expiresIn,
+    );
+    return { ...base, url: put.url, headers: put.headers };
+  }
+  const numbers = partRange(String(firstPart), undefined, s.partCount ?? 0, PART_URLS_PER_RESPONSE);
+  return {
+    ...base,
+    partSize: s.partSize ?? 0,
+    partCount: s.partCount ?? 0,
+    parts: await presignParts(d, s, numbers, expiresIn),
+  };
+}
+
+async function presignParts(d: Deps, s: SessionRow, numbers: number[], expiresIn: number) {
+  return Promise.all(
+    numbers.map(async (partNumber) => ({
+      partNumber,
+      url: await presignPart(
+        d.s3,
+        {
+          bucket: d.config.bucket,
+          key: s.key,
+          uploadId: s.s3UploadId ?? '',
+          partNumber,
+          length: partLength(s.size, s.partSize ?? 0, partNumber),
+        },
+        expiresIn,
+      ),
+    })),
+  );
+}
+
+/** Creates one session (shared by the single and the batch endpoint). */
+async function start(
+  d: Deps,
+  principal: Principal,
+  body: unknown,
+  idempotencyKey?: string,
+): Promise<{ session: UploadSession; replayed: boolean }> {
+  const req = parseUploadRequest(body, d.config.dataPrefix);
+  assertVisible(principal, req.path);
+  const bodyHash = idempotencyKey ? requestHash(req) : null;
+  if (idempotencyKey) {
+    const prior = await findByIdempotencyKey(d.pool, principal.tokenId, idempotencyKey);
+    if (prior) return { session: await replay(d, prior, bodyHash ?? ''), replayed: true };
+  }
+  const env = d.config.env;
+  const plan = planUpload(req.size, {
+    multipartThreshold: env.STRATA_MULTIPART_THRESHOLD,
+    preferredPartSize: env.STRATA_MULTIPART_PART_SIZE,
+  });
+  const expiresAt = new Date(Date.now() + env.STRATA_PRESIGN_EXPIRES_SECONDS * 1000);
+  let s3UploadId: string | null = null;
+  if (plan.mode === 'multipart') {
+    s3UploadId = await createMultipart(d.s3, {
+      bucket: d.config.bucket,
+      key: req.key,
+      contentType: req.contentType,
+      metadata: sessionMetadata(req),
+    });
+  }
+  let opened: Awaited<ReturnType<typeof openSession>>;
+  try {
+    opened = await openSession(d.pool, {
+      id: randomUUID(),
+      path: req.path,
+      key: req.key,
+      size: req.size,
+      sha256: req.sha256 ?? null,
+      contentType: req.contentType,
+      date: req.date ?? null,
+      metadata: req.metadata ?? null,
+      mode: plan.mode,
+      s3UploadId,
+      partSize: plan.mode === 'multipart' ? plan.partSize : null,
+      partCount: plan.mode === 'multipart' ? plan.partCount : null,
+      tokenId: principal.tokenId,
+      idempotencyKey: idempotencyKey ?? null,
+      bodyHash,
+      expiresAt,
+    });
+  } catch (err) {
+    // Quota refused (or the database failed): the S3 upload must not linger until cleanup.
+    if (s3UploadId)
+      await abortMultipart(d.s3, { bucket: d.config.bucket, key: req.key, uploadId: s3UploadId });
+    throw err;
+  }
+  if ('existing' in opened) {
+    if (s3UploadId)
+      await abortMultipart(d.s3, { bucket: d.config.bucket, key: req.key, uploadId: s3UploadId });
+    return { session: await replay(d, opened.existing, bodyHash ?? ''), replayed: true };
+  }
+  return { session: await describe(d, opened.created), replayed: false };
+}
+
+async function replay(d: Deps, prior: SessionRow, bodyHash: string): Promise<UploadSession> {
+  if (prior.bodyHash !== bodyHash) {
+    throw new ConflictError(
+      'this Idempotency-Key was already used with a different request; use a new key for a new upload',
+      { code: 'idempotency_key_reused' },
+    );
+  }
+  if (prior.state !== 'pending' || prior.expiresAt.getTime() <= Date.now()) {
+    throw new ConflictError(
+      `upload ${prior.id} for this Idempotency-Key is ${prior.state === 'pending' ? 'expired' : prior.state}; start a new upload with a new key`,
+      { code: 'upload_not_pending' },
+    );
+  }
+  return describe(d, prior);
+}
+
+async function loadSession(req: ApiRequest): Promise<SessionRow> {
+  const id = req.params.id ?? '';
+  // Session ids are UUIDs; anything else cannot exist (and must not reach a uuid-typed comparison).
+  const s = /^[0-9a-f-]{36}$/.test(id) ? await getSession(req.deps.pool, id) : undefined;
+  if (!s) throw new NotFoundError(`upload not found: ${id}`);
+  assertVisible(req.principal, s.path, 'upload');
+  return s;
+}
+
+function requireMultipartPending(s: SessionRow, action: string): void {
+  if (s.mode !== 'multipart') {
+    throw new ValidationError(`upload ${s.id} is a single PUT; ${action} applies to multipart uploads only`);
+  }
+  if (s.state !== 'pending') {
+    throw new ConflictError(`upload ${s.id} is ${s.state}; start a new upload`, {
+      code: 'upload_not_pending',
+    });
+  }
+}
+
+async function parts(req: ApiRequest) {
+  const s = await loadSession(req);
+  requireMultipartPending(s, 'requesting part URLs');
+  const numbers = partRange(req.query.from, req.query.count, s.partCount ?? 0, PART_URLS_PER_RESPONSE);
+  const d = req.deps;
+  const expiresIn = d.config.env.STRATA_PRESIGN_EXPIRES_SECONDS;
+  const expiresAt = new Date(Date.now() + expiresIn * 1000);
+  // Fetching URLs is proof of life: extend the idle expiry (guarded, so an expired session stays so).
+  const { rowCount } = await d.pool.query(
+    `UPDATE upload_sessions SET expires_at = $2 WHERE id = $1 AND state = 'pending' AND expires_at > now()`,
+    [s.id, expiresAt],
+  );
+  if (!rowCount) {
+    throw new ConflictError(`upload ${s.id} expired; start a new upload`, { code: 'upload_not_pending' });
+  }
+  return {
+    uploadId: s.id,
+    partSize: s.partSize,
+    partCount: s.partCount,
+    expiresAt: expiresAt.toISOString(),
+    parts: await presignParts(d, { ...s, expiresAt }, numbers, expiresIn),
+  };
+}
+
+async function complete(req: ApiRequest) {
+  const s = await loadSession(req);
+  const d = req.deps;
+  if (s.mode === 'multipart' && s.state === 'completed') {
+    return { uploadId: s.id, path: s.path, state: s.state, size: s.size }; // a retried complete
+  }
+  requireMultipartPending(s, 'complete');
+  const body = req.body as { parts?: unknown } | undefined;
+  const list = validatePartList(body?.parts, s.partCount ?? 0);
+  let etag: string | undefined;
+  try {
+    ({ etag } = await completeMultipart(
+      d.s3,
+      { bucket: d.config.bucket, key: s.key, uploadId: s.s3UploadId ?? '' },
+      list,
+    ));
+  } catch (err) {
+    const name = (err as { name?: string }).name ?? '';
+    if (name === 'InvalidPart' || name === 'InvalidPartOrder' || name === 'EntityTooSmall') {
+      throw new ValidationError(
+        `S3 refused the part list (${name}: ${(err as Error).message}); re-upload the listed parts and send the ETags S3 returned`,
+        { code: 'invalid_parts', cause: err },
+      );
+    }
+    if (name === 'NoSuchUpload') {
+      throw new ConflictError(
+        `upload ${s.id} no longer exists in S3 (aborted or expired); start a new upload`,
+        {
+          code: 'upload_not_pending',
+          cause: err,
+        },
+      );
+    }
+    throw err;
+  }
+  await markCompleted(d.pool, s.id);
+  return { uploadId: s.id, path: s.path, state: 'completed', size: s.size, ...(etag ? { etag } : {}) };
+}
+
+async function abort(req: ApiRequest) {
+  const s = await loadSession(req);
+  const d = req.deps;
+  if (s.state === 'aborted') return respond(204);
+  if (s.state !== 'pending') {
+    throw new ConflictError(`upload ${s.id} is ${s.state} and cannot be aborted`, {
+      code: 'upload_not_pending',
+    });
+  }
+  if (s.mode === 'multipart') {
+    await abortMultipart(d.s3, { bucket: d.config.bucket, key: s.key, uploadId: s.s3UploadId ?? '' });
+  }
+  await releaseSession(d.pool, s.id, 'aborted');
+  return respond(204);
+}
+
+async function batch(req: ApiRequest) {
+  const body = req.body as { uploads?: unknown } | undefined;
+  const entries = body?.uploads;
+  if (!Array.isArray(entries) || entries.length === 0) {
+    throw new ValidationError('body must be {"uploads":[{path,size,…}, …]} with at least one entry');
+  }
+  if (entries.length > MAX_BATCH_ENTRIES) {
+    throw new ValidationError(
+      `a batch holds at most ${MAX_BATCH_ENTRIES} entries, got ${entries.length}; split it into several calls`,
+    );
+  }
+  const results: Array<Record<string, unknown>> = [];
+  // Sequential on purpose: a Lambda's pool has 1–2 connections, and quota rows are shared.
+  for (let index = 0; index < entries.length; index++) {
+    try {
+      const { session } = await start(req.deps, req.principal, entries[index]);
+      results.push({ index, ok: true, upload: session });
+    } catch (err) {
+      // Per-entry outcome of a typed error; anything unexpected fails the call (the one mapper logs it).
+      if (!(err instanceof StrataError) || statusFor(err) >= 500) throw err;
+      const error: Record<string, unknown> = { code: err.code, message: err.message, status: statusFor(err) };
+      if ('remainingBytes' in err) error.remainingBytes = (err as { remainingBytes: number }).remainingBytes;
+      results.push({ index, ok: false, error });
+    }
+  }
+  return { results };
+}
+
+export const handler = httpApi({
+  'POST /v1/uploads': {
+    scope: 'write',
+    handler: async (req) => {
+      const key = parseIdempotencyKey(req.headers['idempotency-key']);
+      const { session, replayed } = await start(req.deps, req.principal, req.body, key);
+      return respond(201, session, replayed ? { 'idempotent-replayed': 'true' } : {});
+    },
+  },
+  'POST /v1/uploads:batch': { scope: 'write', handler: batch },
+  'GET /v1/uploads/{id}/parts': { scope: 'write', handler: parts },
+  'POST /v1/uploads/{id}/complete': { scope: 'write', handler: complete },
+  'DELETE /v1/uploads/{id}': { scope: 'write', handler: abort },
+});
