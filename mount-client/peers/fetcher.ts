@@ -1,0 +1,68 @@
+/**
+ * The peer tier as the data path sees it: a BlockFetcher named 'peer'. For each block it picks the
+ * owner among live members by rendezvous hashing and asks it, with a short timeout. Any failure
+ * throws at once so the data path reads the block from S3 itself; a peer that failed in a way that
+ * says it is sick is ejected from placement (membership.ts).
+ *
+ * When this node is the owner there is nobody to ask: the fetch throws kind 'self' and the data path
+ * reads S3 — that read is the fleet's one GET for the block, and the peer server will hand the
+ * cached result to everyone else.
+ */
+import { blockKey } from '../block-cache/block-key.ts';
+import type { BlockFetcher, BlockId } from '../block-cache/types.ts';
+import type { PeerClient } from './client.ts';
+import { PeerFetchError } from './errors.ts';
+import type { Membership } from './membership.ts';
+import type { PeerMetrics } from './metrics.ts';
+
+export interface PeerFetcherOptions {
+  client: PeerClient;
+  membership: Membership;
+  metrics: PeerMetrics;
+  /**
+   * 2 s: a hit from the owner's cache takes milliseconds; the rest of the budget covers the owner
+   * reading the block through from S3 (first byte ~50–100 ms, plus an 8 MiB block at ≥ 100 MB/s).
+   * Past that, a direct S3 read is the faster way to the bytes.
+   */
+  timeoutMs?: number;
+}
+
+export class PeerFetcher implements BlockFetcher {
+  readonly name = 'peer';
+  private readonly options: PeerFetcherOptions;
+  private readonly timeoutMs: number;
+
+  constructor(options: PeerFetcherOptions) {
+    this.options = options;
+    this.timeoutMs = options.timeoutMs ?? 2_000;
+  }
+
+  /** The member that owns `id` right now (this node's own address when it is the owner). */
+  ownerOf(id: BlockId): string | undefined {
+    return this.options.membership.ownerOf(blockKey(id));
+  }
+
+  async fetch(id: BlockId, signal?: AbortSignal): Promise<Buffer> {
+    const { client, membership, metrics } = this.options;
+    const owner = this.ownerOf(id);
+    if (owner === undefined || owner === membership.self) {
+      metrics.error('self');
+      throw new PeerFetchError('self', 'this node owns the block; read it from S3');
+    }
+    const started = performance.now();
+    try {
+      const data = await client.getBlock(owner, id, this.timeoutMs, signal);
+      metrics.hit(data.length, (performance.now() - started) / 1000);
+      membership.reportSuccess(owner);
+      return data;
+    } catch (err) {
+      const e =
+        err instanceof PeerFetchError
+          ? err
+          : new PeerFetchError('http', `peer fetch from ${owner} failed`, { peer: owner, cause: err });
+      metrics.error(e.kind, (performance.now() - started) / 1000);
+      membership.reportFailure(owner, e.kind);
+      throw e;
+    }
+  }
+}

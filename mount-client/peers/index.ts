@@ -1,0 +1,130 @@
+/**
+ * Peer block sharing: each mount client serves its cached blocks to the others and asks a block's
+ * owner before going to S3, so a block read by N nodes costs about one S3 GET. See docs/peers.md.
+ *
+ * Wiring with the data path (which needs the fetcher, while the server needs the data path):
+ *
+ *   let dataPath: DataPath;
+ *   const peering = await startPeering({ secret, peers, source: { loadBlock: (id, o) => dataPath.loadBlock(id, o) } });
+ *   dataPath = createDataPath({ ..., peer: peering.fetcher });
+ */
+import type { Registry } from 'prom-client';
+import { ValidationError } from '../../functions/core/errors.ts';
+import { formatHostPort, parseHostPort } from './address.ts';
+import { PeerSigner } from './auth.ts';
+import { PeerClient } from './client.ts';
+import { PeerFetcher } from './fetcher.ts';
+import { Membership, type PeerRegistry } from './membership.ts';
+import { PeerMetrics } from './metrics.ts';
+import { type BlockSource, PeerServer } from './server.ts';
+
+export { DEFAULT_PEER_PORT, parseHostPort, parsePeerList } from './address.ts';
+export { PeerSigner } from './auth.ts';
+export { type PeerErrorKind, PeerFetchError } from './errors.ts';
+export { PeerFetcher } from './fetcher.ts';
+export { apiRegistry, type MemberSnapshot, Membership, type PeerRegistry } from './membership.ts';
+export type { PeerMetrics, PeerStats } from './metrics.ts';
+export { pickOwner, rankMembers } from './rendezvous.ts';
+export type { BlockSource, PeerServer } from './server.ts';
+
+export interface PeeringOptions {
+  /** The data path's cache-else-S3 loader that the server answers from. */
+  source: BlockSource;
+  /** Cluster secret shared by every node (≥ 16 characters). */
+  secret: string;
+  /** host:port the peer server binds; port 0 picks a free one. */
+  listen: string;
+  /** host:port other nodes reach this one at; required when listening on a wildcard address. */
+  advertise?: string;
+  /** Static members (host:port); may include this node. */
+  peers?: string[];
+  /** Registry for discovery (heartbeat + list); combined with `peers` when both are given. */
+  registry?: PeerRegistry;
+  nodeId?: string;
+  /** The fleet's block size; requests for another size are refused so they fall back to S3. */
+  blockSize?: number;
+  timeoutMs?: number;
+  connectTimeoutMs?: number;
+  refreshMs?: number;
+  heartbeatMs?: number;
+  backoffBaseMs?: number;
+  backoffMaxMs?: number;
+  probeTickMs?: number;
+  /** Registry to expose metrics in (the mount's shared one); a private one by default. */
+  metricsRegistry?: Registry;
+  onError?: (message: string, err: unknown) => void;
+}
+
+export interface Peering {
+  fetcher: PeerFetcher;
+  server: PeerServer;
+  membership: Membership;
+  metrics: PeerMetrics;
+  /** This node's advertised host:port. */
+  address: string;
+  close(): Promise<void>;
+}
+
+export async function startPeering(options: PeeringOptions): Promise<Peering> {
+  const signer = new PeerSigner(options.secret);
+  const metrics = new PeerMetrics(options.metricsRegistry);
+  const listen = parseHostPort(options.listen, '--peer-listen');
+  let address = '';
+  const server = new PeerServer({
+    source: options.source,
+    signer,
+    metrics,
+    host: listen.host,
+    port: listen.port,
+    blockSize: options.blockSize,
+    self: () => address,
+  });
+  await server.start();
+  if (options.advertise) {
+    address = formatHostPort(parseHostPort(options.advertise, '--peer-advertise'));
+  } else if (['0.0.0.0', '::'].includes(listen.host)) {
+    await server.close();
+    throw new ValidationError(
+      `--peer-listen ${options.listen} binds every interface, so other nodes cannot be told which one to use; ` +
+        'pass --peer-advertise HOST:PORT with the address peers should connect to',
+    );
+  } else {
+    address = formatHostPort({ host: listen.host, port: server.port });
+  }
+
+  const client = new PeerClient({ signer, connectTimeoutMs: options.connectTimeoutMs });
+  const membership = new Membership({
+    self: address,
+    nodeId: options.nodeId,
+    staticPeers: options.peers,
+    registry: options.registry,
+    refreshMs: options.refreshMs,
+    heartbeatMs: options.heartbeatMs,
+    backoffBaseMs: options.backoffBaseMs,
+    backoffMaxMs: options.backoffMaxMs,
+    probeTickMs: options.probeTickMs,
+    probe: (peer, timeoutMs) => client.ping(peer, timeoutMs),
+    metrics,
+    onError: options.onError,
+  });
+  try {
+    await membership.start();
+  } catch (err) {
+    await server.close();
+    await client.close();
+    throw err;
+  }
+  const fetcher = new PeerFetcher({ client, membership, metrics, timeoutMs: options.timeoutMs });
+  return {
+    fetcher,
+    server,
+    membership,
+    metrics,
+    address,
+    async close() {
+      membership.close();
+      await server.close();
+      await client.close();
+    },
+  };
+}

@@ -1,0 +1,174 @@
+/**
+ * The peer server: answers `GET`/`HEAD /v1/blocks/{blockKey}` from this node's data path, reading the
+ * block through from S3 (and caching it) when it is not cached yet. Because every node sends a given
+ * block to the same owner (rendezvous.ts) and the owner's data path collapses concurrent loads of one
+ * block (singleflight), a block wanted by the whole fleet at once costs one S3 GET.
+ *
+ * What must stay true: nothing is answered before the signature checks out (401 otherwise); a block
+ * whose length is not what the object version says is never sent; the crc32c header is computed over
+ * exactly the bytes sent; secrets and presigned URLs never reach a log or an error body.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { crc32c } from '@node-rs/crc32';
+import { StrataError } from '../../functions/core/errors.ts';
+import { type BlockId, blockLength } from '../block-cache/types.ts';
+import type { PeerSigner } from './auth.ts';
+import type { PeerMetrics } from './metrics.ts';
+import { BLOCKS_PREFIX, CRC_HEADER, decodeBlockRequest, PING_PATH } from './wire.ts';
+
+/** What the server needs from the data path: load a block from cache, else from S3 (never a peer). */
+export interface BlockSource {
+  loadBlock(id: BlockId, options: { viaPeer: boolean }): Promise<Buffer>;
+}
+
+export interface PeerServerOptions {
+  source: BlockSource;
+  signer: PeerSigner;
+  metrics: PeerMetrics;
+  host: string;
+  /** 0 picks a free port (tests); the bound port is in `port` once `start()` resolves. */
+  port: number;
+  /** The fleet's block size; a request for another size is refused (409) so it falls back to S3. */
+  blockSize?: number;
+  /** This node's advertised address, returned by /v1/ping so probes can check they reached the right node. */
+  self?: () => string;
+}
+
+export class PeerServer {
+  private readonly server: Server;
+  private readonly options: PeerServerOptions;
+  host = '';
+  port = 0;
+
+  constructor(options: PeerServerOptions) {
+    this.options = options;
+    this.server = createServer((req, res) => {
+      this.handle(req, res).catch((err) => {
+        // handle() answers every error itself; this only guards against a bug leaving a socket open.
+        if (!res.headersSent) sendError(res, 500, 'internal', 'peer server error');
+        else res.destroy(err as Error);
+      });
+    });
+    // Longer than the fetcher's idle keep-alive (20 s) so the client always closes first and never
+    // races a server-side close with a new request.
+    this.server.keepAliveTimeout = 30_000;
+  }
+
+  async start(): Promise<void> {
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(this.options.port, this.options.host, () => {
+        this.server.off('error', reject);
+        resolve();
+      });
+    });
+    const addr = this.server.address() as AddressInfo;
+    this.host = addr.address;
+    this.port = addr.port;
+  }
+
+  async close(): Promise<void> {
+    if (!this.server.listening) return;
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    this.server.closeAllConnections();
+    await closed;
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const started = performance.now();
+    const target = req.url ?? '/';
+    const method = req.method ?? 'GET';
+    const done = (status: number, bytes = 0) =>
+      this.options.metrics.served(status, bytes, (performance.now() - started) / 1000);
+
+    if (method !== 'GET' && method !== 'HEAD') {
+      res.setHeader('allow', 'GET, HEAD');
+      sendError(res, 405, 'method_not_allowed', 'peer servers answer GET and HEAD only');
+      return done(405);
+    }
+    const auth = this.options.signer.verify(method, target, req.headers);
+    if (!auth.ok) {
+      const hint =
+        auth.reason === 'stale'
+          ? 'the request timestamp is outside the validity window; check the clocks (NTP) of both nodes'
+          : 'sign peer requests with the cluster secret (--peer-secret / STRATA_PEER_SECRET, the same on every node)';
+      sendError(res, 401, 'unauthorized', `peer request ${auth.reason.replace('_', ' ')}: ${hint}`);
+      return done(401);
+    }
+    const path = target.split('?', 1)[0]!;
+    if (path === PING_PATH) {
+      const body = JSON.stringify({
+        ok: true,
+        address: this.options.self?.() ?? `${this.host}:${this.port}`,
+      });
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+      res.end(method === 'HEAD' ? undefined : body);
+      return done(200);
+    }
+    if (!path.startsWith(BLOCKS_PREFIX)) {
+      sendError(res, 404, 'not_found', `no such peer endpoint ${path}; blocks are under ${BLOCKS_PREFIX}`);
+      return done(404);
+    }
+    const decoded = decodeBlockRequest(target);
+    if (!decoded.ok) {
+      sendError(res, 400, 'invalid_request', `bad block request: ${decoded.message}`);
+      return done(400);
+    }
+    const id = decoded.id;
+    const { blockSize } = this.options;
+    if (blockSize !== undefined && id.blockSize !== blockSize) {
+      sendError(
+        res,
+        409,
+        'block_size_mismatch',
+        `this node caches ${blockSize}-byte blocks, the request is for ${id.blockSize}; use the same --block-size on every node`,
+      );
+      return done(409);
+    }
+
+    let data: Buffer;
+    try {
+      data = await this.options.source.loadBlock(id, { viaPeer: false });
+    } catch (err) {
+      const status = statusOf(err);
+      // Only our own typed errors carry messages meant for callers; anything else may hold internals.
+      const message = err instanceof StrataError ? err.message : 'the owner could not read the block through';
+      sendError(res, status, err instanceof StrataError ? err.code : 'unavailable', message);
+      return done(status);
+    }
+    if (data.length !== blockLength(id)) {
+      // The data path handed us bytes that are not this block: refuse rather than pass them on.
+      sendError(res, 500, 'unverifiable_block', 'the owner holds a block of the wrong length; not served');
+      return done(500);
+    }
+    res.writeHead(200, {
+      'content-type': 'application/octet-stream',
+      'content-length': data.length,
+      [CRC_HEADER]: String(crc32c(data)),
+    });
+    res.end(method === 'HEAD' ? undefined : data);
+    return done(200, method === 'HEAD' ? 0 : data.length);
+  }
+}
+
+function statusOf(err: unknown): number {
+  switch (err instanceof StrataError ? err.code : '') {
+    case 'not_found':
+      return 404;
+    case 'precondition_failed':
+      return 412;
+    case 'invalid_request':
+      return 400;
+    case 'forbidden':
+      return 403;
+    default:
+      return 503;
+  }
+}
+
+function sendError(res: ServerResponse, status: number, code: string, message: string): void {
+  const body = JSON.stringify({ error: { code, message } });
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+  res.end(body);
+}
