@@ -79,7 +79,11 @@ function stopper(name: string, mountpoint: string, child: ChildProcess): () => P
 
 /** Environment for the tools: AWS_CA_BUNDLE breaks rclone on these machines (issue 9). */
 function toolEnv(t: S3Target): NodeJS.ProcessEnv {
-  const env = { ...process.env, AWS_ACCESS_KEY_ID: t.accessKeyId, AWS_SECRET_ACCESS_KEY: t.secretAccessKey };
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    AWS_ACCESS_KEY_ID: t.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: t.secretAccessKey,
+  };
   delete env.AWS_CA_BUNDLE;
   return env;
 }
