@@ -1,0 +1,324 @@
+/**
+ * Persistent block cache on local disk (NVMe on compute nodes).
+ *
+ * Design note: one file per block under `<cacheDir>/v1/blocks/<2 hex>/<blockKey>.blk` (256-way
+ * fan-out keeps directories small at 100k+ blocks). Each file is a checksummed header + payload
+ * (format.ts). Writes go to `v1/tmp/` and are renamed into place, so a crash never leaves a torn
+ * file under a valid name. The in-memory index (key → size, in LRU order) is rebuilt on startup by
+ * scanning the directory, ordered by file mtime, which is what lets a remount serve cached blocks
+ * with zero S3 GETs. A block that fails verification is a miss: it is deleted and counted, never
+ * served. Eviction is LRU under a byte cap and also keeps a free-disk floor on the filesystem, so a
+ * shared NVMe is never filled by the cache. `v1/lock` holds the owning PID: two live processes must
+ * not share one cache directory (each would evict the other's files behind its index).
+ */
+import { randomBytes } from 'node:crypto';
+import { constants as fsc } from 'node:fs';
+import * as fs from 'node:fs/promises';
+import * as path from 'node:path';
+import { crc32c } from '@node-rs/crc32';
+import { blockKey } from './block-key.ts';
+import { decodeBlock, encodeHeader, headerLength, parseHeader } from './format.ts';
+import { type BlockId, type BlockStore, blockLength } from './types.ts';
+
+export const CACHE_LAYOUT = 'v1';
+
+export interface DiskCacheOptions {
+  dir: string;
+  capacityBytes: number;
+  /**
+   * Keep at least this many bytes free on the cache filesystem. Default: 5% of the filesystem,
+   * at least 1 GiB — the NVMe is usually shared with job scratch space and logs, and a full disk
+   * fails unrelated work.
+   */
+  minFreeBytes?: number;
+  /** Observers for metrics; all optional. */
+  onEvict?: (bytes: number, reason: 'capacity' | 'disk-floor') => void;
+  onCorrupt?: (reason: string) => void;
+  /** Take the directory lock (default true). The CLI's read-only `stats` passes false. */
+  lock?: boolean;
+}
+
+export interface DiskCacheStats {
+  dir: string;
+  entries: number;
+  bytes: number;
+  capacityBytes: number;
+  minFreeBytes: number;
+  hits: number;
+  misses: number;
+  corrupt: number;
+  evictions: number;
+  evictedBytes: number;
+  writes: number;
+}
+
+export class CacheLockedError extends Error {
+  constructor(
+    readonly dir: string,
+    readonly pid: number,
+  ) {
+    super(
+      `cache directory ${dir} is in use by process ${pid}; stop that mount or pass a different --cache-dir`,
+    );
+    this.name = 'CacheLockedError';
+  }
+}
+
+/** Disk usage sampling interval: statfs is cheap but not free, and free space moves slowly. */
+const STATFS_INTERVAL_MS = 1000;
+
+export class DiskBlockStore implements BlockStore {
+  readonly root: string;
+  private readonly blocksDir: string;
+  private readonly tmpDir: string;
+  /** key → file size (header + payload); Map order is LRU order (oldest first). */
+  private readonly index = new Map<string, number>();
+  private bytes = 0;
+  private minFree: number;
+  private freeSample?: { at: number; free: number };
+  private readonly counters = { hits: 0, misses: 0, corrupt: 0, evictions: 0, evictedBytes: 0, writes: 0 };
+  private locked = false;
+
+  private constructor(private readonly o: DiskCacheOptions) {
+    this.root = path.join(o.dir, CACHE_LAYOUT);
+    this.blocksDir = path.join(this.root, 'blocks');
+    this.tmpDir = path.join(this.root, 'tmp');
+    this.minFree = o.minFreeBytes ?? 0;
+  }
+
+  static async open(o: DiskCacheOptions): Promise<DiskBlockStore> {
+    const s = new DiskBlockStore(o);
+    await fs.mkdir(s.blocksDir, { recursive: true });
+    if (o.lock !== false) await s.acquireLock();
+    // Leftover temp files are writes interrupted by a crash: never valid, always safe to drop.
+    await fs.rm(s.tmpDir, { recursive: true, force: true });
+    await fs.mkdir(s.tmpDir, { recursive: true });
+    if (o.minFreeBytes === undefined) {
+      const st = await fs.statfs(s.root);
+      s.minFree = Math.max(1024 ** 3, Math.floor(st.blocks * st.bsize * 0.05));
+    }
+    await s.scan();
+    return s;
+  }
+
+  private async acquireLock(): Promise<void> {
+    const lockPath = path.join(this.root, 'lock');
+    for (let attempt = 0; attempt < 2; attempt++) {
+      try {
+        await fs.writeFile(lockPath, String(process.pid), { flag: 'wx' });
+        this.locked = true;
+        return;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+        const pid = Number.parseInt(await fs.readFile(lockPath, 'utf8').catch(() => ''), 10);
+        if (pid && pid !== process.pid && isAlive(pid)) throw new CacheLockedError(this.o.dir, pid);
+        // Stale lock from a killed process (or our own earlier instance that was not closed).
+        await fs.rm(lockPath, { force: true });
+      }
+    }
+    throw new CacheLockedError(this.o.dir, -1);
+  }
+
+  /** Rebuilds the index from the directory; LRU order approximated by mtime (oldest evicted first). */
+  private async scan(): Promise<void> {
+    const found: { key: string; size: number; mtime: number }[] = [];
+    const subdirs = await fs.readdir(this.blocksDir);
+    for (const sub of subdirs) {
+      const dir = path.join(this.blocksDir, sub);
+      const names = await fs.readdir(dir).catch(() => [] as string[]);
+      await Promise.all(
+        names.map(async (name) => {
+          if (!name.endsWith('.blk')) return;
+          const st = await fs.stat(path.join(dir, name)).catch(() => undefined);
+          if (st?.isFile()) found.push({ key: name.slice(0, -4), size: st.size, mtime: st.mtimeMs });
+        }),
+      );
+    }
+    found.sort((a, b) => a.mtime - b.mtime);
+    for (const f of found) {
+      this.index.set(f.key, f.size);
+      this.bytes += f.size;
+    }
+    await this.evict();
+  }
+
+  private filePath(key: string): string {
+    return path.join(this.blocksDir, key.slice(0, 2), `${key}.blk`);
+  }
+
+  has(id: BlockId): boolean {
+    return this.index.has(blockKey(id));
+  }
+
+  async get(id: BlockId, key = blockKey(id)): Promise<Buffer | undefined> {
+    const size = this.index.get(key);
+    if (size === undefined) {
+      this.counters.misses++;
+      return undefined;
+    }
+    const len = blockLength(id);
+    const expected = headerLength(id) + len;
+    // One pread of exactly header + payload (+1 byte to detect a longer, wrong file).
+    const buf = Buffer.allocUnsafe(expected + 1);
+    let n: number;
+    try {
+      const fh = await fs.open(this.filePath(key), fsc.O_RDONLY);
+      try {
+        n = (await fh.read(buf, 0, buf.length, 0)).bytesRead;
+      } finally {
+        await fh.close();
+      }
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+        this.forget(key);
+        this.counters.misses++;
+        return undefined;
+      }
+      throw err;
+    }
+    const r = decodeBlock(buf.subarray(0, n), id, len);
+    if (!r.ok) {
+      this.counters.corrupt++;
+      this.counters.misses++;
+      this.o.onCorrupt?.(r.reason);
+      await this.remove(key);
+      return undefined;
+    }
+    this.index.delete(key);
+    this.index.set(key, size);
+    this.counters.hits++;
+    return r.payload;
+  }
+
+  async put(id: BlockId, data: Buffer, key = blockKey(id)): Promise<void> {
+    if (data.length !== blockLength(id)) {
+      throw new Error(
+        `block ${id.index} of ${id.object.key}: ${data.length} bytes, expected ${blockLength(id)}`,
+      );
+    }
+    const header = encodeHeader(id, data);
+    const tmp = path.join(this.tmpDir, `${key}.${randomBytes(6).toString('hex')}.tmp`);
+    const final = this.filePath(key);
+    const fh = await fs.open(tmp, 'w');
+    try {
+      await fh.writev([header, data]);
+    } finally {
+      await fh.close();
+    }
+    await fs.mkdir(path.dirname(final), { recursive: true });
+    await fs.rename(tmp, final);
+    const size = header.length + data.length;
+    const old = this.index.get(key);
+    if (old !== undefined) this.bytes -= old;
+    this.index.delete(key);
+    this.index.set(key, size);
+    this.bytes += size;
+    this.counters.writes++;
+    if (this.freeSample) this.freeSample.free -= size;
+    await this.evict();
+  }
+
+  private forget(key: string): void {
+    const size = this.index.get(key);
+    if (size === undefined) return;
+    this.index.delete(key);
+    this.bytes -= size;
+  }
+
+  private async remove(key: string): Promise<void> {
+    this.forget(key);
+    await fs.rm(this.filePath(key), { force: true });
+  }
+
+  private async freeBytes(): Promise<number> {
+    const now = Date.now();
+    if (!this.freeSample || now - this.freeSample.at > STATFS_INTERVAL_MS) {
+      const st = await fs.statfs(this.root);
+      this.freeSample = { at: now, free: st.bavail * st.bsize };
+    }
+    return this.freeSample.free;
+  }
+
+  private async evict(): Promise<void> {
+    while (this.index.size > 0) {
+      let reason: 'capacity' | 'disk-floor';
+      if (this.bytes > this.o.capacityBytes) reason = 'capacity';
+      else if ((await this.freeBytes()) < this.minFree) reason = 'disk-floor';
+      else return;
+      const [key, size] = this.index.entries().next().value as [string, number];
+      await this.remove(key);
+      this.counters.evictions++;
+      this.counters.evictedBytes += size;
+      if (this.freeSample) this.freeSample.free += size;
+      this.o.onEvict?.(size, reason);
+    }
+  }
+
+  /**
+   * Reads and checks every block file (`strata cache verify`); bad ones are deleted. Returns the
+   * counts and the reasons.
+   */
+  async verify(): Promise<{ checked: number; bad: number; reasons: Record<string, number> }> {
+    let checked = 0;
+    let bad = 0;
+    const reasons: Record<string, number> = {};
+    for (const key of [...this.index.keys()]) {
+      checked++;
+      const reason = await this.verifyFile(this.filePath(key));
+      if (reason) {
+        bad++;
+        reasons[reason] = (reasons[reason] ?? 0) + 1;
+        this.counters.corrupt++;
+        await this.remove(key);
+      }
+    }
+    return { checked, bad, reasons };
+  }
+
+  private async verifyFile(file: string): Promise<string | undefined> {
+    const buf = await fs.readFile(file).catch(() => undefined);
+    if (!buf) return 'unreadable';
+    const h = parseHeader(buf);
+    if ('error' in h) return h.error;
+    if (buf.length !== h.headerLength + h.payloadLength) return 'length';
+    if (crc32c(buf.subarray(h.headerLength)) !== h.payloadCrc) return 'payload-checksum';
+    return undefined;
+  }
+
+  /** Deletes every cached block (`strata cache clear`). */
+  async clear(): Promise<{ entries: number; bytes: number }> {
+    const r = { entries: this.index.size, bytes: this.bytes };
+    this.index.clear();
+    this.bytes = 0;
+    await fs.rm(this.blocksDir, { recursive: true, force: true });
+    await fs.mkdir(this.blocksDir, { recursive: true });
+    return r;
+  }
+
+  stats(): DiskCacheStats {
+    return {
+      dir: this.o.dir,
+      entries: this.index.size,
+      bytes: this.bytes,
+      capacityBytes: this.o.capacityBytes,
+      minFreeBytes: this.minFree,
+      ...this.counters,
+    };
+  }
+
+  async close(): Promise<void> {
+    if (this.locked) {
+      this.locked = false;
+      await fs.rm(path.join(this.root, 'lock'), { force: true });
+    }
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

@@ -1,0 +1,46 @@
+/**
+ * In-memory hot-block LRU in front of the disk cache. A warm FUSE read is 128 KiB out of an 8 MiB
+ * block; re-reading and re-verifying the whole block file for each of its 64 kernel reads would cost
+ * 64× the bytes, so verified blocks stay here (bounded by bytes) and a hit is a Map lookup plus a
+ * subarray. Buffers handed out must be treated as read-only by every caller.
+ */
+import { LRUCache } from 'lru-cache';
+
+export class MemoryBlockCache {
+  private readonly lru: LRUCache<string, Buffer>;
+
+  constructor(maxBytes: number) {
+    // lru-cache requires maxSize ≥ 1; a 0-byte budget disables the tier.
+    this.lru = new LRUCache<string, Buffer>({
+      maxSize: Math.max(1, maxBytes),
+      sizeCalculation: (b) => Math.max(1, b.length),
+    });
+    this.enabled = maxBytes > 0;
+  }
+
+  private readonly enabled: boolean;
+
+  get(key: string): Buffer | undefined {
+    return this.enabled ? this.lru.get(key) : undefined;
+  }
+
+  set(key: string, data: Buffer): void {
+    if (this.enabled) this.lru.set(key, data);
+  }
+
+  delete(key: string): void {
+    this.lru.delete(key);
+  }
+
+  get bytes(): number {
+    return this.lru.calculatedSize ?? 0;
+  }
+
+  get entries(): number {
+    return this.lru.size;
+  }
+
+  clear(): void {
+    this.lru.clear();
+  }
+}

@@ -1,0 +1,392 @@
+/**
+ * The mount client's data path: bytes of an object version, by offset, through the tiers
+ * memory → disk cache → peer (optional) → S3.
+ *
+ * Interface (what the FUSE layer and the peer tier code against):
+ *
+ *   createDataPath(o: DataPathOptions): Promise<DataPath>
+ *   DataPath.open(v: ObjectVersion): FileReader      — one per open file handle (own read-ahead state)
+ *   FileReader.read(offset, length): Promise<Buffer> — short only at EOF; empty past EOF. The buffer
+ *                                                     may be a view into a cached block: read-only,
+ *                                                     copy it out, never keep or mutate it.
+ *   FileReader.close(): void
+ *   DataPath.loadBlock(id, { viaPeer? }): Promise<Buffer> — one whole block (read-only view).
+ *        viaPeer:false skips the peer tier: the peer owner uses it to read through without asking
+ *        peers again.
+ *   DataPath.stats(): DataPathStats;  DataPath.close(): Promise<void> (flushes pending cache writes)
+ *   DataPath.blockSize
+ *
+ * Errors (mapped to errno once, in mount-client/fuse/errno.ts): PreconditionFailedError → ESTALE
+ * (the object changed since it was resolved; no mixed bytes are ever returned), NotFoundError →
+ * ENOENT, S3ReadError → EIO (after the retry budget), CacheLockedError at startup.
+ *
+ * Design note: every block goes through one singleflight keyed by block-key.ts, so a demand read, a
+ * prefetch and a peer's read-through of the same block cost one fetch. A block fetched from S3 or a
+ * peer is served from memory at once and written to disk in the background (held in `pending`
+ * until the rename lands, so it is never fetched twice in between). Peer results are length-checked
+ * here (the peer tier verifies its own checksum); any peer failure falls through to S3.
+ */
+import type { Registry } from 'prom-client';
+import { createS3Client } from '../../functions/adapters/aws/s3-client.ts';
+import { blockKey } from '../block-cache/block-key.ts';
+import { DiskBlockStore, type DiskCacheStats } from '../block-cache/disk-cache.ts';
+import { MemoryBlockCache } from '../block-cache/memory-cache.ts';
+import { Singleflight } from '../block-cache/singleflight.ts';
+import { type BlockFetcher, type BlockId, blockLength, type ObjectVersion } from '../block-cache/types.ts';
+import { type DataPathMetrics, dataPathMetrics, mountRegistry } from '../metrics.ts';
+import { DEFAULT_READ_AHEAD, PrefetchBudget, ReadAhead } from '../prefetch/read-ahead.ts';
+import { type FaultCounts, type FaultOptions, withFaults } from './faults.ts';
+import { ConcurrencyLimiter } from './limiter.ts';
+import { DEFAULT_RETRY, type RetryPolicy } from './retry.ts';
+import { S3BlockFetcher, type S3FetcherStats } from './s3-fetcher.ts';
+import type { RangeTransport } from './transport.ts';
+import { createSdkTransport } from './transport-sdk.ts';
+import { createUndiciTransport } from './transport-undici.ts';
+import { type PresignFn, UrlSigner } from './url-signer.ts';
+
+export type { FaultOptions } from './faults.ts';
+
+const MiB = 1024 * 1024;
+
+export interface DataPathOptions {
+  cacheDir: string;
+  cacheSizeBytes: number;
+  /**
+   * 8 MiB: AWS's guidance for ranged-GET throughput is 8–16 MiB parts (per-request latency is
+   * amortised, one GET still streams at full per-connection speed), Mountpoint uses 8 MiB parts, and
+   * the read amplification of a cold random 4 KiB read stays bounded. Part of the block key.
+   */
+  blockSize?: number;
+  /** Largest read-ahead window per handle (default 64 MiB, see prefetch/read-ahead.ts). */
+  readAheadMaxBytes?: number;
+  /**
+   * Global cap on prefetch bytes in flight. Default 4 × readAheadMaxBytes: four streams at full
+   * read-ahead, beyond which more read-ahead only competes with demand reads for the NIC.
+   */
+  prefetchMemoryBytes?: number;
+  /**
+   * Hot-block LRU in memory. Default 256 MiB: holds the full read-ahead windows of four streams
+   * plus the blocks being served, so a prefetched block is served from memory, not re-read from disk.
+   */
+  memoryCacheBytes?: number;
+  /**
+   * Concurrent S3 GETs per process. Default 32: 32 × 8 MiB = 256 MiB in flight; at the ~90 MB/s a
+   * single S3 connection sustains that is ≈ 2.9 GB/s, more than a 25 Gbit NIC's share per mount.
+   */
+  maxS3Concurrency?: number;
+  /** Per bucket. Default 16: one hot bucket cannot take every slot from readers of another. */
+  perBucketConcurrency?: number;
+  region: string;
+  endpoint?: string;
+  /** On-prem mode: GET URLs from the API (`/v1/resolve?presign=1`) instead of local AWS credentials. */
+  presign?: PresignFn;
+  /** The peer tier, asked after a local miss and before S3. */
+  peer?: BlockFetcher;
+  metrics?: Registry;
+  /** Tests/chaos: inject S3 failures below the retry loop. */
+  faults?: FaultOptions;
+  retry?: Partial<RetryPolicy>;
+  /** 'undici' (default, faster — see docs/benchmarks/mount-data.md) or 'sdk' (GetObject). */
+  transport?: 'undici' | 'sdk';
+  /** Free-disk floor for the cache filesystem (default 5% of it, at least 1 GiB). */
+  minFreeBytes?: number;
+}
+
+export interface FileReader {
+  read(offset: number, length: number): Promise<Buffer>;
+  close(): void;
+}
+
+export interface TierStats {
+  hits: number;
+  bytes: number;
+}
+
+export interface DataPathStats {
+  memory: TierStats & { entries: number; heldBytes: number };
+  disk: DiskCacheStats;
+  peer: TierStats & { errors: number };
+  s3: S3FetcherStats;
+  prefetch: { issued: number; dropped: number; inflightBytes: number };
+  faults?: FaultCounts;
+}
+
+export interface DataPath {
+  readonly blockSize: number;
+  open(v: ObjectVersion): FileReader;
+  loadBlock(id: BlockId, opts?: { viaPeer?: boolean }): Promise<Buffer>;
+  stats(): DataPathStats;
+  close(): Promise<void>;
+}
+
+export async function createDataPath(o: DataPathOptions): Promise<DataPath> {
+  const blockSize = o.blockSize ?? 8 * MiB;
+  if (!Number.isInteger(blockSize) || blockSize < 64 * 1024 || blockSize > 256 * MiB) {
+    throw new RangeError(`blockSize ${blockSize} is out of range: use 64 KiB … 256 MiB (default 8 MiB)`);
+  }
+  const metrics = dataPathMetrics(o.metrics ?? mountRegistry);
+  const disk = await DiskBlockStore.open({
+    dir: o.cacheDir,
+    capacityBytes: o.cacheSizeBytes,
+    minFreeBytes: o.minFreeBytes,
+    onEvict: (bytes, reason) => {
+      metrics.evictions.inc({ reason });
+      metrics.evictedBytes.inc(bytes);
+    },
+    onCorrupt: (reason) => metrics.corrupt.inc({ reason }),
+  });
+  const maxConc = o.maxS3Concurrency ?? 32;
+  const signer = new UrlSigner(
+    o.presign ? { presign: o.presign } : { s3: createS3Client({ region: o.region, endpoint: o.endpoint }) },
+  );
+  let transport: RangeTransport =
+    o.transport === 'sdk'
+      ? createSdkTransport({ region: o.region, endpoint: o.endpoint, connections: maxConc })
+      : createUndiciTransport({ signer, connections: maxConc });
+  let faults: FaultCounts | undefined;
+  if (o.faults) {
+    const f = withFaults(transport, o.faults);
+    faults = f.injected;
+    transport = f;
+  }
+  const s3 = new S3BlockFetcher(
+    transport,
+    new ConcurrencyLimiter(maxConc, Math.min(maxConc, o.perBucketConcurrency ?? 16)),
+    { ...DEFAULT_RETRY, ...o.retry },
+    metrics,
+  );
+  const readAheadMax = o.readAheadMaxBytes ?? DEFAULT_READ_AHEAD.maxBytes;
+  return new DataPathImpl({
+    blockSize,
+    disk,
+    memory: new MemoryBlockCache(o.memoryCacheBytes ?? 256 * MiB),
+    s3,
+    peer: o.peer,
+    metrics,
+    budget: new PrefetchBudget(o.prefetchMemoryBytes ?? 4 * readAheadMax),
+    readAhead: {
+      ...DEFAULT_READ_AHEAD,
+      maxBytes: readAheadMax,
+      initialBytes: Math.min(DEFAULT_READ_AHEAD.initialBytes, readAheadMax),
+    },
+    faults,
+  });
+}
+
+interface Parts {
+  blockSize: number;
+  disk: DiskBlockStore;
+  memory: MemoryBlockCache;
+  s3: S3BlockFetcher;
+  peer?: BlockFetcher;
+  metrics: DataPathMetrics;
+  budget: PrefetchBudget;
+  readAhead: typeof DEFAULT_READ_AHEAD;
+  faults?: FaultCounts;
+}
+
+class DataPathImpl implements DataPath {
+  readonly blockSize: number;
+  private readonly flights = new Singleflight<Buffer>();
+  /** Blocks fetched but not yet renamed into the disk cache. */
+  private readonly pending = new Map<string, Buffer>();
+  private readonly writes = new Set<Promise<void>>();
+  private readonly counts = {
+    memory: { hits: 0, bytes: 0 },
+    peer: { hits: 0, bytes: 0, errors: 0 },
+    prefetch: { issued: 0, dropped: 0 },
+  };
+  private closed = false;
+
+  constructor(private readonly p: Parts) {
+    this.blockSize = p.blockSize;
+  }
+
+  open(v: ObjectVersion): FileReader {
+    return new Reader(this, v, new ReadAhead(this.p.readAhead));
+  }
+
+  async loadBlock(id: BlockId, opts?: { viaPeer?: boolean }): Promise<Buffer> {
+    if (this.closed) throw new Error('data path is closed');
+    const len = blockLength(id);
+    if (len === 0) return Buffer.alloc(0);
+    const key = blockKey(id);
+    const hot = this.p.memory.get(key) ?? this.pending.get(key);
+    if (hot) {
+      this.counts.memory.hits++;
+      this.counts.memory.bytes += hot.length;
+      this.p.metrics.blockRequests.inc({ tier: 'memory', result: 'hit' });
+      this.p.metrics.blockBytes.inc({ tier: 'memory' }, hot.length);
+      return hot;
+    }
+    this.p.metrics.blockRequests.inc({ tier: 'memory', result: 'miss' });
+    return this.flights.do(key, () => this.loadCold(id, key, len, opts?.viaPeer !== false));
+  }
+
+  private async loadCold(id: BlockId, key: string, len: number, viaPeer: boolean): Promise<Buffer> {
+    const m = this.p.metrics;
+    const cached = await this.p.disk.get(id, key);
+    if (cached) {
+      m.blockRequests.inc({ tier: 'disk', result: 'hit' });
+      m.blockBytes.inc({ tier: 'disk' }, cached.length);
+      this.p.memory.set(key, cached);
+      return cached;
+    }
+    m.blockRequests.inc({ tier: 'disk', result: 'miss' });
+    let data: Buffer | undefined;
+    if (this.p.peer && viaPeer) {
+      try {
+        const got = await this.p.peer.fetch(id);
+        if (got.length === len) {
+          data = got;
+          this.counts.peer.hits++;
+          this.counts.peer.bytes += got.length;
+          m.blockRequests.inc({ tier: 'peer', result: 'hit' });
+          m.blockBytes.inc({ tier: 'peer' }, got.length);
+        } else {
+          this.counts.peer.errors++;
+          m.blockRequests.inc({ tier: 'peer', result: 'miss' });
+        }
+      } catch {
+        // Peers are an accelerator: any failure (timeout, ejected owner, bad checksum) → S3.
+        this.counts.peer.errors++;
+        m.blockRequests.inc({ tier: 'peer', result: 'miss' });
+      }
+    }
+    if (!data) {
+      data = await this.p.s3.fetch(id);
+      m.blockRequests.inc({ tier: 's3', result: 'hit' });
+      m.blockBytes.inc({ tier: 's3' }, data.length);
+    }
+    this.p.memory.set(key, data);
+    this.persist(id, key, data);
+    return data;
+  }
+
+  /** Background write to the disk cache; a failed write only costs a future miss. */
+  private persist(id: BlockId, key: string, data: Buffer): void {
+    this.pending.set(key, data);
+    const w = this.p.disk
+      .put(id, data, key)
+      .catch(() => undefined)
+      .finally(() => {
+        if (this.pending.get(key) === data) this.pending.delete(key);
+        this.writes.delete(w);
+        this.p.metrics.cacheBytes.set({ tier: 'disk' }, this.p.disk.stats().bytes);
+      });
+    this.writes.add(w);
+  }
+
+  /** Starts best-effort loads of the blocks covering [from, to) that are not already local. */
+  /** Returns the first block index not handed to a load (so a dropped block is tried again later). */
+  prefetch(v: ObjectVersion, from: number, to: number, windowBytes: number): number {
+    const bs = this.blockSize;
+    const end = Math.min(to, v.size);
+    let i = Math.floor(from / bs);
+    if (from >= end) return i;
+    this.p.metrics.prefetchWindow.observe(windowBytes);
+    for (; i * bs < end; i++) {
+      const id: BlockId = { object: v, index: i, blockSize: bs };
+      const key = blockKey(id);
+      if (this.flights.has(key) || this.pending.has(key) || this.p.memory.get(key)) continue;
+      const len = blockLength(id);
+      if (!this.p.budget.tryAcquire(len)) {
+        this.counts.prefetch.dropped++;
+        this.p.metrics.prefetchDropped.inc();
+        return i;
+      }
+      this.counts.prefetch.issued++;
+      this.p.metrics.prefetchInflight.set(this.p.budget.inflightBytes);
+      this.loadBlock(id)
+        .catch(() => undefined) // the demand read will surface the error
+        .finally(() => {
+          this.p.budget.release(len);
+          this.p.metrics.prefetchInflight.set(this.p.budget.inflightBytes);
+        });
+    }
+    return i;
+  }
+
+  countRead(bytes: number): void {
+    this.p.metrics.readBytes.inc(bytes);
+  }
+
+  stats(): DataPathStats {
+    return {
+      memory: { ...this.counts.memory, entries: this.p.memory.entries, heldBytes: this.p.memory.bytes },
+      disk: this.p.disk.stats(),
+      peer: { ...this.counts.peer },
+      s3: { ...this.p.s3.counts },
+      prefetch: { ...this.counts.prefetch, inflightBytes: this.p.budget.inflightBytes },
+      ...(this.p.faults ? { faults: { ...this.p.faults } } : {}),
+    };
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    while (this.writes.size) await Promise.all([...this.writes]);
+    this.p.memory.clear();
+    await this.p.s3.close();
+    await this.p.disk.close();
+  }
+}
+
+class Reader implements FileReader {
+  private closed = false;
+  /** Blocks below this index have already been handed to prefetch by this handle. */
+  private prefetchedTo = 0;
+
+  constructor(
+    private readonly dp: DataPathImpl,
+    private readonly v: ObjectVersion,
+    private readonly ra: ReadAhead,
+  ) {}
+
+  async read(offset: number, length: number): Promise<Buffer> {
+    if (this.closed) throw new Error(`read after close of ${this.v.key}`);
+    if (!Number.isInteger(offset) || offset < 0 || !Number.isInteger(length) || length < 0) {
+      throw new RangeError(`invalid read (offset ${offset}, length ${length})`);
+    }
+    const size = this.v.size;
+    const end = Math.min(size, offset + length);
+    if (offset >= end) return Buffer.alloc(0);
+    const bs = this.dp.blockSize;
+    const window = this.ra.onRead(offset, end - offset);
+    if (window > 0) {
+      const from = Math.max(end, this.prefetchedTo * bs);
+      const to = Math.min(size, end + window);
+      if (from < to) {
+        this.prefetchedTo = this.dp.prefetch(this.v, from, to, window);
+      }
+    } else {
+      this.prefetchedTo = 0;
+    }
+    const first = Math.floor(offset / bs);
+    const last = Math.floor((end - 1) / bs);
+    const id = (index: number): BlockId => ({ object: this.v, index, blockSize: bs });
+    let out: Buffer;
+    if (first === last) {
+      const block = await this.dp.loadBlock(id(first));
+      out = block.subarray(offset - first * bs, end - first * bs);
+    } else {
+      const blocks = await Promise.all(
+        Array.from({ length: last - first + 1 }, (_, k) => this.dp.loadBlock(id(first + k))),
+      );
+      out = Buffer.allocUnsafe(end - offset);
+      let pos = 0;
+      for (let k = 0; k < blocks.length; k++) {
+        const base = (first + k) * bs;
+        const s = Math.max(offset, base) - base;
+        const e = Math.min(end, base + bs) - base;
+        pos += (blocks[k] as Buffer).copy(out, pos, s, e);
+      }
+    }
+    this.dp.countRead(out.length);
+    return out;
+  }
+
+  close(): void {
+    this.closed = true;
+  }
+}

@@ -1,0 +1,85 @@
+/**
+ * Sequential detection and the read-ahead window of one open file handle.
+ *
+ * Design note: the kernel hands FUSE 128 KiB reads (design.md §4), so "sequential" means the next
+ * read starts where the last one ended, give or take a little reordering. Each sequential read
+ * doubles the window from `initialBytes` up to `maxBytes`; a read elsewhere (a seek) drops it to
+ * zero, so random 4 KiB readers never pay for read-ahead they do not use, and the next sequential
+ * run starts small again. The window is in bytes past the end of the current read; the data path
+ * turns it into blocks and bounds the bytes in flight across all handles (PrefetchBudget).
+ */
+
+export interface ReadAheadOptions {
+  /**
+   * 1 MiB: a first sequential read may be a header probe (`file`, `head -c`), so start with a
+   * window well under one block and let a real stream earn the big window in a few reads.
+   */
+  initialBytes: number;
+  /**
+   * 64 MiB: 8 blocks of 8 MiB in flight per stream, which is what saturates a single S3 stream
+   * (the raw-GET ceiling in bench/mount/ceilings.ts uses 8 concurrent 8 MiB ranges).
+   */
+  maxBytes: number;
+  /**
+   * 256 KiB of slack: two kernel read requests may arrive out of order under FUSE's async reads
+   * and must not count as a seek.
+   */
+  toleranceBytes: number;
+}
+
+export const DEFAULT_READ_AHEAD: ReadAheadOptions = {
+  initialBytes: 1024 * 1024,
+  maxBytes: 64 * 1024 * 1024,
+  toleranceBytes: 256 * 1024,
+};
+
+export class ReadAhead {
+  private lastEnd = 0;
+  private window = 0;
+  private started = false;
+
+  constructor(private readonly o: ReadAheadOptions = DEFAULT_READ_AHEAD) {}
+
+  /** Records a read and returns how many bytes past its end to prefetch (0 = none). */
+  onRead(offset: number, length: number): number {
+    const sequential = this.started
+      ? offset >= this.lastEnd - this.o.toleranceBytes && offset <= this.lastEnd + this.o.toleranceBytes
+      : offset === 0;
+    this.started = true;
+    if (!sequential) {
+      this.window = 0;
+      this.lastEnd = offset + length;
+      return 0;
+    }
+    this.lastEnd = Math.max(this.lastEnd, offset + length);
+    this.window = this.window === 0 ? this.o.initialBytes : Math.min(this.o.maxBytes, this.window * 2);
+    return this.window;
+  }
+
+  get windowBytes(): number {
+    return this.window;
+  }
+}
+
+/**
+ * Global cap on prefetch bytes in flight. A prefetch that does not fit is skipped, never queued:
+ * read-ahead is an optimisation, and the demand read will fetch the block when it gets there.
+ */
+export class PrefetchBudget {
+  private used = 0;
+  constructor(readonly capacityBytes: number) {}
+
+  tryAcquire(bytes: number): boolean {
+    if (this.used + bytes > this.capacityBytes) return false;
+    this.used += bytes;
+    return true;
+  }
+
+  release(bytes: number): void {
+    this.used = Math.max(0, this.used - bytes);
+  }
+
+  get inflightBytes(): number {
+    return this.used;
+  }
+}
