@@ -1,0 +1,223 @@
+/**
+ * fauxqs (S3 + SQS) embedded in-process on 127.0.0.1, plus the hook that lets the stack synthesize
+ * S3 event notifications.
+ *
+ * Design note: fauxqs's `startFauxqs()` binds 0.0.0.0 and hides its stores, so we assemble the same
+ * pieces ourselves: stores + optional SQLite persistence (fauxqs 2.4.1 can persist S3 objects,
+ * buckets, queues and messages to `dataDir`) + `buildApp()` listening on 127.0.0.1. Object mutations
+ * are observed by wrapping the S3 store's mutating methods — no proxy in the data path — and the
+ * S3 operation that caused them (Put / Post / Copy / CompleteMultipartUpload / Delete) is read from
+ * the request via AsyncLocalStorage entered in a `preHandler` hook (after body parsing, so the
+ * context reaches the route handler).
+ */
+import { AsyncLocalStorage } from 'node:async_hooks';
+import type { S3EventName } from './s3-events.ts';
+
+export interface ObjectMutation {
+  eventName: S3EventName;
+  bucket: string;
+  key: string;
+  size?: number;
+  eTag?: string;
+  sourceIp: string;
+}
+
+export interface EmulatorOptions {
+  /** Directory for fauxqs's SQLite persistence; omit for in-memory state. */
+  dataDir?: string;
+  region: string;
+  /** Called synchronously after each successful object create/remove in any bucket. */
+  onMutation?: (m: ObjectMutation) => void;
+}
+
+export interface Emulator {
+  endpoint: string;
+  port: number;
+  createBucket(name: string): void;
+  stop(): Promise<void>;
+}
+
+interface HookRequest {
+  method: string;
+  query: unknown;
+  headers: Record<string, unknown>;
+  ip: string;
+}
+
+interface RequestInfo {
+  method: string;
+  query: Record<string, unknown>;
+  headers: Record<string, unknown>;
+  ip: string;
+}
+
+// Minimal views of fauxqs internals we touch (dist files of the pinned 2.4.1; not in its exports).
+interface StoredObject {
+  contentLength: number;
+  etag: string;
+}
+interface S3StoreLike {
+  putObject(...args: unknown[]): StoredObject;
+  completeMultipartUpload(...args: unknown[]): StoredObject & { key: string };
+  deleteObject(bucket: string, key: string): void;
+  headObject(bucket: string, key: string): StoredObject;
+  hasBucket(name: string): boolean;
+  createBucket(name: string): void;
+  multipartUploads: Map<string, { bucket: string; key: string }>;
+  persistence?: unknown;
+}
+interface PersistenceLike {
+  load(sqs: unknown, sns: unknown, s3: unknown): void;
+  close(): void;
+}
+
+async function fauxqsModule<T>(relative: string): Promise<T> {
+  const base = import.meta.resolve('fauxqs');
+  return (await import(new URL(relative, base).href)) as T;
+}
+
+export async function startEmulator(options: EmulatorOptions): Promise<Emulator> {
+  // fauxqs loads node:sqlite at import time (for its optional persistence), which prints an
+  // ExperimentalWarning on every start; it is noise here.
+  const { buildApp } = await withoutSqliteWarning(() => import('fauxqs'));
+  const [{ SqsStore }, { SnsStore }, { S3Store }] = await Promise.all([
+    fauxqsModule<{ SqsStore: new () => { persistence?: unknown; allQueues(): { persistence?: unknown }[] } }>(
+      './sqs/sqsStore.js',
+    ),
+    fauxqsModule<{ SnsStore: new () => { persistence?: unknown } }>('./sns/snsStore.js'),
+    fauxqsModule<{ S3Store: new () => S3StoreLike }>('./s3/s3Store.js'),
+  ]);
+  const sqsStore = new SqsStore();
+  const snsStore = new SnsStore();
+  const s3Store = new S3Store();
+  let persistence: PersistenceLike | undefined;
+  if (options.dataDir) {
+    const { PersistenceManager } = await fauxqsModule<{
+      PersistenceManager: new (dir: string) => PersistenceLike;
+    }>('./persistence.js');
+    persistence = new PersistenceManager(options.dataDir);
+    // Same order as fauxqs's own startFauxqs: load first, then attach write-through persistence.
+    persistence.load(sqsStore, snsStore, s3Store);
+    sqsStore.persistence = persistence;
+    snsStore.persistence = persistence;
+    for (const q of sqsStore.allQueues()) q.persistence = persistence;
+    s3Store.persistence = persistence;
+  }
+
+  const als = new AsyncLocalStorage<RequestInfo>();
+  if (options.onMutation) wrapStore(s3Store, als, options.onMutation);
+
+  const app = buildApp({
+    logger: false,
+    defaultRegion: options.region,
+    stores: { sqsStore, snsStore, s3Store } as never,
+  });
+  app.addHook('preHandler', (request: HookRequest, _reply: unknown, done: () => void) => {
+    als.run(
+      {
+        method: request.method,
+        query: (request.query ?? {}) as Record<string, unknown>,
+        headers: request.headers as Record<string, unknown>,
+        ip: request.ip,
+      },
+      done,
+    );
+  });
+  if (persistence) {
+    const p = persistence;
+    app.addHook('preClose', () => p.close());
+  }
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const address = app.server.address();
+  if (!address || typeof address === 'string') throw new Error('fauxqs did not bind a TCP port');
+  return {
+    endpoint: `http://127.0.0.1:${address.port}`,
+    port: address.port,
+    createBucket(name) {
+      if (!s3Store.hasBucket(name)) s3Store.createBucket(name);
+    },
+    async stop() {
+      await app.close();
+    },
+  };
+}
+
+function wrapStore(
+  store: S3StoreLike,
+  als: AsyncLocalStorage<RequestInfo>,
+  emit: (m: ObjectMutation) => void,
+): void {
+  const put = store.putObject.bind(store);
+  const complete = store.completeMultipartUpload.bind(store);
+  const del = store.deleteObject.bind(store);
+
+  store.putObject = (...args: unknown[]) => {
+    const obj = put(...args);
+    const req = als.getStore();
+    // Copy is a PUT with x-amz-copy-source; Post is a browser form upload (POST to the bucket).
+    const eventName: S3EventName = req?.headers['x-amz-copy-source']
+      ? 'ObjectCreated:Copy'
+      : req?.method === 'POST'
+        ? 'ObjectCreated:Post'
+        : 'ObjectCreated:Put';
+    emit({
+      eventName,
+      bucket: args[0] as string,
+      key: args[1] as string,
+      size: obj.contentLength,
+      eTag: obj.etag,
+      sourceIp: req?.ip ?? '127.0.0.1',
+    });
+    return obj;
+  };
+  store.completeMultipartUpload = (...args: unknown[]) => {
+    const upload = store.multipartUploads.get(args[0] as string);
+    const obj = complete(...args);
+    const req = als.getStore();
+    emit({
+      eventName: 'ObjectCreated:CompleteMultipartUpload',
+      bucket: upload?.bucket ?? '',
+      key: obj.key,
+      size: obj.contentLength,
+      eTag: obj.etag,
+      sourceIp: req?.ip ?? '127.0.0.1',
+    });
+    return obj;
+  };
+  store.deleteObject = (bucket: string, key: string) => {
+    let existed = false;
+    try {
+      store.headObject(bucket, key);
+      existed = true;
+    } catch {
+      existed = false;
+    }
+    del(bucket, key);
+    // fauxqs buckets are unversioned, so a delete removes the object (never a delete marker).
+    // Deleting an absent key changes nothing, so it produces no event here.
+    if (existed) {
+      const req = als.getStore();
+      emit({
+        eventName: 'ObjectRemoved:Delete',
+        bucket,
+        key,
+        sourceIp: req?.ip ?? '127.0.0.1',
+      });
+    }
+  };
+}
+
+/** Runs fn with node:sqlite's ExperimentalWarning suppressed (and only that warning). */
+async function withoutSqliteWarning<T>(fn: () => Promise<T>): Promise<T> {
+  const original = process.emitWarning;
+  process.emitWarning = ((warning: string | Error, ...rest: unknown[]) => {
+    const text = typeof warning === 'string' ? warning : warning.message;
+    if (/SQLite is an experimental feature/.test(text)) return;
+    return (original as (...a: unknown[]) => void).call(process, warning, ...rest);
+  }) as typeof process.emitWarning;
+  try {
+    return await fn();
+  } finally {
+    process.emitWarning = original;
+  }
+}

@@ -1,0 +1,79 @@
+/**
+ * Runs Strata's Lambda handlers in this process, the way the Lambda runtime would: the module named
+ * by routes.ts `lambdas[name].entry` is imported once (cold start), its `handler` export is called
+ * with the event and a Lambda `Context`.
+ */
+import { randomUUID } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import type { Context } from 'aws-lambda';
+import { type LambdaName, lambdas } from '../functions/handlers/routes.ts';
+
+export const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
+
+export type Handler = (event: unknown, context: Context) => Promise<unknown>;
+
+/** The handler module named in routes.ts does not exist yet (another issue has not landed it). */
+export class HandlerMissingError extends Error {
+  override name = 'HandlerMissingError';
+  constructor(
+    readonly lambda: LambdaName,
+    readonly entry: string,
+  ) {
+    super(`handler module ${entry} (lambda ${lambda}) does not exist yet`);
+  }
+}
+
+export async function loadHandler(name: LambdaName): Promise<Handler> {
+  const spec = lambdas[name];
+  if (!spec) throw new Error(`unknown lambda ${name}; see functions/handlers/routes.ts`);
+  const file = join(REPO_ROOT, spec.entry);
+  if (!existsSync(file)) throw new HandlerMissingError(name, spec.entry);
+  const mod = (await import(pathToFileURL(file).href)) as { handler?: unknown };
+  if (typeof mod.handler !== 'function')
+    throw new Error(`${spec.entry} does not export a function named handler`);
+  return mod.handler as Handler;
+}
+
+export function lambdaContext(name: LambdaName, region: string): Context {
+  const spec = lambdas[name];
+  const deadline = Date.now() + spec.timeoutSeconds * 1000;
+  const functionName = `strata-local-${name}`;
+  return {
+    callbackWaitsForEmptyEventLoop: false,
+    functionName,
+    functionVersion: '$LATEST',
+    invokedFunctionArn: `arn:aws:lambda:${region}:000000000000:function:${functionName}`,
+    memoryLimitInMB: String(spec.memoryMb),
+    awsRequestId: randomUUID(),
+    logGroupName: `/aws/lambda/${functionName}`,
+    logStreamName: `local/${process.pid}`,
+    getRemainingTimeInMillis: () => Math.max(0, deadline - Date.now()),
+    done: () => {},
+    fail: () => {},
+    succeed: () => {},
+  };
+}
+
+/** Invokes a handler with Lambda's timeout: a handler running past it fails like a timed-out Lambda. */
+export async function invokeHandler(name: LambdaName, event: unknown, region: string): Promise<unknown> {
+  const handler = await loadHandler(name);
+  const context = lambdaContext(name, region);
+  const timeoutMs = lambdas[name].timeoutSeconds * 1000;
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      handler(event, context),
+      new Promise((_, reject) => {
+        timer = setTimeout(
+          () => reject(new Error(`lambda ${name} timed out after ${lambdas[name].timeoutSeconds} s`)),
+          timeoutMs,
+        );
+        timer.unref();
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
