@@ -122,6 +122,12 @@ export class MetadataCache {
     return { bucket: this.location.bucket, key: this.location.keyPrefix + node.path.slice(1) };
   }
 
+  /** The path of a key under the learned data prefix (re-signing URLs needs it). */
+  pathOf(key: string): string | undefined {
+    if (!this.location || !key.startsWith(this.location.keyPrefix)) return undefined;
+    return `/${key.slice(this.location.keyPrefix.length)}`;
+  }
+
   /** A path changed (put, delete or drift): forget it, its listing and every ancestor's. */
   invalidate(path: string): void {
     this.epoch++;

@@ -3,5 +3,7 @@
  */
 import type { RegisterCommand } from '../context.ts';
 import { register as migrate } from './migrate.ts';
+import { register as mount } from './mount.ts';
+import { register as unmount } from './unmount.ts';
 
-export const commands: RegisterCommand[] = [migrate];
+export const commands: RegisterCommand[] = [migrate, mount, unmount];

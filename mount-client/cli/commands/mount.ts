@@ -1,0 +1,109 @@
+import type { FaultOptions } from '../../object-client/data-path.ts';
+import type { RegisterCommand } from '../context.ts';
+
+interface MountFlags {
+  cacheDir?: string;
+  cacheSize?: string;
+  blockSize: string;
+  readAheadMax: string;
+  maxS3Concurrency: string;
+  allowOther?: boolean;
+  metricsPort?: string;
+  presign?: boolean;
+  uid?: string;
+  gid?: string;
+  region?: string;
+  s3Endpoint?: string;
+}
+
+export const register: RegisterCommand = (program, ctx) => {
+  program
+    .command('mount')
+    .description(
+      'mount the index read-only at <mountpoint> and serve it until SIGINT/SIGTERM or `strata unmount` (runs in the foreground)',
+    )
+    .argument('<mountpoint>', 'an existing, empty directory')
+    .option(
+      '--cache-dir <dir>',
+      'persistent block cache (default /var/cache/strata as root, else ~/.cache/strata)',
+    )
+    .option(
+      '--cache-size <size>',
+      'block cache cap, e.g. 50G (default: half the cache filesystem, at most 100G)',
+    )
+    .option('--block-size <size>', 'S3 range / cache block size; part of the cache key', '8M')
+    .option('--read-ahead-max <size>', 'largest sequential read-ahead window per open file', '64M')
+    .option('--max-s3-concurrency <n>', 'concurrent S3 GETs for this mount', '32')
+    .option(
+      '--allow-other',
+      'let other users read the mount (needs user_allow_other in /etc/fuse.conf unless root)',
+    )
+    .option(
+      '--metrics-port <port>',
+      'serve Prometheus /metrics and /stats on 127.0.0.1:<port> (0 = any free port)',
+    )
+    .option(
+      '--presign',
+      'read through presigned GET URLs from the API (on-prem nodes without AWS credentials)',
+    )
+    .option('--uid <uid>', 'owner reported for every file (default: the mounting user)')
+    .option('--gid <gid>', 'group reported for every file (default: the mounting user)')
+    .option('--region <region>', 'AWS region of the bucket (env AWS_REGION, else .strata/dev.json)')
+    .option('--s3-endpoint <url>', 'S3 endpoint override (env STRATA_S3_ENDPOINT, else .strata/dev.json)')
+    .option(
+      '--foreground',
+      'accepted for fstab/systemd compatibility: strata mount always runs in the foreground',
+    )
+    .action(async (mountpoint: string, flags: MountFlags) => {
+      const { defaultCacheDir, defaultCacheSize, parseSize, runMountForeground } = await import(
+        '../../mount.ts'
+      );
+      const config = ctx.config();
+      const cacheDir = flags.cacheDir ?? defaultCacheDir();
+      const region = flags.region ?? process.env.AWS_REGION ?? config.dev?.region;
+      if (!region) throw new Error('no AWS region: pass --region or set AWS_REGION');
+      const s3Endpoint = flags.s3Endpoint ?? process.env.STRATA_S3_ENDPOINT ?? config.dev?.s3Endpoint;
+      await runMountForeground({
+        mountpoint,
+        apiUrl: config.apiUrl,
+        token: config.token,
+        region,
+        ...(s3Endpoint ? { s3Endpoint } : {}),
+        cacheDir,
+        cacheSizeBytes: flags.cacheSize ? parseSize(flags.cacheSize) : await defaultCacheSize(cacheDir),
+        blockSize: parseSize(flags.blockSize),
+        readAheadMaxBytes: parseSize(flags.readAheadMax),
+        maxS3Concurrency: positiveInt(flags.maxS3Concurrency, '--max-s3-concurrency'),
+        allowOther: flags.allowOther ?? false,
+        ...(flags.metricsPort !== undefined ? { metricsPort: port(flags.metricsPort) } : {}),
+        presign: flags.presign ?? false,
+        uid: flags.uid !== undefined ? positiveInt(flags.uid, '--uid', 0) : (process.getuid?.() ?? 0),
+        gid: flags.gid !== undefined ? positiveInt(flags.gid, '--gid', 0) : (process.getgid?.() ?? 0),
+        ...faultsFromEnv(),
+      });
+    });
+};
+
+function positiveInt(text: string, flag: string, min = 1): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < min)
+    throw new Error(`${flag} must be an integer ≥ ${min}, got ${JSON.stringify(text)}`);
+  return n;
+}
+
+function port(text: string): number {
+  const n = positiveInt(text, '--metrics-port', 0);
+  if (n > 65535) throw new Error(`--metrics-port must be 0…65535, got ${n}`);
+  return n;
+}
+
+/** Chaos/test hook: STRATA_S3_FAULTS='{"errorRate":0.05,"timeoutRate":0.05}' injects S3 failures. */
+function faultsFromEnv(): { faults?: FaultOptions } {
+  const raw = process.env.STRATA_S3_FAULTS;
+  if (!raw) return {};
+  try {
+    return { faults: JSON.parse(raw) as FaultOptions };
+  } catch (err) {
+    throw new Error(`STRATA_S3_FAULTS is not valid JSON (${(err as Error).message})`);
+  }
+}

@@ -1,0 +1,351 @@
+/**
+ * `strata mount` as a process: config → API client → data path → metadata cache + change poller
+ * → StrataFs → FUSE, plus the metrics endpoint and signal handling. Runs in the foreground
+ * (systemd style) until SIGINT/SIGTERM or until the mount disappears (`strata unmount`,
+ * `fusermount -u`), then unmounts and closes everything in reverse order.
+ *
+ * Extension point: `MountExtension` lets a tier plug in without touching this file's flow — the
+ * peer tier passes `peer` (asked after a local miss, before S3) and `start`/`stop` (e.g. serve
+ * blocks to other nodes once the data path exists).
+ */
+import { execFile } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdir, stat, statfs } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
+import { homedir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+import { PreconditionFailedError } from '../functions/core/errors.ts';
+import { ApiClient } from './api/client.ts';
+import type { BlockFetcher, ObjectVersion } from './block-cache/types.ts';
+import { ByDateView } from './fs/by-date-view.ts';
+import { StrataFs } from './fs/strata-fs.ts';
+import { type FuseMount, mountFuse } from './fuse/binding.ts';
+import { ChangePoller } from './metadata/change-poller.ts';
+import { httpIndexApi, type IndexApi } from './metadata/index-api.ts';
+import { MetadataCache } from './metadata/metadata-cache.ts';
+import { counter, histogram, mountRegistry } from './metrics.ts';
+import { createDataPath, type DataPath, type FaultOptions } from './object-client/data-path.ts';
+
+const run = promisify(execFile);
+const MiB = 1024 * 1024;
+const GiB = 1024 * MiB;
+
+export interface MountOptions {
+  mountpoint: string;
+  apiUrl: string;
+  token: string;
+  region: string;
+  /** S3 endpoint override (emulators, S3-compatible stores); AWS when absent. */
+  s3Endpoint?: string;
+  cacheDir: string;
+  cacheSizeBytes: number;
+  blockSize: number;
+  readAheadMaxBytes: number;
+  maxS3Concurrency: number;
+  allowOther: boolean;
+  /** Serve /metrics on 127.0.0.1:<port> (0 = any free port); undefined = no endpoint. */
+  metricsPort?: number;
+  presign: boolean;
+  uid: number;
+  gid: number;
+  /** Test/chaos hook: inject S3 faults below the retry loop (env STRATA_S3_FAULTS). */
+  faults?: FaultOptions;
+  extensions?: MountExtension[];
+  log?: Logger;
+}
+
+export interface MountExtension {
+  readonly name: string;
+  /** A block tier asked after a local miss and before S3 (at most one extension may set it). */
+  peer?: BlockFetcher;
+  start?(ctx: { dataPath: DataPath; api: ApiClient; log: Logger }): Promise<void>;
+  stop?(): Promise<void>;
+}
+
+export interface RunningMount {
+  readonly mountpoint: string;
+  /** Bound metrics port, when the endpoint is on. */
+  readonly metricsPort?: number;
+  /** Resolves once the mount has been torn down (by stop() or because it disappeared). */
+  readonly done: Promise<void>;
+  stop(reason: string): Promise<void>;
+}
+
+export type Logger = (
+  level: 'info' | 'warn' | 'error',
+  msg: string,
+  fields?: Record<string, unknown>,
+) => void;
+
+/** JSON lines on stderr, one object per event; never includes the token. */
+export const jsonLogger: Logger = (level, msg, fields = {}) => {
+  process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), level, msg, ...fields })}\n`);
+};
+
+/**
+ * Default cache directory: /var/cache/strata for root (FHS: regenerable data, survives reboots,
+ * where a systemd unit's CacheDirectory= points), else $XDG_CACHE_HOME/strata or ~/.cache/strata.
+ */
+export function defaultCacheDir(env = process.env, uid = process.getuid?.() ?? 0): string {
+  if (uid === 0) return '/var/cache/strata';
+  return join(env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'strata');
+}
+
+/**
+ * Default cache size: half of the cache filesystem, capped at 100 GiB. Compute nodes put the cache
+ * on an instance-store NVMe that exists for this purpose; on a shared root disk half leaves room for
+ * everything else, and the data path also keeps a free-disk floor.
+ */
+export async function defaultCacheSize(cacheDir: string): Promise<number> {
+  const dir = await nearestExisting(cacheDir);
+  const s = await statfs(dir);
+  return Math.max(256 * MiB, Math.min(100 * GiB, Math.floor((s.blocks * s.bsize) / 2)));
+}
+
+async function nearestExisting(path: string): Promise<string> {
+  let p = resolve(path);
+  while (!existsSync(p)) p = resolve(p, '..');
+  return p;
+}
+
+/** Parses `512M`, `10GiB`, `1g`, `4096` into bytes. */
+export function parseSize(text: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b)?\s*$/i.exec(text);
+  if (!m) throw new Error(`cannot parse size ${JSON.stringify(text)}: use e.g. 512M, 8MiB, 20G`);
+  const unit = { '': 1, k: 1024, m: MiB, g: GiB, t: 1024 * GiB }[(m[2] ?? '').toLowerCase()] as number;
+  return Math.round(Number(m[1]) * unit);
+}
+
+/** True when `mountpoint` appears in the mount table. */
+export function isMounted(mountpoint: string): boolean {
+  const target = resolve(mountpoint).replace(/ /g, '\\040');
+  try {
+    return readFileSync('/proc/self/mountinfo', 'utf8')
+      .split('\n')
+      .some((line) => line.split(' ')[4] === target);
+  } catch {
+    return false;
+  }
+}
+
+/** Lazily detaches a mount (works for a dead FUSE server too). */
+export async function forceUnmount(mountpoint: string): Promise<void> {
+  try {
+    await run('fusermount', ['-uz', mountpoint]);
+  } catch {
+    await run('fusermount3', ['-uz', mountpoint]);
+  }
+}
+
+/**
+ * A mount left behind by a killed process answers ENOTCONN; detach it so this mount can take its
+ * place. A mount still served by a live process is refused with the way out in the message.
+ */
+async function recoverStaleMount(mountpoint: string, log: Logger): Promise<void> {
+  try {
+    await stat(mountpoint);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOTCONN' || code === 'ENXIO' || code === 'EIO') {
+      log('warn', 'recovering a stale mount left by a previous process', { mountpoint, code });
+      await forceUnmount(mountpoint);
+      return;
+    }
+    if (code === 'ENOENT')
+      throw new Error(`mountpoint ${mountpoint} does not exist; create it with mkdir -p`);
+    throw err;
+  }
+  if (isMounted(mountpoint)) {
+    throw new Error(
+      `${mountpoint} is already mounted by a running process; run \`strata unmount ${mountpoint}\` first`,
+    );
+  }
+}
+
+export async function startMount(o: MountOptions): Promise<RunningMount> {
+  const log = o.log ?? jsonLogger;
+  const mountpoint = resolve(o.mountpoint);
+  await recoverStaleMount(mountpoint, log);
+  await mkdir(o.cacheDir, { recursive: true });
+
+  const client = new ApiClient({ apiUrl: o.apiUrl, token: o.token });
+  const api: IndexApi = httpIndexApi(client);
+  const meta = new MetadataCache(api);
+  const byDate = new ByDateView(api);
+  const extensions = o.extensions ?? [];
+  const peer = extensions.find((e) => e.peer)?.peer;
+
+  const dataPath = await createDataPath({
+    cacheDir: o.cacheDir,
+    cacheSizeBytes: o.cacheSizeBytes,
+    blockSize: o.blockSize,
+    readAheadMaxBytes: o.readAheadMaxBytes,
+    maxS3Concurrency: o.maxS3Concurrency,
+    region: o.region,
+    ...(o.s3Endpoint ? { endpoint: o.s3Endpoint } : {}),
+    ...(o.presign ? { presign: (v: ObjectVersion) => presignAgain(meta, v) } : {}),
+    ...(peer ? { peer } : {}),
+    ...(o.faults ? { faults: o.faults } : {}),
+    metrics: mountRegistry,
+  });
+  const cleanup: Array<[string, () => Promise<unknown> | unknown]> = [
+    ['data path', () => dataPath.close()],
+    ['api client', () => client.close()],
+  ];
+  const closeAll = async () => {
+    for (const [what, fn] of cleanup.reverse()) {
+      try {
+        await fn();
+      } catch (err) {
+        log('warn', `closing the ${what} failed`, { error: (err as Error).message });
+      }
+    }
+  };
+
+  try {
+    const poller = new ChangePoller(api, [meta, byDate], {
+      onError: (err) => log('warn', 'change feed poll failed; retrying', { error: (err as Error).message }),
+    });
+    await poller.start();
+    cleanup.push(['change poller', () => poller.stop()]);
+
+    for (const ext of extensions) {
+      await ext.start?.({ dataPath, api: client, log });
+      if (ext.stop) cleanup.push([ext.name, () => ext.stop?.()]);
+    }
+
+    const fs = new StrataFs({ meta, byDate, data: dataPath, uid: o.uid, gid: o.gid, presign: o.presign });
+    cleanup.push(['open files', () => fs.close()]);
+    const ops = opMetrics();
+    const fuse: FuseMount = await mountFuse(mountpoint, fs, {
+      allowOther: o.allowOther,
+      observe: ops,
+      onError: (op, path, err) =>
+        log('error', `${op} failed`, { op, path, error: (err as Error).message, kind: (err as Error).name }),
+    });
+    cleanup.push(['FUSE mount', () => (isMounted(mountpoint) ? fuse.unmount() : undefined)]);
+
+    const metrics =
+      o.metricsPort === undefined
+        ? undefined
+        : await serveMetrics(o.metricsPort, () => ({
+            dataPath: dataPath.stats(),
+            metadata: meta.stats(),
+            openFiles: fs.openHandles,
+            changeSeq: poller.position,
+          }));
+    if (metrics) cleanup.push(['metrics server', () => new Promise((r) => metrics.server.close(r))]);
+
+    let stopping: Promise<void> | undefined;
+    let finished!: () => void;
+    const done = new Promise<void>((r) => {
+      finished = r;
+    });
+    const stop = (reason: string) => {
+      stopping ??= (async () => {
+        clearInterval(watch);
+        log('info', 'unmounting', { mountpoint, reason });
+        await closeAll();
+        log('info', 'unmounted', { mountpoint });
+        finished();
+      })();
+      return stopping;
+    };
+    // `strata unmount` / `fusermount -u` remove the mount from outside: notice and exit cleanly.
+    const watch = setInterval(() => {
+      if (!isMounted(mountpoint)) void stop('the mount was removed externally');
+    }, 1000);
+    watch.unref();
+
+    log('info', 'mounted', {
+      mountpoint,
+      apiUrl: o.apiUrl,
+      cacheDir: o.cacheDir,
+      cacheSizeBytes: o.cacheSizeBytes,
+      blockSize: o.blockSize,
+      presign: o.presign,
+      metricsPort: metrics?.port,
+      changeSeq: poller.position,
+    });
+    return { mountpoint, ...(metrics ? { metricsPort: metrics.port } : {}), done, stop };
+  } catch (err) {
+    await closeAll();
+    throw err;
+  }
+}
+
+/** Runs a mount until SIGINT/SIGTERM (or external unmount); what `strata mount` calls. */
+export async function runMountForeground(o: MountOptions): Promise<void> {
+  const mount = await startMount(o);
+  const onSignal = (sig: NodeJS.Signals) => void mount.stop(sig);
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  await mount.done;
+  process.off('SIGINT', onSignal);
+  process.off('SIGTERM', onSignal);
+}
+
+/** On-prem mode: re-sign a URL for a version whose URL expired, from the API (never locally). */
+async function presignAgain(
+  meta: MetadataCache,
+  v: ObjectVersion,
+): Promise<{ url: string; expiresAt: number }> {
+  if (v.url && v.urlExpiresAt && v.urlExpiresAt - Date.now() > 60_000)
+    return { url: v.url, expiresAt: v.urlExpiresAt };
+  const path = meta.pathOf(v.key);
+  if (!path)
+    throw new PreconditionFailedError(`cannot re-sign ${v.key}: its path is unknown; reopen the file`);
+  const r = await meta.resolveFile(path, true);
+  if (r.etag !== v.etag || !r.url || !r.urlExpiresAt) {
+    throw new PreconditionFailedError(`${path} changed since it was opened (etag ${v.etag} → ${r.etag})`);
+  }
+  return { url: r.url, expiresAt: r.urlExpiresAt };
+}
+
+function opMetrics() {
+  const latency = histogram(
+    mountRegistry,
+    'strata_fuse_op_duration_seconds',
+    'FUSE operation latency by op',
+    // 50 µs … 10 s: cache hits land in the first buckets, S3 retries in the last.
+    [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10],
+    ['op'] as const,
+  );
+  const errors = counter(
+    mountRegistry,
+    'strata_fuse_op_errors_total',
+    'FUSE operations answered with an errno',
+    ['op', 'errno'] as const,
+  );
+  return (op: string, seconds: number, errno: number) => {
+    latency.observe({ op }, seconds);
+    if (errno < 0) errors.inc({ op, errno: String(-errno) });
+  };
+}
+
+async function serveMetrics(port: number, stats: () => unknown): Promise<{ server: Server; port: number }> {
+  const server = createServer((req, res) => {
+    if (req.url === '/metrics') {
+      mountRegistry.metrics().then(
+        (body) => {
+          res.writeHead(200, { 'content-type': mountRegistry.contentType });
+          res.end(body);
+        },
+        (err) => {
+          res.writeHead(500);
+          res.end(String(err));
+        },
+      );
+    } else if (req.url === '/stats') {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(stats()));
+    } else {
+      res.writeHead(404);
+      res.end('try /metrics or /stats\n');
+    }
+  });
+  await new Promise<void>((r, j) => server.once('error', j).listen(port, '127.0.0.1', () => r()));
+  const address = server.address();
+  return { server, port: typeof address === 'object' && address ? address.port : port };
+}
