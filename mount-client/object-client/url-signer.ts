@@ -12,6 +12,7 @@ import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { LRUCache } from 'lru-cache';
 import { versionTag } from '../block-cache/block-key.ts';
+import { Singleflight } from '../block-cache/singleflight.ts';
 import type { ObjectVersion } from '../block-cache/types.ts';
 
 export type PresignFn = (v: ObjectVersion) => Promise<{ url: string; expiresAt: number }>;
@@ -22,6 +23,7 @@ const LOCAL_EXPIRES_S = 15 * 60;
 const REFRESH_MARGIN_MS = 60_000;
 
 export class UrlSigner {
+  private readonly signing = new Singleflight<string>();
   private readonly cache = new LRUCache<string, { url: string; expiresAt: number }>({ max: 10_000 });
 
   constructor(
@@ -37,6 +39,11 @@ export class UrlSigner {
     const k = this.cacheKey(v);
     const hit = this.cache.get(k);
     if (hit && hit.expiresAt - REFRESH_MARGIN_MS > this.now()) return hit.url;
+    // The blocks of one file are requested together: one signing (one API call) for all of them.
+    return this.signing.do(k, () => this.sign(v, k, hit));
+  }
+
+  private async sign(v: ObjectVersion, k: string, hit: { expiresAt: number } | undefined): Promise<string> {
     let entry: { url: string; expiresAt: number };
     if (v.url && v.urlExpiresAt && v.urlExpiresAt - REFRESH_MARGIN_MS > this.now() && !hit) {
       entry = { url: v.url, expiresAt: v.urlExpiresAt };

@@ -25,7 +25,7 @@ export async function startS3(bucket = 'data'): Promise<S3Fixture> {
   process.env.AWS_SECRET_ACCESS_KEY ??= 'test';
   const app = buildApp({ logger: false });
   let gets = 0;
-  app.addHook('onRequest', async (req) => {
+  app.addHook('onRequest', async (req: { method: string; headers: Record<string, unknown> }) => {
     if (req.method === 'GET' && req.headers.range) gets++;
   });
   await app.listen({ host: '127.0.0.1', port: 0 });
