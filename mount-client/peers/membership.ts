@@ -138,7 +138,7 @@ export class Membership {
 
   reportSuccess(address: string): void {
     const state = this.members.get(address);
-    if (state && state.failures > 0 && state.live) state.failures = 0;
+    if (state?.live) state.failures = 0;
   }
 
   private eject(state: MemberState): void {
@@ -164,8 +164,9 @@ export class Membership {
       state.probing = false;
       if (this.members.get(address) !== state) continue; // left while we probed
       if (ok) {
+        // Failures are kept until a real fetch succeeds: a peer that answers pings but keeps sending
+        // bad blocks is re-ejected with an ever longer backoff instead of flapping at the base delay.
         state.live = true;
-        state.failures = 0;
         this.changed();
       } else {
         this.eject(state);

@@ -17,10 +17,10 @@ export const BLOCKS_PREFIX = '/v1/blocks/';
 export const PING_PATH = '/v1/ping';
 
 /**
- * 64 MiB: the largest block size the mount client accepts; a bigger request is not ours and would
+ * 256 MiB: the largest block size the data path accepts; a bigger request is not ours and would
  * let a peer make the owner buffer an arbitrary amount.
  */
-export const MAX_BLOCK_SIZE = 64 * 1024 * 1024;
+export const MAX_BLOCK_SIZE = 256 * 1024 * 1024;
 
 export function encodeBlockRequest(id: BlockId): string {
   const o = id.object;

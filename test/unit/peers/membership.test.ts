@@ -89,6 +89,9 @@ describe('Membership', () => {
     up = true;
     await tick(5_000);
     expect(probes).toHaveLength(3);
+    expect(m.snapshot()[0]).toEqual({ address: 'a:1', live: true, failures: 3 });
+    // a good fetch clears the record; a sick peer that passes pings is re-ejected with a longer wait
+    m.reportSuccess('a:1');
     expect(m.snapshot()[0]).toEqual({ address: 'a:1', live: true, failures: 0 });
   });
 

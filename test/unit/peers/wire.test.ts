@@ -43,7 +43,7 @@ describe('peer wire format', () => {
 
   it('rejects blocks past the end, oversize blocks and missing fields', () => {
     expect(decodeBlockRequest(encodeBlockRequest({ ...id, index: 3 })).ok).toBe(false);
-    expect(decodeBlockRequest(encodeBlockRequest({ ...id, blockSize: 128 * 1024 * 1024, index: 0 })).ok).toBe(
+    expect(decodeBlockRequest(encodeBlockRequest({ ...id, blockSize: 512 * 1024 * 1024, index: 0 })).ok).toBe(
       false,
     );
     const noBucket = encodeBlockRequest(id).replace(/bucket=[^&]*&/, '');
