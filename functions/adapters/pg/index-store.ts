@@ -1,0 +1,527 @@
+/**
+ * The PostgreSQL index: the one write path for object changes (used by the indexer for S3 events
+ * and by reconcile for drift) and the readers behind resolve / list / by-date / changes / stats.
+ * Schema: functions/migrations/0010_index.sql; design: docs/index-design.md.
+ */
+import type { Change, ChangeOp, Entry, ObjectState } from '../../core/api-types.ts';
+import { ValidationError } from '../../core/errors.ts';
+import {
+  decide,
+  journalOp,
+  type NextObject,
+  type ObjectChange,
+  RollupDeltas,
+  reduceChanges,
+  type StoredObject,
+} from '../../core/index-apply.ts';
+import { joinPath } from '../../core/paths.ts';
+import type { Pool, Queryable } from './pool.ts';
+import { settleDeletes, settleUploads } from './uploads-store.ts';
+
+export type { ObjectChange, PutChange, RemoveChange } from '../../core/index-apply.ts';
+
+/** Arbitrary constants for advisory locks ("sjrn" / "srol" in ASCII). */
+const JOURNAL_LOCK = 0x736a726e;
+const COMPACT_LOCK = 0x73726f6c;
+
+export interface AppliedChange {
+  seq: number;
+  op: ChangeOp;
+  path: string;
+  key: string;
+  state: ObjectState;
+  etag?: string;
+  size?: number;
+}
+
+export interface ApplyResult {
+  applied: AppliedChange[];
+  /** Changes that were older than, or identical to, what the index holds. */
+  stale: number;
+  /** Directories whose listing or rollup changed (every ancestor of every applied path). */
+  dirs: string[];
+  days: string[];
+}
+
+export interface ApplyOptions {
+  source: 'event' | 'drift';
+  /** Reconcile run that observed the drift (source 'drift'). */
+  runId?: string;
+  now?: Date;
+}
+
+/**
+ * Applies a batch of object changes inside the caller's transaction — THE write path of the
+ * index ("same code path as the indexer"): the indexer passes S3 events with their sequencers
+ * (`source: 'event'`), reconcile passes observed drift without sequencers (`source: 'drift'`,
+ * `runId`).
+ *
+ * What it does, in an order that must stay:
+ * 1. reduces the batch to one change per path (newest sequencer) sorted by path;
+ * 2. inserts placeholder rows for unseen paths (ON CONFLICT DO NOTHING) and locks every row
+ *    `FOR UPDATE` in path order — so concurrent batches touching the same paths serialize on
+ *    those rows and never deadlock, and the prior state used for rollups is exact;
+ * 3. decides per path (sequencer guard: stale or duplicate events change nothing, tombstones
+ *    keep the sequencer) and writes the winners with one multi-row UPDATE over unnest arrays;
+ * 4. inserts one rollup delta row per touched directory and day (append-only: no hot row);
+ * 5. settles upload sessions and quotas (uploads-store.ts): objects that became active complete
+ *    their session and count as used bytes; objects that stopped being active give bytes back;
+ * 6. appends the journal LAST under a transaction-level advisory lock held until COMMIT, so
+ *    sequence numbers become visible in order — the caller must COMMIT right after this returns
+ *    and do nothing else in the transaction.
+ *
+ * Requires an open transaction on `client` (see withTransaction in pool.ts). Safe to retry as a
+ * whole: every step is idempotent under the sequencer guard.
+ */
+export async function applyObjectChanges(
+  client: Queryable,
+  changes: ObjectChange[],
+  opts: ApplyOptions,
+): Promise<ApplyResult> {
+  const now = opts.now ?? new Date();
+  const batch = reduceChanges(changes);
+  if (batch.length === 0) return { applied: [], stale: 0, dirs: [], days: [] };
+  const paths = batch.map((c) => c.path);
+
+  await client.query(
+    `INSERT INTO objects (path, parent, name, key, state)
+     SELECT u.path, '', '', u.key, 'deleted' FROM unnest($1::text[], $2::text[]) AS u(path, key)
+     ON CONFLICT (path) DO NOTHING`,
+    [paths, batch.map((c) => c.key)],
+  );
+  const { rows } = await client.query<{
+    path: string;
+    state: ObjectState;
+    size: number;
+    etag: string | null;
+    sequencer: string | null;
+    day: string | null;
+    fresh: boolean;
+  }>(
+    `SELECT path, state, size::float8 AS size, etag, sequencer, to_char(day, 'YYYY-MM-DD') AS day,
+            (parent = '' AND sequencer IS NULL) AS fresh
+       FROM objects WHERE path = ANY($1::text[]) ORDER BY path FOR UPDATE`,
+    [paths],
+  );
+  const stored = new Map<string, StoredObject>();
+  for (const r of rows) if (!r.fresh) stored.set(r.path, r);
+
+  const rollups = new RollupDeltas();
+  const writes: Array<{ next: NextObject; change: ObjectChange }> = [];
+  let stale = 0;
+  for (const change of batch) {
+    const before = stored.get(change.path);
+    const next = decide(before, change);
+    if (!next) {
+      stale++;
+      continue;
+    }
+    writes.push({ next, change });
+    rollups.add(change.path, before, next, change.kind === 'put' ? change.lastModified : (change.at ?? now));
+  }
+  // Placeholders of changes that lost (e.g. `missing` for a never-seen path) stay as sequencer-less
+  // tombstones: invisible everywhere, and any later event beats them.
+  if (writes.length === 0) return { applied: [], stale, dirs: [], days: [] };
+
+  const col = <T>(f: (n: NextObject) => T) => writes.map((w) => f(w.next));
+  await client.query(
+    `UPDATE objects AS o SET parent = u.parent, name = u.name, key = u.key, state = u.state, size = u.size,
+            etag = u.etag, version_id = u.version_id, sequencer = u.sequencer, last_modified = u.last_modified,
+            content_type = u.content_type, sha256 = u.sha256, metadata = u.metadata, day = u.day,
+            source = $15, run_id = $16, updated_at = now()
+       FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::text[],
+                   $8::text[], $9::text[], $10::timestamptz[], $11::text[], $12::text[], $13::jsonb[], $14::date[])
+            AS u(path, parent, name, key, state, size, etag, version_id, sequencer, last_modified, content_type,
+                 sha256, metadata, day)
+      WHERE o.path = u.path`,
+    [
+      col((n) => n.path),
+      col((n) => n.parent),
+      col((n) => n.name),
+      col((n) => n.key),
+      col((n) => n.state),
+      col((n) => n.size),
+      col((n) => n.etag),
+      col((n) => n.versionId),
+      col((n) => n.sequencer),
+      col((n) => n.lastModified),
+      col((n) => n.contentType),
+      col((n) => n.sha256),
+      col((n) => (n.metadata ? JSON.stringify(n.metadata) : null)),
+      col((n) => n.day),
+      opts.source,
+      opts.runId ?? null,
+    ],
+  );
+
+  const dirs = [...rollups.dirs.values()];
+  await client.query(
+    `INSERT INTO dir_rollups (dir, parent, name, files, bytes, mtime)
+     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::timestamptz[])`,
+    [
+      dirs.map((d) => d.dir),
+      dirs.map((d) => d.parent),
+      dirs.map((d) => d.name),
+      dirs.map((d) => d.files),
+      dirs.map((d) => d.bytes),
+      dirs.map((d) => d.mtime),
+    ],
+  );
+  const days = [...rollups.days.entries()].filter(([, d]) => d.files !== 0 || d.bytes !== 0);
+  if (days.length > 0) {
+    await client.query(
+      'INSERT INTO day_rollups (day, files, bytes) SELECT * FROM unnest($1::date[], $2::bigint[], $3::bigint[])',
+      [days.map(([day]) => day), days.map(([, d]) => d.files), days.map(([, d]) => d.bytes)],
+    );
+  }
+
+  const created = writes.filter((w) => w.next.state === 'active');
+  if (created.length > 0) {
+    await settleUploads(
+      client,
+      created.map((w) => ({ key: w.next.key, size: w.next.size, etag: w.next.etag ?? '' })),
+    );
+  }
+
+  const removed = writes.filter(
+    (w) => w.next.state !== 'active' && stored.get(w.next.path)?.state === 'active',
+  );
+  if (removed.length > 0) {
+    await settleDeletes(
+      client,
+      removed.map((w) => ({ key: w.next.key, size: stored.get(w.next.path)?.size ?? 0 })),
+    );
+  }
+
+  // Journal last: the advisory lock serializes the append-to-COMMIT tail of concurrent batches so
+  // that seq order equals commit order (docs/index-design.md, "Change journal").
+  await client.query('SELECT pg_advisory_xact_lock($1)', [JOURNAL_LOCK]);
+  const ops = writes.map((w) => journalOp(w.change, opts.source));
+  const { rows: seqs } = await client.query<{ seq: string }>(
+    `INSERT INTO changes (op, path, state, etag, size, run_id)
+     SELECT u.op, u.path, u.state, u.etag, u.size, $6
+       FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[]) WITH ORDINALITY
+            AS u(op, path, state, etag, size, ord)
+      ORDER BY u.ord
+     RETURNING seq`,
+    [
+      ops,
+      col((n) => n.path),
+      col((n) => n.state),
+      col((n) => n.etag),
+      col((n) => n.size),
+      opts.runId ?? null,
+    ],
+  );
+  const applied: AppliedChange[] = writes.map((w, i) => ({
+    seq: Number(seqs[i]?.seq),
+    op: ops[i] as ChangeOp,
+    path: w.next.path,
+    key: w.next.key,
+    state: w.next.state,
+    etag: w.next.etag ?? undefined,
+    size: w.next.state === 'active' ? w.next.size : undefined,
+  }));
+  return { applied, stale, dirs: dirs.map((d) => d.dir), days: days.map(([d]) => d) };
+}
+
+/**
+ * Stored sequencers and etags of some paths, read without locks: the indexer uses them to skip
+ * HeadObject for events that will lose anyway. Never used for the decision itself.
+ */
+export async function peekObjects(
+  db: Queryable,
+  paths: string[],
+): Promise<Map<string, { sequencer: string | null; etag: string | null; state: ObjectState }>> {
+  const { rows } = await db.query<{
+    path: string;
+    sequencer: string | null;
+    etag: string | null;
+    state: ObjectState;
+  }>('SELECT path, sequencer, etag, state FROM objects WHERE path = ANY($1::text[])', [paths]);
+  return new Map(rows.map((r) => [r.path, r]));
+}
+
+/**
+ * Folds the rollup delta rows of the given directories/days into one row each, when they have
+ * accumulated more than `threshold` rows. Runs in its own short transaction AFTER a batch commits;
+ * a transaction-level try-lock lets one compactor run at a time while others skip (work is never
+ * lost: uncompacted deltas still sum correctly). Inserting batches never conflict with it: the
+ * DELETE removes only rows its snapshot sees, and the INSERT writes their exact sum.
+ */
+export async function compactRollups(
+  pool: Pool,
+  dirs: string[],
+  days: string[],
+  threshold = 8,
+): Promise<boolean> {
+  if (dirs.length === 0 && days.length === 0) return true;
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    const { rows } = await client.query<{ locked: boolean }>(
+      'SELECT pg_try_advisory_xact_lock($1) AS locked',
+      [COMPACT_LOCK],
+    );
+    if (!rows[0]?.locked) {
+      await client.query('ROLLBACK');
+      return false;
+    }
+    await client.query(
+      `WITH heavy AS (SELECT dir FROM dir_rollups WHERE dir = ANY($1::text[]) GROUP BY dir HAVING count(*) > $2),
+            gone AS (DELETE FROM dir_rollups WHERE dir IN (SELECT dir FROM heavy) RETURNING dir, parent, name, files, bytes, mtime)
+       INSERT INTO dir_rollups (dir, parent, name, files, bytes, mtime)
+       SELECT dir, min(parent), min(name), sum(files), sum(bytes), max(mtime) FROM gone GROUP BY dir
+       HAVING sum(files) <> 0 OR sum(bytes) <> 0`,
+      [dirs, threshold],
+    );
+    await client.query(
+      `WITH heavy AS (SELECT day FROM day_rollups WHERE day = ANY($1::date[]) GROUP BY day HAVING count(*) > $2),
+            gone AS (DELETE FROM day_rollups WHERE day IN (SELECT day FROM heavy) RETURNING day, files, bytes)
+       INSERT INTO day_rollups (day, files, bytes)
+       SELECT day, sum(files), sum(bytes) FROM gone GROUP BY day HAVING sum(files) <> 0 OR sum(bytes) <> 0`,
+      [days, threshold],
+    );
+    await client.query('COMMIT');
+    return true;
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => {});
+    throw err;
+  } finally {
+    client.release();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Readers
+
+export interface ObjectRecord {
+  path: string;
+  key: string;
+  state: ObjectState;
+  size: number;
+  etag: string | null;
+  versionId: string | null;
+  lastModified: Date | null;
+  contentType: string | null;
+  sha256: string | null;
+  metadata: Record<string, string> | null;
+  day: string | null;
+}
+
+/** One primary-key probe. Returns tombstones too; callers decide what is visible. */
+export async function getObject(db: Queryable, path: string): Promise<ObjectRecord | undefined> {
+  const { rows } = await db.query(
+    `SELECT path, key, state, size::float8 AS size, etag, version_id, last_modified, content_type, sha256, metadata,
+            to_char(day, 'YYYY-MM-DD') AS day
+       FROM objects WHERE path = $1 AND parent <> ''`,
+    [path],
+  );
+  const r = rows[0];
+  if (!r) return undefined;
+  return {
+    path: r.path,
+    key: r.key,
+    state: r.state,
+    size: r.size,
+    etag: r.etag,
+    versionId: r.version_id,
+    lastModified: r.last_modified,
+    contentType: r.content_type,
+    sha256: r.sha256,
+    metadata: r.metadata,
+    day: r.day,
+  };
+}
+
+export interface DirRecord {
+  path: string;
+  files: number;
+  bytes: number;
+  mtime: Date;
+}
+
+/** A directory exists while files exist beneath it (sum of its rollup deltas > 0). */
+export async function getDir(db: Queryable, dir: string): Promise<DirRecord | undefined> {
+  const { rows } = await db.query<{ files: number; bytes: number; mtime: Date }>(
+    `SELECT sum(files)::float8 AS files, sum(bytes)::float8 AS bytes, max(mtime) AS mtime
+       FROM dir_rollups WHERE dir = $1 HAVING sum(files) > 0`,
+    [dir],
+  );
+  const r = rows[0];
+  return r ? { path: dir, files: r.files, bytes: r.bytes, mtime: r.mtime } : undefined;
+}
+
+/** Keyset position: the last entry's name and type (a name may be both a file and a directory). */
+export interface ListCursor {
+  name: string;
+  type: 'dir' | 'file';
+}
+
+export function encodeCursor(c: ListCursor): string {
+  return Buffer.from(JSON.stringify([c.name, c.type === 'dir' ? 'd' : 'f'])).toString('base64url');
+}
+
+export function decodeCursor(raw: string): ListCursor {
+  try {
+    const [name, t] = JSON.parse(Buffer.from(raw, 'base64url').toString('utf8')) as [unknown, unknown];
+    if (typeof name === 'string' && (t === 'd' || t === 'f'))
+      return { name, type: t === 'd' ? 'dir' : 'file' };
+  } catch {
+    // fall through
+  }
+  throw new ValidationError('invalid cursor: pass back the nextCursor of the previous page unchanged');
+}
+
+/** Byte order of UTF-8, the order PostgreSQL's COLLATE "C" uses. */
+export function compareBytes(a: string, b: string): number {
+  return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
+}
+
+/**
+ * One page of a directory: live files and non-empty subdirectories merged in byte order of their
+ * names (a directory sorts before a file of the same name). Two keyset range scans, each LIMIT n+1.
+ */
+export async function listDir(
+  db: Queryable,
+  dir: string,
+  limit: number,
+  cursor?: ListCursor,
+): Promise<{ entries: Entry[]; next?: ListCursor }> {
+  const after = cursor?.name ?? '';
+  const includeSameNameFile = cursor?.type === 'dir';
+  const [files, dirs] = await Promise.all([
+    db.query<{ name: string; size: number; etag: string; last_modified: Date }>(
+      `SELECT name, size::float8 AS size, etag, last_modified FROM objects
+        WHERE parent = $1 AND state = 'active' AND (name > $2 OR (name = $2 AND $3))
+        ORDER BY name LIMIT $4`,
+      [dir, after, includeSameNameFile, limit + 1],
+    ),
+    db.query<{ name: string; files: number; bytes: number; mtime: Date }>(
+      `SELECT name, sum(files)::float8 AS files, sum(bytes)::float8 AS bytes, max(mtime) AS mtime FROM dir_rollups
+        WHERE parent = $1 AND name > $2
+        GROUP BY name HAVING sum(files) > 0 ORDER BY name LIMIT $3`,
+      [dir, after, limit + 1],
+    ),
+  ]);
+  const merged: Entry[] = [];
+  let i = 0;
+  let j = 0;
+  while (merged.length < limit + 1 && (i < files.rows.length || j < dirs.rows.length)) {
+    const f = files.rows[i];
+    const d = dirs.rows[j];
+    if (d && (!f || compareBytes(d.name, f.name) <= 0)) {
+      merged.push({
+        path: joinPath(dir, d.name),
+        name: d.name,
+        type: 'dir',
+        size: d.bytes,
+        files: d.files,
+        mtime: d.mtime.toISOString(),
+      });
+      j++;
+    } else if (f) {
+      merged.push({
+        path: joinPath(dir, f.name),
+        name: f.name,
+        type: 'file',
+        size: f.size,
+        etag: f.etag,
+        mtime: (f.last_modified ?? new Date(0)).toISOString(),
+      });
+      i++;
+    }
+  }
+  if (merged.length <= limit) return { entries: merged };
+  const entries = merged.slice(0, limit);
+  const last = entries[entries.length - 1] as Entry;
+  return { entries, next: { name: last.name, type: last.type } };
+}
+
+export async function listDates(
+  db: Queryable,
+): Promise<Array<{ date: string; files: number; bytes: number }>> {
+  const { rows } = await db.query<{ date: string; files: number; bytes: number }>(
+    `SELECT to_char(day, 'YYYY-MM-DD') AS date, sum(files)::float8 AS files, sum(bytes)::float8 AS bytes
+       FROM day_rollups GROUP BY day HAVING sum(files) > 0 ORDER BY day`,
+  );
+  return rows;
+}
+
+/** Live files of one day in byte order of path; keyset cursor = last path. */
+export async function listByDay(
+  db: Queryable,
+  day: string,
+  limit: number,
+  afterPath = '',
+): Promise<{ entries: Entry[]; next?: string }> {
+  const { rows } = await db.query<{
+    path: string;
+    name: string;
+    size: number;
+    etag: string;
+    last_modified: Date;
+  }>(
+    `SELECT path, name, size::float8 AS size, etag, last_modified FROM objects
+      WHERE day = $1 AND state = 'active' AND path > $2 ORDER BY path LIMIT $3`,
+    [day, afterPath, limit + 1],
+  );
+  const entries: Entry[] = rows.slice(0, limit).map((r) => ({
+    path: r.path,
+    name: r.name,
+    type: 'file',
+    size: r.size,
+    etag: r.etag,
+    mtime: (r.last_modified ?? new Date(0)).toISOString(),
+  }));
+  return rows.length > limit ? { entries, next: entries[entries.length - 1]?.path } : { entries };
+}
+
+export async function changesSince(
+  db: Queryable,
+  since: number,
+  limit: number,
+): Promise<{ changes: Change[]; latest: number }> {
+  const [page, latest] = await Promise.all([
+    db.query<{
+      seq: string;
+      op: ChangeOp;
+      path: string;
+      etag: string | null;
+      size: number | null;
+      at: Date;
+      run_id: string | null;
+    }>(
+      `SELECT seq, op, path, etag, size::float8 AS size, at, run_id FROM changes WHERE seq > $1 ORDER BY seq LIMIT $2`,
+      [since, limit],
+    ),
+    db.query<{ latest: string | null }>('SELECT max(seq) AS latest FROM changes'),
+  ]);
+  return {
+    changes: page.rows.map((r) => ({
+      seq: Number(r.seq),
+      op: r.op,
+      path: r.path,
+      ...(r.etag ? { etag: r.etag } : {}),
+      ...(r.size !== null ? { size: r.size } : {}),
+      at: r.at.toISOString(),
+      ...(r.run_id ? { runId: r.run_id } : {}),
+    })),
+    latest: Number(latest.rows[0]?.latest ?? 0),
+  };
+}
+
+/** Counts of non-active objects beneath a directory (the partial index keeps this small). */
+export async function countInactive(
+  db: Queryable,
+  dir: string,
+): Promise<Partial<Record<ObjectState, number>>> {
+  const prefix = dir === '/' ? '/' : `${dir}/`;
+  const { rows } = await db.query<{ state: ObjectState; n: number }>(
+    `SELECT state, count(*)::float8 AS n FROM objects
+      WHERE state <> 'active' AND state <> 'deleted' AND parent <> '' AND path >= $1 AND path < $1 || chr(1114111)
+      GROUP BY state`,
+    [prefix],
+  );
+  return Object.fromEntries(rows.map((r) => [r.state, r.n]));
+}

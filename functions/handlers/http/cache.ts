@@ -1,0 +1,31 @@
+/**
+ * The process-wide metadata cache (one per execution environment). The query Lambda reads it; the
+ * indexer invalidates it — in AWS they are different processes and meet in Redis, locally (one
+ * process) they also share the in-process level, so a local overwrite is never served stale.
+ */
+
+import type { RedisGuard } from '../../adapters/redis/client.ts';
+import { MetadataCache } from '../../adapters/redis/metadata-cache.ts';
+import type { ResolveResponse } from '../../core/api-types.ts';
+
+export type ResolveCacheValue = Omit<ResolveResponse, 'url' | 'urlExpiresAt'>;
+export type ListCacheValue = { entries: unknown[]; nextCursor?: string };
+
+let cache: MetadataCache<ResolveCacheValue, ListCacheValue> | undefined;
+let boundTo: RedisGuard | undefined;
+
+export function metadataCache(
+  redis: RedisGuard,
+  localTtlMs: number,
+): MetadataCache<ResolveCacheValue, ListCacheValue> {
+  if (!cache || boundTo !== redis) {
+    cache = new MetadataCache(redis, { localTtlMs });
+    boundTo = redis;
+  }
+  return cache;
+}
+
+export function resetMetadataCache(): void {
+  cache = undefined;
+  boundTo = undefined;
+}

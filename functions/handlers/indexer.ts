@@ -1,0 +1,315 @@
+/**
+ * The indexer: S3 event notifications from the SQS ingest queue → the PostgreSQL index.
+ *
+ * Design note. A batch (≤ 100 messages, routes.ts) is handled as:
+ * 1. parse every message (malformed → that message fails alone; `s3:TestEvent` → ignored);
+ *    keys outside the bucket/data prefix are ignored and counted;
+ * 2. peek stored sequencers (no locks) to drop stale/duplicate events before any S3 call, then
+ *    HeadObject — only for puts that will win — to fetch what events lack (content type,
+ *    checksum, user metadata); HEAD 404 means the object is already gone (counted, not an error);
+ * 3. ONE transaction for the whole batch through applyObjectChanges (index-store.ts): sequencer
+ *    guard, multi-row upserts, rollup deltas, upload settlement, journal;
+ * 4. if that transaction fails, each message is retried alone in its own transaction, so a record
+ *    that hits a database error is the only one reported in `batchItemFailures` (Powertools
+ *    batch); SQS redelivers it, and after maxReceiveCount it lands in the DLQ;
+ * 5. after commit: invalidate both cache levels for changed paths and their ancestors, and fold
+ *    rollup deltas (best effort).
+ */
+
+import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
+import { HeadObjectCommand, NotFound, type S3Client, S3ServiceException } from '@aws-sdk/client-s3';
+import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import pLimit from 'p-limit';
+import {
+  applyObjectChanges,
+  compactRollups,
+  type ObjectChange,
+  peekObjects,
+} from '../adapters/pg/index-store.ts';
+import { type Pool, withTransaction } from '../adapters/pg/pool.ts';
+import type { RedisGuard } from '../adapters/redis/client.ts';
+import type { ServerConfig } from '../config.ts';
+import { ValidationError } from '../core/errors.ts';
+import { pathForKey } from '../core/paths.ts';
+import { parseS3Message, type S3ObjectEvent } from '../core/s3-event.ts';
+import { isNewer } from '../core/sequencer.ts';
+import { metadataCache } from './http/cache.ts';
+import { deps as httpDeps } from './http/deps.ts';
+import { getLogger, getMetrics, MetricUnit } from './http/observability.ts';
+
+/** What HeadObject tells us beyond the event. undefined = the object is gone (404). */
+export interface HeadInfo {
+  etag: string;
+  contentType?: string;
+  sha256?: string;
+  metadata?: Record<string, string>;
+  versionId?: string;
+}
+export type HeadFn = (key: string, versionId?: string) => Promise<HeadInfo | undefined>;
+
+export interface IndexerDeps {
+  config: ServerConfig;
+  pool: Pool;
+  head: HeadFn;
+  redis: RedisGuard;
+}
+
+/** Parallel HEADs per batch: enough to hide S3 latency for 100 events, gentle on the connection pool. */
+const HEAD_CONCURRENCY = 16;
+
+export function s3Head(s3: S3Client, bucket: string): HeadFn {
+  return async (key, versionId) => {
+    try {
+      const r = await s3.send(
+        new HeadObjectCommand({ Bucket: bucket, Key: key, VersionId: versionId, ChecksumMode: 'ENABLED' }),
+      );
+      const metadata = r.Metadata && Object.keys(r.Metadata).length > 0 ? r.Metadata : undefined;
+      const fromChecksum =
+        r.ChecksumSHA256 && !r.ChecksumSHA256.includes('-')
+          ? Buffer.from(r.ChecksumSHA256, 'base64').toString('hex')
+          : undefined;
+      return {
+        etag: (r.ETag ?? '').replace(/^"(.*)"$/, '$1'),
+        contentType: r.ContentType,
+        sha256: fromChecksum ?? metadata?.sha256,
+        metadata,
+        versionId: r.VersionId,
+      };
+    } catch (err) {
+      if (err instanceof NotFound) return undefined;
+      if (
+        err instanceof S3ServiceException &&
+        (err.$metadata.httpStatusCode === 404 || err.name === 'NoSuchKey')
+      ) {
+        return undefined;
+      }
+      throw err;
+    }
+  };
+}
+
+interface ParsedRecord {
+  record: SQSRecord;
+  events: S3ObjectEvent[];
+  error?: Error;
+}
+
+export interface BatchStats {
+  events: number;
+  ignored: number;
+  stale: number;
+  gone: number;
+  heads: number;
+  applied: number;
+  failedRecords: number;
+  maxLagMs: number;
+}
+
+function toChanges(
+  cfg: ServerConfig,
+  events: S3ObjectEvent[],
+  stats: BatchStats,
+): Array<{ ev: S3ObjectEvent; change: ObjectChange }> {
+  const out: Array<{ ev: S3ObjectEvent; change: ObjectChange }> = [];
+  for (const ev of events) {
+    const path = ev.bucket === cfg.bucket ? pathForKey(cfg.dataPrefix, ev.key) : undefined;
+    if (!path) {
+      stats.ignored++;
+      continue;
+    }
+    if (ev.kind === 'put') {
+      out.push({
+        ev,
+        change: {
+          kind: 'put',
+          key: ev.key,
+          path,
+          size: ev.size ?? 0,
+          etag: ev.etag ?? '',
+          versionId: ev.versionId,
+          sequencer: ev.sequencer,
+          lastModified: ev.eventTime,
+        },
+      });
+    } else {
+      out.push({
+        ev,
+        change: { kind: 'delete', key: ev.key, path, sequencer: ev.sequencer, at: ev.eventTime },
+      });
+    }
+  }
+  return out;
+}
+
+const DATE = /^\d{4}-\d{2}-\d{2}$/;
+
+/** Fills puts that will win with HeadObject data; drops puts whose object is gone. */
+async function enrich(d: IndexerDeps, changes: ObjectChange[], stats: BatchStats): Promise<ObjectChange[]> {
+  const puts = changes.filter((c) => c.kind === 'put');
+  if (puts.length === 0) return changes;
+  const stored = await peekObjects(
+    d.pool,
+    puts.map((c) => c.path),
+  );
+  const limit = pLimit(HEAD_CONCURRENCY);
+  const gone = new Set<ObjectChange>();
+  await Promise.all(
+    puts.map((c) =>
+      limit(async () => {
+        if (c.kind !== 'put') return;
+        const s = stored.get(c.path);
+        // Stale or duplicate: the guard will drop it anyway, so spend no S3 request on it.
+        if (c.sequencer && s && !isNewer(c.sequencer, s.sequencer)) return;
+        stats.heads++;
+        const info = await d.head(c.key, c.versionId);
+        if (!info) {
+          stats.gone++;
+          gone.add(c);
+          return;
+        }
+        // A newer object replaced this one since the event: its metadata is not ours to record.
+        if (info.etag !== c.etag) return;
+        c.contentType = info.contentType;
+        c.sha256 = info.sha256;
+        c.versionId ??= info.versionId;
+        const { sha256: _s, 'strata-date': date, ...rest } = info.metadata ?? {};
+        if (Object.keys(rest).length > 0) c.metadata = rest;
+        if (date && DATE.test(date)) c.date = date;
+      }),
+    ),
+  );
+  return changes.filter((c) => !gone.has(c));
+}
+
+async function applyAndInvalidate(d: IndexerDeps, changes: ObjectChange[], stats: BatchStats): Promise<void> {
+  if (changes.length === 0) return;
+  const result = await withTransaction(d.pool, (client) =>
+    applyObjectChanges(client, changes, { source: 'event' }),
+  );
+  stats.applied += result.applied.length;
+  stats.stale += result.stale;
+  if (result.applied.length > 0) {
+    const cache = metadataCache(d.redis, d.config.env.STRATA_CACHE_TTL_MS);
+    await cache.invalidate(
+      result.applied.map((a) => a.path),
+      result.dirs,
+    );
+    try {
+      await compactRollups(d.pool, result.dirs, result.days);
+    } catch (err) {
+      // Deltas still sum correctly without compaction; the next batch will try again.
+      getLogger().warn('rollup compaction failed', { error: (err as Error).message });
+    }
+  }
+}
+
+/** Processes one SQS batch; returns the ids of messages that must be retried. */
+export async function indexBatch(
+  d: IndexerDeps,
+  records: SQSRecord[],
+  now = Date.now(),
+): Promise<{ failed: Set<string>; stats: BatchStats }> {
+  const log = getLogger();
+  const stats: BatchStats = {
+    events: 0,
+    ignored: 0,
+    stale: 0,
+    gone: 0,
+    heads: 0,
+    applied: 0,
+    failedRecords: 0,
+    maxLagMs: 0,
+  };
+  const failed = new Set<string>();
+  const parsed: ParsedRecord[] = records.map((record) => {
+    try {
+      const msg = parseS3Message(record.body);
+      if (msg.type === 'test') {
+        stats.ignored++;
+        return { record, events: [] };
+      }
+      return { record, events: msg.events };
+    } catch (err) {
+      log.error('malformed message; it will be retried and then moved to the DLQ', {
+        messageId: record.messageId,
+        error: (err as Error).message,
+      });
+      failed.add(record.messageId);
+      return { record, events: [], error: err as Error };
+    }
+  });
+
+  const perRecord = new Map<ParsedRecord, ObjectChange[]>();
+  for (const p of parsed) {
+    if (p.error) continue;
+    stats.events += p.events.length;
+    for (const ev of p.events) stats.maxLagMs = Math.max(stats.maxLagMs, now - ev.eventTime.getTime());
+    perRecord.set(
+      p,
+      toChanges(d.config, p.events, stats).map((x) => x.change),
+    );
+  }
+
+  try {
+    const all = [...perRecord.values()].flat();
+    await applyAndInvalidate(d, await enrich(d, all, stats), stats);
+  } catch (batchErr) {
+    log.warn('batch transaction failed; retrying each message alone to isolate the failure', {
+      error: (batchErr as Error).message,
+    });
+    for (const [p, changes] of perRecord) {
+      try {
+        await applyAndInvalidate(d, await enrich(d, changes, stats), stats);
+      } catch (err) {
+        log.error('message failed; SQS will redeliver it', {
+          messageId: p.record.messageId,
+          error: (err as Error).message,
+        });
+        failed.add(p.record.messageId);
+      }
+    }
+  }
+  stats.failedRecords = failed.size;
+  return { failed, stats };
+}
+
+export function createIndexer(getDeps: () => IndexerDeps) {
+  return async (event: SQSEvent): Promise<SQSBatchResponse> => {
+    const d = getDeps();
+    const metrics = getMetrics();
+    const { failed, stats } = await indexBatch(d, event.Records);
+    metrics.addMetric('IndexerEvents', MetricUnit.Count, stats.events);
+    metrics.addMetric('IndexerUpserts', MetricUnit.Count, stats.applied);
+    metrics.addMetric('IndexerIgnored', MetricUnit.Count, stats.ignored);
+    metrics.addMetric('IndexerStale', MetricUnit.Count, stats.stale);
+    metrics.addMetric('IndexerGone', MetricUnit.Count, stats.gone);
+    metrics.addMetric('IndexerHeads', MetricUnit.Count, stats.heads);
+    metrics.addMetric('IndexerFailures', MetricUnit.Count, stats.failedRecords);
+    metrics.addMetric('IndexLagMs', MetricUnit.Milliseconds, stats.maxLagMs);
+    metrics.publishStoredMetrics();
+    if (stats.events > 0 || failed.size > 0) getLogger().info('batch indexed', { ...stats });
+    // Powertools builds the ReportBatchItemFailures response from the per-message outcome.
+    const processor = new BatchProcessor(EventType.SQS);
+    return processPartialResponse(
+      event,
+      async (record: SQSRecord) => {
+        if (failed.has(record.messageId)) {
+          throw new ValidationError(`message ${record.messageId} was not indexed`);
+        }
+      },
+      processor,
+      { throwOnFullBatchFailure: false },
+    );
+  };
+}
+
+let cold: IndexerDeps | undefined;
+export function defaultIndexerDeps(): IndexerDeps {
+  if (!cold) {
+    const d = httpDeps();
+    cold = { config: d.config, pool: d.pool, redis: d.redis, head: s3Head(d.s3, d.config.bucket) };
+  }
+  return cold;
+}
+
+export const handler = createIndexer(defaultIndexerDeps);

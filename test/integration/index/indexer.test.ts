@@ -1,0 +1,234 @@
+import fc from 'fast-check';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import {
+  changesSince,
+  getDir,
+  getObject,
+  listDates,
+  listDir,
+} from '../../../functions/adapters/pg/index-store.ts';
+import { RedisGuard } from '../../../functions/adapters/redis/client.ts';
+import { parseConfig } from '../../../functions/config.ts';
+import {
+  createIndexer,
+  type HeadFn,
+  type IndexerDeps,
+  indexBatch,
+} from '../../../functions/handlers/indexer.ts';
+import { startTestDb, type TestDb } from './db.ts';
+import { BUCKET, deleteEvent, PREFIX, putEvent, sqsRecord } from './s3-events.ts';
+
+process.env.POWERTOOLS_METRICS_DISABLED = 'true';
+process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
+
+let db: TestDb;
+let deps: IndexerDeps;
+/** A HEAD that describes whatever etag is asked about; counts calls; `gone` keys answer 404. */
+const heads: string[] = [];
+const gone = new Set<string>();
+const head: HeadFn = async (key) => {
+  heads.push(key);
+  if (gone.has(key)) return undefined;
+  return {
+    etag: etags.get(key) ?? 'unknown',
+    contentType: 'text/plain',
+    metadata: { owner: 'me', 'strata-date': '2024-02-29' },
+  };
+};
+const etags = new Map<string, string>();
+
+beforeAll(async () => {
+  db = await startTestDb();
+  deps = {
+    config: parseConfig({ STRATA_BUCKET: BUCKET, STRATA_DATA_PREFIX: PREFIX, STRATA_CACHE_TTL_MS: '0' }),
+    pool: db.pool,
+    head,
+    redis: new RedisGuard(undefined),
+  };
+});
+afterAll(async () => {
+  await db?.stop();
+});
+beforeEach(async () => {
+  await db.pool.query('TRUNCATE objects, dir_rollups, day_rollups, changes');
+  heads.length = 0;
+  gone.clear();
+  etags.clear();
+});
+
+const run = (bodies: string[]) =>
+  indexBatch(
+    deps,
+    bodies.map((b) => sqsRecord(b)),
+  );
+
+describe('indexer', () => {
+  it('indexes puts with HEAD metadata, ignores keys outside the prefix and test events', async () => {
+    etags.set('data/a b/c+d%.txt', 'e1');
+    const { failed, stats } = await run([
+      putEvent('data/a b/c+d%.txt', 1, 10, 'e1'),
+      putEvent('elsewhere/x', 1, 5, 'e9'),
+      JSON.stringify({ Service: 'Amazon S3', Event: 's3:TestEvent', Bucket: BUCKET }),
+    ]);
+    expect(failed.size).toBe(0);
+    expect(stats).toMatchObject({ applied: 1, ignored: 2 });
+    const obj = await getObject(db.pool, '/a b/c+d%.txt');
+    expect(obj).toMatchObject({
+      state: 'active',
+      size: 10,
+      etag: 'e1',
+      contentType: 'text/plain',
+      day: '2024-02-29',
+    });
+    expect(obj?.metadata).toEqual({ owner: 'me' });
+    expect(await getDir(db.pool, '/a b')).toMatchObject({ files: 1, bytes: 10 });
+    expect(await getDir(db.pool, '/')).toMatchObject({ files: 1, bytes: 10 });
+    expect(await listDates(db.pool)).toEqual([{ date: '2024-02-29', files: 1, bytes: 10 }]);
+  });
+
+  it('guards by sequencer: older events change nothing and spend no HEAD; deletes leave tombstones', async () => {
+    etags.set('data/k', 'new');
+    await run([putEvent('data/k', 5, 20, 'new')]);
+    heads.length = 0;
+    await run([putEvent('data/k', 3, 7, 'old'), deleteEvent('data/k', 4)]);
+    expect(heads).toEqual([]);
+    expect(await getObject(db.pool, '/k')).toMatchObject({ state: 'active', etag: 'new', size: 20 });
+    await run([deleteEvent('data/k', 6)]);
+    expect(await getObject(db.pool, '/k')).toMatchObject({ state: 'deleted' });
+    await run([putEvent('data/k', 5, 20, 'new')]); // redelivered duplicate after the delete
+    expect(await getObject(db.pool, '/k')).toMatchObject({ state: 'deleted' });
+    expect(await getDir(db.pool, '/')).toBeUndefined();
+    const { changes } = await changesSince(db.pool, 0, 100);
+    expect(changes.map((c) => c.op)).toEqual(['put', 'delete']);
+  });
+
+  it('treats HEAD 404 as gone, not as an error', async () => {
+    gone.add('data/vanished');
+    const { failed, stats } = await run([putEvent('data/vanished', 1, 1, 'x')]);
+    expect(failed.size).toBe(0);
+    expect(stats.gone).toBe(1);
+    expect(await getObject(db.pool, '/vanished')).toBeUndefined();
+  });
+
+  it('reports a malformed message alone and indexes the rest', async () => {
+    etags.set('data/ok', 'e');
+    const bad = sqsRecord('{"not":"an event"}', 'bad-1');
+    const good = sqsRecord(putEvent('data/ok', 1, 3, 'e'), 'good-1');
+    const res = await createIndexer(() => deps)({ Records: [bad, good] });
+    expect(res.batchItemFailures).toEqual([{ itemIdentifier: 'bad-1' }]);
+    expect(await getObject(db.pool, '/ok')).toMatchObject({ state: 'active' });
+  });
+
+  it('isolates a record that hits a database error: only it is reported', async () => {
+    await db.pool.query(`CREATE OR REPLACE FUNCTION strata_test_poison() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN IF NEW.path = '/poison' AND NEW.state = 'active' THEN RAISE EXCEPTION 'poisoned row'; END IF; RETURN NEW; END $$`);
+    await db.pool.query(
+      'CREATE TRIGGER strata_test_poison BEFORE UPDATE ON objects FOR EACH ROW EXECUTE FUNCTION strata_test_poison()',
+    );
+    try {
+      for (const k of ['a', 'poison', 'b']) etags.set(`data/${k}`, k);
+      const records = ['a', 'poison', 'b'].map((k) => sqsRecord(putEvent(`data/${k}`, 1, 1, k), `m-${k}`));
+      const res = await createIndexer(() => deps)({ Records: records });
+      expect(res.batchItemFailures).toEqual([{ itemIdentifier: 'm-poison' }]);
+      expect(await getObject(db.pool, '/a')).toMatchObject({ state: 'active' });
+      expect(await getObject(db.pool, '/b')).toMatchObject({ state: 'active' });
+    } finally {
+      await db.pool.query('DROP TRIGGER strata_test_poison ON objects');
+    }
+  });
+
+  it('lists files and directories merged in byte order with keyset pages', async () => {
+    const names = ['b', 'a/x', 'a', 'A', 'é', 'z z', '+', '%41', '🙂', 'ab/c'];
+    const bodies = names.map((n, i) => {
+      etags.set(`data/d/${n}`, `e${i}`);
+      return putEvent(`data/d/${n}`, 1, i + 1, `e${i}`);
+    });
+    await run(bodies);
+    const all: string[] = [];
+    let cursor: Parameters<typeof listDir>[3];
+    for (;;) {
+      const page = await listDir(db.pool, '/d', 3, cursor);
+      all.push(...page.entries.map((e) => `${e.type}:${e.name}`));
+      if (!page.next) break;
+      cursor = page.next;
+    }
+    const expected = ['%41', '+', 'A', 'a', 'a', 'ab', 'b', 'z z', 'é', '🙂'];
+    expect(all.map((s) => s.slice(s.indexOf(':') + 1))).toEqual(expected);
+    expect(all).toContain('dir:a');
+    expect(all).toContain('file:a');
+    expect(all.indexOf('dir:a')).toBeLessThan(all.indexOf('file:a'));
+  });
+});
+
+describe('indexer property: the index equals the model (latest by sequencer)', () => {
+  it('holds for random put/overwrite/delete sequences, duplicated and shuffled', async () => {
+    const keys = ['p/a', 'p/b', 'p/q/c', 'r'];
+    const op = fc.record({
+      key: fc.constantFrom(...keys),
+      kind: fc.constantFrom('put', 'put', 'delete'),
+      size: fc.nat(1000),
+    });
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(op, { minLength: 1, maxLength: 25 }),
+        fc.array(fc.nat(), { maxLength: 10 }),
+        fc.integer({ min: 1, max: 7 }),
+        fc.integer(),
+        async (ops, dupIdx, batchSize, seed) => {
+          await db.pool.query('TRUNCATE objects, dir_rollups, day_rollups, changes');
+          // Sequencers increase per key in the order the ops happened; etag names the op.
+          const events = ops.map((o, i) => ({ ...o, seq: i + 1, etag: `etag-${i}` }));
+          const model = new Map<string, { size: number; etag: string } | null>();
+          for (const e of events) model.set(e.key, e.kind === 'put' ? { size: e.size, etag: e.etag } : null);
+          const delivered = [...events, ...dupIdx.map((i) => events[i % events.length]!)];
+          shuffle(delivered, seed);
+          etags.clear();
+          for (const e of events) if (e.kind === 'put') etags.set(`data/${e.key}`, e.etag); // HEAD sees the latest
+          for (let i = 0; i < delivered.length; i += batchSize) {
+            const batch = delivered
+              .slice(i, i + batchSize)
+              .map((e) =>
+                e.kind === 'put'
+                  ? putEvent(`data/${e.key}`, e.seq, e.size, e.etag)
+                  : deleteEvent(`data/${e.key}`, e.seq),
+              );
+            const { failed } = await run(batch);
+            expect(failed.size).toBe(0);
+          }
+          let files = 0;
+          let bytes = 0;
+          for (const key of keys) {
+            const want = model.get(key);
+            const got = await getObject(db.pool, `/${key}`);
+            if (want) {
+              files++;
+              bytes += want.size;
+              expect(got).toMatchObject({ state: 'active', size: want.size, etag: want.etag });
+            } else {
+              expect(got === undefined || got.state === 'deleted').toBe(true);
+            }
+          }
+          const root = await getDir(db.pool, '/');
+          expect(root ? { files: root.files, bytes: root.bytes } : { files: 0, bytes: 0 }).toEqual({
+            files,
+            bytes,
+          });
+          const top = await listDir(db.pool, '/', 100);
+          const expectTop = new Set<string>();
+          for (const key of keys) if (model.get(key)) expectTop.add(key.split('/')[0]!);
+          expect(new Set(top.entries.map((e) => e.name))).toEqual(expectTop);
+        },
+      ),
+      { numRuns: 40 },
+    );
+  });
+});
+
+function shuffle<T>(items: T[], seed: number): void {
+  let s = seed >>> 0 || 1;
+  for (let i = items.length - 1; i > 0; i--) {
+    s = (s * 1664525 + 1013904223) >>> 0;
+    const j = s % (i + 1);
+    [items[i], items[j]] = [items[j]!, items[i]!];
+  }
+}
