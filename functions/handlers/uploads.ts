@@ -31,6 +31,7 @@ import { partRange, validatePartList } from '../core/upload-parts.ts';
 import { partLength, planUpload } from '../core/upload-plan.ts';
 import {
   parseIdempotencyKey,
+  parseSha256,
   parseUploadRequest,
   requestHash,
   sha256Base64,
@@ -235,8 +236,15 @@ async function complete(req: ApiRequest) {
     return { uploadId: s.id, path: s.path, state: s.state, size: s.size }; // a retried complete
   }
   requireMultipartPending(s, 'complete');
-  const body = req.body as { parts?: unknown } | undefined;
+  const body = req.body as { parts?: unknown; sha256?: unknown } | undefined;
   const list = validatePartList(body?.parts, s.partCount ?? 0);
+  const sha256 = body?.sha256 === undefined || body.sha256 === null ? undefined : parseSha256(body.sha256);
+  if (sha256 && s.sha256 && sha256 !== s.sha256) {
+    throw new ValidationError(
+      `sha256 ${sha256} differs from the ${s.sha256} declared when the upload started; the file changed — start a new upload`,
+      { code: 'invalid_sha256' },
+    );
+  }
   let etag: string | undefined;
   try {
     ({ etag } = await completeMultipart(
@@ -264,6 +272,14 @@ async function complete(req: ApiRequest) {
     throw err;
   }
   await markCompleted(d.pool, s.id);
+  if (sha256 && !s.sha256) {
+    // Large files are hashed alongside the upload, so the digest arrives here; the indexer gets it
+    // from the session through settleUploads.
+    await d.pool.query('UPDATE upload_sessions SET sha256 = $2 WHERE id = $1 AND sha256 IS NULL', [
+      s.id,
+      sha256,
+    ]);
+  }
   return { uploadId: s.id, path: s.path, state: 'completed', size: s.size, ...(etag ? { etag } : {}) };
 }
 
