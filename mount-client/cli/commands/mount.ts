@@ -14,6 +14,11 @@ interface MountFlags {
   gid?: string;
   region?: string;
   s3Endpoint?: string;
+  peers?: string;
+  peerListen?: string;
+  peerAdvertise?: string;
+  peerSecret?: string;
+  peerRegistry?: boolean;
 }
 
 export const register: RegisterCommand = (program, ctx) => {
@@ -51,6 +56,20 @@ export const register: RegisterCommand = (program, ctx) => {
     .option('--region <region>', 'AWS region of the bucket (env AWS_REGION, else .strata/dev.json)')
     .option('--s3-endpoint <url>', 'S3 endpoint override (env STRATA_S3_ENDPOINT, else .strata/dev.json)')
     .option(
+      '--peers <host:port,...>',
+      'share cached blocks with these mount clients (static list; may include this node); see docs/peers.md',
+    )
+    .option('--peer-registry', 'discover peers through the API registry (heartbeat + GET /v1/peers)')
+    .option(
+      '--peer-listen <host:port>',
+      'where this node serves blocks to peers (default 127.0.0.1:7431; only when peers are configured)',
+    )
+    .option('--peer-advertise <host:port>', 'address peers use to reach this node (default: --peer-listen)')
+    .option(
+      '--peer-secret <secret>',
+      'cluster secret for peer requests (prefer env STRATA_PEER_SECRET: flags show up in ps)',
+    )
+    .option(
       '--foreground',
       'accepted for fstab/systemd compatibility: strata mount always runs in the foreground',
     )
@@ -58,12 +77,23 @@ export const register: RegisterCommand = (program, ctx) => {
       const { defaultCacheDir, defaultCacheSize, parseSize, runMountForeground } = await import(
         '../../mount.ts'
       );
+      const { peerMountExtension } = await import('../../peers/mount-extension.ts');
+      const { parsePeerList } = await import('../../peers/address.ts');
       const config = ctx.config();
       const cacheDir = flags.cacheDir ?? defaultCacheDir();
       const region = flags.region ?? process.env.AWS_REGION ?? config.dev?.region;
       if (!region) throw new Error('no AWS region: pass --region or set AWS_REGION');
       const s3Endpoint = flags.s3Endpoint ?? process.env.STRATA_S3_ENDPOINT ?? config.dev?.s3Endpoint;
+      const peerExtension = peerMountExtension({
+        peers: parsePeerList(flags.peers ?? ''),
+        registry: flags.peerRegistry ?? false,
+        ...(flags.peerListen ? { listen: flags.peerListen } : {}),
+        ...(flags.peerAdvertise ? { advertise: flags.peerAdvertise } : {}),
+        secret: flags.peerSecret ?? process.env.STRATA_PEER_SECRET,
+        blockSize: parseSize(flags.blockSize),
+      });
       await runMountForeground({
+        ...(peerExtension ? { extensions: [peerExtension] } : {}),
         mountpoint,
         apiUrl: config.apiUrl,
         token: config.token,

@@ -1,0 +1,76 @@
+/**
+ * The peer tier as a `strata mount` extension: the data path gets the fetcher when it is created;
+ * the server, membership and registry heartbeat start once the data path exists (the server answers
+ * from it). Until then — and if peering failed to start — the fetcher throws at once, so reads go
+ * straight to S3.
+ */
+import { ValidationError } from '../../functions/core/errors.ts';
+import type { BlockFetcher, BlockId } from '../block-cache/types.ts';
+import { mountRegistry } from '../metrics.ts';
+import type { Logger, MountExtension } from '../mount.ts';
+import { DEFAULT_PEER_PORT } from './address.ts';
+import { PeerFetchError } from './errors.ts';
+import { type Peering, type PeeringOptions, startPeering } from './index.ts';
+import { apiRegistry } from './membership.ts';
+
+export interface PeerMountOptions {
+  peers: string[];
+  /** Discover peers through the API registry (heartbeat + list). */
+  registry: boolean;
+  listen?: string;
+  advertise?: string;
+  secret?: string;
+  blockSize: number;
+  nodeId?: string;
+  tuning?: Partial<Pick<PeeringOptions, 'timeoutMs' | 'refreshMs' | 'heartbeatMs'>>;
+}
+
+/** The extension, or undefined when peer sharing is off (no --peers and no --peer-registry). */
+export function peerMountExtension(o: PeerMountOptions): MountExtension | undefined {
+  if (o.peers.length === 0 && !o.registry) return undefined;
+  if (!o.secret) {
+    throw new ValidationError(
+      'peer sharing needs a cluster secret: set STRATA_PEER_SECRET (or --peer-secret) to the same value on ' +
+        'every node, e.g. from `openssl rand -base64 32`',
+    );
+  }
+  const secret = o.secret;
+  let peering: Peering | undefined;
+  const peer: BlockFetcher = {
+    name: 'peer',
+    fetch(id: BlockId, signal?: AbortSignal) {
+      if (!peering) return Promise.reject(new PeerFetchError('no_peers', 'peer sharing is not running'));
+      return peering.fetcher.fetch(id, signal);
+    },
+  };
+  return {
+    name: 'peer sharing',
+    peer,
+    async start({ dataPath, api, log }: { dataPath: PeeringOptions['source']; api: PeerApi; log: Logger }) {
+      peering = await startPeering({
+        source: dataPath,
+        secret,
+        listen: o.listen ?? `127.0.0.1:${DEFAULT_PEER_PORT}`,
+        ...(o.advertise ? { advertise: o.advertise } : {}),
+        peers: o.peers,
+        ...(o.registry ? { registry: apiRegistry(api) } : {}),
+        ...(o.nodeId ? { nodeId: o.nodeId } : {}),
+        blockSize: o.blockSize,
+        metricsRegistry: mountRegistry,
+        onError: (message, err) => log('warn', message, { error: (err as Error).message }),
+        ...o.tuning,
+      });
+      log('info', 'peer sharing on', {
+        address: peering.address,
+        staticPeers: o.peers.length,
+        registry: o.registry,
+      });
+    },
+    async stop() {
+      await peering?.close();
+      peering = undefined;
+    },
+  };
+}
+
+type PeerApi = Parameters<typeof apiRegistry>[0];
