@@ -34,8 +34,11 @@ export interface DiskCacheOptions {
   /** Observers for metrics; all optional. */
   onEvict?: (bytes: number, reason: 'capacity' | 'disk-floor') => void;
   onCorrupt?: (reason: string) => void;
-  /** Take the directory lock (default true). The CLI's read-only `stats` passes false. */
-  lock?: boolean;
+  /**
+   * Inspect without owning: no lock, no temp-file cleanup, no eviction, no writes. Used by
+   * `strata cache stats|verify` next to a running mount.
+   */
+  readOnly?: boolean;
 }
 
 export interface DiskCacheStats {
@@ -88,8 +91,13 @@ export class DiskBlockStore implements BlockStore {
 
   static async open(o: DiskCacheOptions): Promise<DiskBlockStore> {
     const s = new DiskBlockStore(o);
+    if (o.readOnly) {
+      await fs.mkdir(s.blocksDir, { recursive: true });
+      await s.scan();
+      return s;
+    }
     await fs.mkdir(s.blocksDir, { recursive: true });
-    if (o.lock !== false) await s.acquireLock();
+    await s.acquireLock();
     // Leftover temp files are writes interrupted by a crash: never valid, always safe to drop.
     await fs.rm(s.tmpDir, { recursive: true, force: true });
     await fs.mkdir(s.tmpDir, { recursive: true });
@@ -139,7 +147,7 @@ export class DiskBlockStore implements BlockStore {
       this.index.set(f.key, f.size);
       this.bytes += f.size;
     }
-    await this.evict();
+    if (!this.o.readOnly) await this.evict();
   }
 
   private filePath(key: string): string {
@@ -191,6 +199,7 @@ export class DiskBlockStore implements BlockStore {
   }
 
   async put(id: BlockId, data: Buffer, key = blockKey(id)): Promise<void> {
+    if (this.o.readOnly) throw new Error(`cache ${this.o.dir} was opened read-only`);
     if (data.length !== blockLength(id)) {
       throw new Error(
         `block ${id.index} of ${id.object.key}: ${data.length} bytes, expected ${blockLength(id)}`,
@@ -258,9 +267,15 @@ export class DiskBlockStore implements BlockStore {
    * Reads and checks every block file (`strata cache verify`); bad ones are deleted. Returns the
    * counts and the reasons.
    */
-  async verify(): Promise<{ checked: number; bad: number; reasons: Record<string, number> }> {
+  async verify(): Promise<{
+    checked: number;
+    bad: number;
+    removed: number;
+    reasons: Record<string, number>;
+  }> {
     let checked = 0;
     let bad = 0;
+    let removed = 0;
     const reasons: Record<string, number> = {};
     for (const key of [...this.index.keys()]) {
       checked++;
@@ -269,10 +284,14 @@ export class DiskBlockStore implements BlockStore {
         bad++;
         reasons[reason] = (reasons[reason] ?? 0) + 1;
         this.counters.corrupt++;
-        await this.remove(key);
+        // Read-only (a mount owns the directory): report only; the mount drops bad blocks on read.
+        if (!this.o.readOnly) {
+          await this.remove(key);
+          removed++;
+        }
       }
     }
-    return { checked, bad, reasons };
+    return { checked, bad, removed, reasons };
   }
 
   private async verifyFile(file: string): Promise<string | undefined> {
@@ -287,6 +306,7 @@ export class DiskBlockStore implements BlockStore {
 
   /** Deletes every cached block (`strata cache clear`). */
   async clear(): Promise<{ entries: number; bytes: number }> {
+    if (this.o.readOnly) throw new Error(`cache ${this.o.dir} was opened read-only`);
     const r = { entries: this.index.size, bytes: this.bytes };
     this.index.clear();
     this.bytes = 0;
@@ -312,6 +332,15 @@ export class DiskBlockStore implements BlockStore {
       await fs.rm(path.join(this.root, 'lock'), { force: true });
     }
   }
+}
+
+/** PID of the live process that owns a cache directory, if any (for `strata cache`). */
+export async function cacheOwner(dir: string): Promise<number | undefined> {
+  const pid = Number.parseInt(
+    await fs.readFile(path.join(dir, CACHE_LAYOUT, 'lock'), 'utf8').catch(() => ''),
+    10,
+  );
+  return pid && isAlive(pid) ? pid : undefined;
 }
 
 function isAlive(pid: number): boolean {

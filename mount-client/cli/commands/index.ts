@@ -2,8 +2,11 @@
  * Registry of CLI commands. One module per command family; add a line here when adding one.
  */
 import type { RegisterCommand } from '../context.ts';
+import { register as cache } from './cache.ts';
+import { register as importCmd } from './import.ts';
 import { register as migrate } from './migrate.ts';
 import { register as mount } from './mount.ts';
+import { register as reconcile } from './reconcile.ts';
 import { register as unmount } from './unmount.ts';
 
-export const commands: RegisterCommand[] = [migrate, mount, unmount];
+export const commands: RegisterCommand[] = [migrate, mount, unmount, cache, reconcile, importCmd];

@@ -1,0 +1,69 @@
+/**
+ * `strata cache stats|verify|clear` as a user runs them (the real CLI in a child process).
+ */
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, expect, it } from 'vitest';
+import { DiskBlockStore } from '../../../mount-client/block-cache/disk-cache.ts';
+
+const run = promisify(execFile);
+const dir = mkdtempSync(join(tmpdir(), 'strata-cache-cli-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+async function strata(...args: string[]): Promise<{ code: number; out: unknown }> {
+  try {
+    const { stdout } = await run(process.execPath, ['bin/strata.js', ...args, '--cache-dir', dir, '--json']);
+    return { code: 0, out: JSON.parse(stdout) };
+  } catch (err) {
+    const e = err as { code: number; stdout: string; stderr: string };
+    return { code: e.code, out: e.stdout ? JSON.parse(e.stdout) : e.stderr };
+  }
+}
+
+it('reports, verifies (finding a corrupted block) and clears the cache', async () => {
+  // Prepare: three blocks written by the real cache, then one payload byte flipped.
+  const store = await DiskBlockStore.open({ dir, capacityBytes: 1 << 30, minFreeBytes: 0 });
+  const object = { bucket: 'b', key: 'dir/file.bin', size: 300_000, etag: '"abc"' };
+  for (let i = 0; i < 3; i++) {
+    await store.put(
+      { object, index: i, blockSize: 131_072 },
+      Buffer.alloc(i < 2 ? 131_072 : 300_000 - 262_144, i),
+    );
+  }
+  await store.close();
+  const files = readdirSync(join(dir, 'v1', 'blocks'), { recursive: true, withFileTypes: true }).filter((e) =>
+    e.isFile(),
+  );
+  const victim = join((files[0] as (typeof files)[0]).parentPath, (files[0] as (typeof files)[0]).name);
+  const bytes = readFileSync(victim);
+  bytes[bytes.length - 1] = (bytes[bytes.length - 1] as number) ^ 0x55;
+  writeFileSync(victim, bytes);
+
+  // Act + Assess
+  const stats = await strata('cache', 'stats');
+  expect(stats).toMatchObject({ code: 0, out: { blocks: 3, mountedBy: null } });
+  const verify = await strata('cache', 'verify');
+  expect(verify).toMatchObject({
+    code: 1,
+    out: { checked: 3, bad: 1, removed: 1, reasons: { 'payload-checksum': 1 } },
+  });
+  const clear = await strata('cache', 'clear');
+  expect(clear).toMatchObject({ code: 0, out: { removedBlocks: 2 } });
+  expect(await strata('cache', 'stats')).toMatchObject({ out: { blocks: 0, bytes: 0 } });
+});
+
+it('refuses to clear a cache owned by a running mount', async () => {
+  const owner = await DiskBlockStore.open({ dir, capacityBytes: 1 << 30, minFreeBytes: 0 });
+  try {
+    // Our own PID owns the lock, and the CLI is a different process: it must see a live owner.
+    const r = await strata('cache', 'clear');
+    expect(r.code).not.toBe(0);
+    expect(String(r.out)).toMatch(/in use by process \d+/);
+    expect(await strata('cache', 'stats')).toMatchObject({ out: { mountedBy: process.pid } });
+  } finally {
+    await owner.close();
+  }
+});
