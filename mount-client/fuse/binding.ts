@@ -6,8 +6,11 @@
  * Mount options (design.md §4, measured on libfuse 2.9 via fuse-native 2.2.6):
  * - `force` clears a stale mount left by a killed process; `autoUnmount` makes the kernel drop the
  *   mount within ~1 s if this process dies without unmounting.
- * - `autoCache`: the kernel keeps file pages across opens and drops them when size or mtime
- *   changes at open, so re-reads run at page-cache speed while an overwritten file is refetched.
+ * - No `kernel_cache`/`auto_cache`: libfuse drops a file's pages at every open, so each open reads
+ *   the version it resolved. auto_cache only compares size and mtime (ms precision here, whole
+ *   seconds from S3), so a same-size overwrite within a second would be served from stale pages —
+ *   or worse, a mix of old pages and new reads. Re-reads therefore run at the FUSE ceiling from the
+ *   block cache, not at page-cache speed (measured in docs/benchmarks/mount.md).
  * - `ro` is passed through `fsname` because fuse-native forwards no other free-form -o options.
  */
 import Fuse, { type Operations, type Stat } from 'fuse-native';
@@ -186,7 +189,6 @@ export async function mountFuse(
   const fuse = new Fuse(mountpoint, ops, {
     force: true,
     autoUnmount: true,
-    autoCache: true,
     allowOther: options.allowOther ?? false,
     fsname: ['strata', 'ro', ...(options.extraOptions ?? [])].join(','),
     attrTimeout: ttl,
