@@ -55,6 +55,23 @@ const schema = z.object({
   /** Connections per execution environment: Lambda runs one request at a time per environment. */
   STRATA_DB_POOL_MAX: z.coerce.number().int().min(1).default(2),
   STRATA_LOG_LEVEL: z.string().default('INFO'),
+  /** Keys per reconcile listing page. S3's maximum (1000): fewest round trips per object. */
+  STRATA_RECONCILE_PAGE_SIZE: z.coerce.number().int().min(1).max(1000).default(1000),
+  /**
+   * A reconcile worker re-enqueues itself when less than this is left of its Lambda budget: one
+   * page (1000 keys, one index batch, heals in one transaction) takes a few seconds; 30 s leaves
+   * room for a slow page with HeadObject refreshes.
+   */
+  STRATA_RECONCILE_RESERVE_MS: z.coerce.number().int().min(0).default(30_000),
+  /**
+   * Optional cap on one segment's duration (0 = only the Lambda budget). Locally the SQS
+   * visibility timeout is seconds, so a short cap keeps a long shard from being redelivered.
+   */
+  STRATA_RECONCILE_SEGMENT_MAX_MS: z.coerce.number().int().min(0).default(0),
+  /** Shards per run; see core/reconcile/shards.ts for why 32. */
+  STRATA_RECONCILE_MAX_SHARDS: z.coerce.number().int().min(1).max(1000).default(32),
+  /** Grace of scheduled runs; see core/reconcile/plan.ts DEFAULT_GRACE_SECONDS for why 900. */
+  STRATA_RECONCILE_GRACE_SECONDS: z.coerce.number().int().min(0).max(86_400).default(900),
 });
 
 export type Env = z.infer<typeof schema>;

@@ -7,6 +7,8 @@ import { register as importCmd } from './import.ts';
 import { register as migrate } from './migrate.ts';
 import { register as mount } from './mount.ts';
 import { register as reconcile } from './reconcile.ts';
+import { register as sync } from './sync.ts';
 import { register as unmount } from './unmount.ts';
+import { register as upload } from './upload.ts';
 
-export const commands: RegisterCommand[] = [migrate, mount, unmount, cache, reconcile, importCmd];
+export const commands: RegisterCommand[] = [migrate, mount, unmount, cache, reconcile, importCmd, upload, sync];
