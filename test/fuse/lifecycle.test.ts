@@ -77,7 +77,7 @@ describe.skipIf(skip)('strata mount lifecycle (real FUSE)', () => {
     expect(blocks.length).toBeGreaterThan(0);
     const victim = blocks[0] as string;
     const bytes = await readFile(victim);
-    bytes[bytes.length - 10] ^= 0xff;
+    bytes.writeUInt8(bytes.readUInt8(bytes.length - 10) ^ 0xff, bytes.length - 10);
     await writeFile(victim, bytes);
 
     const m = await mount();
