@@ -525,3 +525,19 @@ export async function countInactive(
   );
   return Object.fromEntries(rows.map((r) => [r.state, r.n]));
 }
+
+/** /v1/dates for a token limited to prefixes: computed from its own files (rollups are global). */
+export async function listDatesWithin(
+  db: Queryable,
+  prefixes: string[],
+): Promise<Array<{ date: string; files: number; bytes: number }>> {
+  const { rows } = await db.query<{ date: string; files: number; bytes: number }>(
+    `SELECT to_char(day, 'YYYY-MM-DD') AS date, count(*)::float8 AS files, sum(size)::float8 AS bytes
+       FROM objects o
+      WHERE state = 'active' AND EXISTS (
+              SELECT 1 FROM unnest($1::text[]) p WHERE o.path >= p || '/' AND o.path < p || '/' || chr(1114111))
+      GROUP BY day ORDER BY day`,
+    [prefixes.map((p) => (p === '/' ? '' : p))],
+  );
+  return rows;
+}

@@ -18,3 +18,41 @@ export async function createToken(db: Pool, spec: NewToken): Promise<{ id: strin
   );
   return { id, token };
 }
+
+export interface TokenInfo {
+  id: string;
+  name: string;
+  scopes: Scope[];
+  prefixes: string[];
+  createdAt: Date;
+  expiresAt: Date | null;
+  revokedAt: Date | null;
+  lastUsedAt: Date | null;
+}
+
+/** Every token, newest first, without secrets or hashes. */
+export async function listTokens(db: Pick<Pool, 'query'>): Promise<TokenInfo[]> {
+  const { rows } = await db.query(
+    `SELECT id, name, scopes, prefixes, created_at, expires_at, revoked_at, last_used_at
+       FROM tokens ORDER BY created_at DESC, id`,
+  );
+  return rows.map((r) => ({
+    id: r.id,
+    name: r.name,
+    scopes: r.scopes,
+    prefixes: r.prefixes,
+    createdAt: r.created_at,
+    expiresAt: r.expires_at,
+    revokedAt: r.revoked_at,
+    lastUsedAt: r.last_used_at,
+  }));
+}
+
+/** Revokes a token (idempotent). Returns false when no such token exists. */
+export async function revokeToken(db: Pick<Pool, 'query'>, id: string): Promise<boolean> {
+  const { rowCount } = await db.query(
+    'UPDATE tokens SET revoked_at = COALESCE(revoked_at, now()) WHERE id = $1',
+    [id],
+  );
+  return (rowCount ?? 0) > 0;
+}
