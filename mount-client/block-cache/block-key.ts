@@ -19,15 +19,9 @@ export function normalizeEtag(etag: string): string {
 
 /** 64 hex chars; stable across processes and releases of the same cache format. */
 export function blockKey(id: BlockId): string {
+  // JSON array: fields are delimited unambiguously whatever bytes a key contains.
+  const o = id.object;
   return createHash('sha256')
-    .update(id.object.bucket)
-    .update('\0')
-    .update(id.object.key)
-    .update('\0')
-    .update(versionTag(id.object))
-    .update('\0')
-    .update(String(id.blockSize))
-    .update('\0')
-    .update(String(id.index))
+    .update(JSON.stringify([o.bucket, o.key, versionTag(o), id.blockSize, id.index]))
     .digest('hex');
 }

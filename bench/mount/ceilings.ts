@@ -1,0 +1,238 @@
+/**
+ * Data-path ceilings, side by side in one run (issue 5, benchmark (b) plus the data path):
+ *
+ *   raw ranged GETs, undici     8 concurrent 8 MiB ranges, body discarded — the leanest client
+ *   raw ranged GETs, SDK        the same through @aws-sdk/client-s3 GetObject
+ *   DataPath cold sequential    128 KiB reads (what FUSE sends) on an empty cache, undici and SDK transports
+ *   DataPath warm (memory)      re-read through the same DataPath (hot-block LRU)
+ *   DataPath warm (disk)        a new DataPath on the same cache dir (a remount), no memory tier
+ *   DataPath warm random 4 KiB  random preads over the cached object, memory tier and disk-only
+ *
+ * Usage: npx tsx bench/mount/ceilings.ts [--size-mib 512] [--runs 3]
+ * The S3 server (fauxqs) runs in a child process. Prints a markdown table; each figure is the median
+ * of --runs runs. `measureDataPathCeilings()` is exported for bench/mount's combined run.
+ */
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { CreateBucketCommand, GetObjectCommand, HeadObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import { Registry } from 'prom-client';
+import { Agent } from 'undici';
+import type { ObjectVersion } from '../../mount-client/block-cache/types.ts';
+import { createDataPath, type DataPath } from '../../mount-client/object-client/data-path.ts';
+
+const MiB = 1024 * 1024;
+const RANGE = 8 * MiB;
+const CONCURRENCY = 8;
+
+export interface CeilingRow {
+  name: string;
+  /** MB/s (10^6 bytes) for throughput rows, ops/s for the random rows. */
+  value: number;
+  unit: 'MB/s' | 'ops/s';
+  /** Ratio to the raw undici ranged-GET ceiling (throughput rows only). */
+  vsRaw?: number;
+}
+
+async function startServer(): Promise<{ endpoint: string; stop: () => void }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 's3-server.ts')], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
+  const endpoint = await new Promise<string>((resolve, reject) => {
+    let buf = '';
+    child.stdout.on('data', (d: Buffer) => {
+      buf += d.toString();
+      const line = buf.split('\n')[0];
+      if (buf.includes('\n') && line) resolve((JSON.parse(line) as { endpoint: string }).endpoint);
+    });
+    child.once('exit', (code) => reject(new Error(`s3-server exited with ${code}`)));
+  });
+  return { endpoint, stop: () => child.stdin.end() };
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)] as number;
+}
+
+async function timed(fn: () => Promise<number>): Promise<number> {
+  const t0 = performance.now();
+  const bytes = await fn();
+  return bytes / 1e6 / ((performance.now() - t0) / 1000);
+}
+
+/** Runs `work` over every range with `CONCURRENCY` workers. */
+async function overRanges(
+  size: number,
+  work: (start: number, len: number) => Promise<void>,
+): Promise<number> {
+  let next = 0;
+  const worker = async () => {
+    for (;;) {
+      const start = next;
+      next += RANGE;
+      if (start >= size) return;
+      await work(start, Math.min(RANGE, size - start));
+    }
+  };
+  await Promise.all(Array.from({ length: CONCURRENCY }, worker));
+  return size;
+}
+
+async function sequential(dp: DataPath, v: ObjectVersion, chunk = 128 * 1024): Promise<number> {
+  const r = dp.open(v);
+  let n = 0;
+  for (let off = 0; off < v.size; off += chunk) n += (await r.read(off, chunk)).length;
+  r.close();
+  return n;
+}
+
+async function randomOps(dp: DataPath, v: ObjectVersion, ops: number): Promise<number> {
+  const r = dp.open(v);
+  const t0 = performance.now();
+  for (let i = 0; i < ops; i++) {
+    const off = Math.floor(Math.random() * (v.size - 4096));
+    await r.read(off, 4096);
+  }
+  r.close();
+  return ops / ((performance.now() - t0) / 1000);
+}
+
+export async function measureDataPathCeilings(o: { sizeMiB: number; runs: number }): Promise<CeilingRow[]> {
+  process.env.AWS_ACCESS_KEY_ID ??= 'bench';
+  process.env.AWS_SECRET_ACCESS_KEY ??= 'bench';
+  const region = 'us-east-1';
+  const server = await startServer();
+  const dirs: string[] = [];
+  const newDir = () => {
+    const d = mkdtempSync(join(tmpdir(), 'strata-bench-dp-'));
+    dirs.push(d);
+    return d;
+  };
+  const s3 = new S3Client({
+    region,
+    endpoint: server.endpoint,
+    forcePathStyle: true,
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+    maxAttempts: 1,
+  });
+  try {
+    const bucket = 'bench';
+    const key = 'bench/large.bin';
+    await s3.send(new CreateBucketCommand({ Bucket: bucket }));
+    const size = o.sizeMiB * MiB;
+    await new Upload({
+      client: s3,
+      params: { Bucket: bucket, Key: key, Body: randomBytes(size) },
+      partSize: 8 * MiB /* fauxqs refuses bodies > 11 MiB */,
+    }).done();
+    const head = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
+    const v: ObjectVersion = { bucket, key, size, etag: String(head.ETag) };
+    const agent = new Agent({ connections: CONCURRENCY });
+
+    const results = new Map<string, number[]>();
+    const record = (name: string, x: number) => results.set(name, [...(results.get(name) ?? []), x]);
+    const dpOpts = {
+      cacheSizeBytes: 4 * size,
+      region,
+      endpoint: server.endpoint,
+      minFreeBytes: 0,
+      metrics: new Registry(),
+    };
+    for (let run = 0; run < o.runs; run++) {
+      record(
+        'raw ranged GETs, undici (8 × 8 MiB)',
+        await timed(() =>
+          overRanges(size, async (start, len) => {
+            const res = await agent.request({
+              origin: server.endpoint,
+              path: `/${bucket}/${key}`,
+              method: 'GET',
+              headers: { range: `bytes=${start}-${start + len - 1}` },
+            });
+            for await (const _ of res.body) {
+              // discard: the ceiling is the transfer itself
+            }
+          }),
+        ),
+      );
+      record(
+        'raw ranged GETs, SDK GetObject (8 × 8 MiB)',
+        await timed(() =>
+          overRanges(size, async (start, len) => {
+            const res = await s3.send(
+              new GetObjectCommand({ Bucket: bucket, Key: key, Range: `bytes=${start}-${start + len - 1}` }),
+            );
+            for await (const _ of res.Body as AsyncIterable<Uint8Array>) {
+              // discard
+            }
+          }),
+        ),
+      );
+      for (const transport of ['undici', 'sdk'] as const) {
+        const cacheDir = newDir();
+        const dp = await createDataPath({ ...dpOpts, cacheDir, transport });
+        record(`DataPath cold sequential (${transport})`, await timed(() => sequential(dp, v)));
+        if (transport === 'undici') {
+          record('DataPath warm sequential (memory tier)', await timed(() => sequential(dp, v)));
+          record('DataPath warm random 4 KiB (memory tier)', await randomOps(dp, v, 20_000));
+        }
+        await dp.close();
+        if (transport === 'undici') {
+          // A remount: memory tier empty, every block comes off disk once (verified), then from memory.
+          const dp2 = await createDataPath({ ...dpOpts, cacheDir });
+          record(
+            'DataPath warm sequential (disk tier, after restart)',
+            await timed(() => sequential(dp2, v)),
+          );
+          if (dp2.stats().s3.gets !== 0)
+            throw new Error('warm run made S3 GETs: the cache did not survive restart');
+          await dp2.close();
+          // Working set larger than memory: every random read is a disk-tier block load.
+          const dp3 = await createDataPath({ ...dpOpts, cacheDir, memoryCacheBytes: 0 });
+          record('DataPath warm random 4 KiB (disk tier only, no memory tier)', await randomOps(dp3, v, 500));
+          await dp3.close();
+        }
+        rmSync(cacheDir, { recursive: true, force: true });
+      }
+    }
+    await agent.close();
+    const raw = median(results.get('raw ranged GETs, undici (8 × 8 MiB)') ?? [1]);
+    return [...results].map(([name, xs]) => {
+      const value = median(xs);
+      const unit = name.includes('random') ? ('ops/s' as const) : ('MB/s' as const);
+      return { name, value, unit, ...(unit === 'MB/s' ? { vsRaw: value / raw } : {}) };
+    });
+  } finally {
+    s3.destroy();
+    server.stop();
+    for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  }
+}
+
+export function ceilingTable(rows: CeilingRow[]): string {
+  const lines = ['| measurement | result | vs raw undici GETs |', '|---|---:|---:|'];
+  for (const r of rows) {
+    lines.push(
+      `| ${r.name} | ${r.value.toFixed(r.unit === 'ops/s' ? 0 : 1)} ${r.unit} | ${r.vsRaw === undefined ? '—' : `${r.vsRaw.toFixed(2)}×`} |`,
+    );
+  }
+  return lines.join('\n');
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const { values } = parseArgs({
+    options: { 'size-mib': { type: 'string', default: '512' }, runs: { type: 'string', default: '3' } },
+  });
+  const sizeMiB = Number(values['size-mib']);
+  const runs = Number(values.runs);
+  const rows = await measureDataPathCeilings({ sizeMiB, runs });
+  process.stdout.write(
+    `object ${sizeMiB} MiB, block 8 MiB, median of ${runs} run(s)\n\n${ceilingTable(rows)}\n`,
+  );
+}

@@ -1,0 +1,48 @@
+import { describe, expect, it } from 'vitest';
+import { PrefetchBudget, ReadAhead } from '../../../mount-client/prefetch/read-ahead.ts';
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+const opts = { initialBytes: 1 * MiB, maxBytes: 64 * MiB, toleranceBytes: 256 * KiB };
+
+describe('ReadAhead', () => {
+  it('grows 1 → 64 MiB over a sequential stream of 128 KiB reads and stays capped', () => {
+    const ra = new ReadAhead(opts);
+    const windows: number[] = [];
+    for (let i = 0; i < 10; i++) windows.push(ra.onRead(i * 128 * KiB, 128 * KiB) / MiB);
+    expect(windows).toEqual([1, 2, 4, 8, 16, 32, 64, 64, 64, 64]);
+  });
+
+  it('resets on a seek and regrows from the initial window', () => {
+    const ra = new ReadAhead(opts);
+    for (let i = 0; i < 8; i++) ra.onRead(i * 128 * KiB, 128 * KiB);
+    expect(ra.onRead(500 * MiB, 4 * KiB)).toBe(0);
+    expect(ra.windowBytes).toBe(0);
+    expect(ra.onRead(500 * MiB + 4 * KiB, 128 * KiB)).toBe(1 * MiB);
+  });
+
+  it('does not prefetch for random 4 KiB reads, nor for a first read away from offset 0', () => {
+    const ra = new ReadAhead(opts);
+    expect(ra.onRead(10 * MiB, 4 * KiB)).toBe(0);
+    for (const off of [3, 90, 17, 55, 1].map((x) => x * MiB)) expect(ra.onRead(off, 4 * KiB)).toBe(0);
+  });
+
+  it('tolerates slightly reordered kernel reads', () => {
+    const ra = new ReadAhead(opts);
+    ra.onRead(0, 128 * KiB);
+    ra.onRead(256 * KiB, 128 * KiB); // arrived before the 128 KiB one
+    expect(ra.onRead(128 * KiB, 128 * KiB)).toBe(4 * MiB);
+  });
+});
+
+describe('PrefetchBudget', () => {
+  it('admits up to its capacity and frees on release', () => {
+    const b = new PrefetchBudget(16);
+    expect(b.tryAcquire(8)).toBe(true);
+    expect(b.tryAcquire(8)).toBe(true);
+    expect(b.tryAcquire(1)).toBe(false);
+    b.release(8);
+    expect(b.inflightBytes).toBe(8);
+    expect(b.tryAcquire(8)).toBe(true);
+  });
+});
