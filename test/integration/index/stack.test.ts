@@ -3,9 +3,11 @@
  * PostgreSQL → query API over HTTP. Also the auth matrix, DLQ for malformed messages, and Redis
  * stopped mid-test.
  */
+import { execFile } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { GetQueueAttributesCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
 import { request } from 'undici';
@@ -15,6 +17,8 @@ import type { ByDateResponse, ListResponse, ResolveResponse } from '../../../fun
 import { type LocalRedis, startRedisServer } from '../../../local/redis.ts';
 import { BUCKET, DATA_PREFIX, type LocalStack, startStack } from '../../../local/stack.ts';
 import { missing } from '../../support/requirements.ts';
+
+const run = promisify(execFile);
 
 const noRedis = missing('redis-server');
 let dir: string;
@@ -198,5 +202,65 @@ describe('index through the local stack', () => {
     expect(one).toMatchObject({ status: 200, body: { size: 2 } });
     const list = await api<ListResponse>('GET', '/v1/list', { path: '/r' });
     expect(list.body.entries.map((e) => e.name)).toEqual(['one', 'two']);
+  });
+});
+
+describe('CLI ls / stat / cat / rm / token', () => {
+  const cli = async (...args: string[]) => {
+    const env = {
+      ...process.env,
+      STRATA_API_URL: stack.dev.apiUrl,
+      STRATA_TOKEN: stack.adminToken,
+      STRATA_DEV_JSON: '/nonexistent',
+    };
+    try {
+      const r = await run(process.execPath, ['bin/strata.js', ...args], { env, encoding: 'utf8' });
+      return { code: 0, stdout: r.stdout, stderr: r.stderr };
+    } catch (err) {
+      const e = err as { code: number; stdout: string; stderr: string };
+      return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+    }
+  };
+
+  it('lists, stats, cats ranges, removes, and manages tokens', async () => {
+    await put('/cli/hello world.txt', 'hello, strata');
+    await put('/cli/sub/x', 'x');
+    await stack.drain();
+    expect((await cli('ls', '/cli')).stdout).toBe('hello world.txt\nsub/\n');
+    const long = await cli('ls', '-l', '/cli');
+    expect(long.stdout).toMatch(/^- +13 B +\d{4}-\d{2}-\d{2} \d{2}:\d{2} +hello world\.txt$/m);
+    const json = JSON.parse((await cli('ls', '--json', '/cli')).stdout);
+    expect(json.entries.map((e: { name: string }) => e.name)).toEqual(['hello world.txt', 'sub']);
+    expect((await cli('stat', '/cli/hello world.txt')).stdout).toMatch(/size +13 \(13 B\)/);
+    expect((await cli('cat', '/cli/hello world.txt')).stdout).toBe('hello, strata');
+    expect((await cli('cat', '--range', '7-12', '/cli/hello world.txt')).stdout).toBe('strata');
+    expect((await cli('cat', '--range', '-6', '/cli/hello world.txt')).stdout).toBe('strata');
+    const missingFile = await cli('stat', '/cli/nope');
+    expect(missingFile.code).not.toBe(0);
+    expect(missingFile.stderr).toMatch(/not found: \/cli\/nope/);
+    expect((await cli('rm', '/cli/hello world.txt')).stdout).toMatch(/deleted/);
+    await stack.drain();
+    expect((await cli('ls', '/cli')).stdout).toBe('sub/\n');
+    const created = JSON.parse(
+      (
+        await cli(
+          'token',
+          'create',
+          '--name',
+          'ci',
+          '--scope',
+          'read',
+          '--prefix',
+          '/cli',
+          '--expires',
+          '1h',
+          '--json',
+        )
+      ).stdout,
+    );
+    expect(created.token).toMatch(/^stk_/);
+    expect((await cli('token', 'list')).stdout).toContain(created.id);
+    expect((await cli('token', 'revoke', created.id)).stdout).toContain(`revoked ${created.id}`);
+    expect((await cli('ls', '--help')).stdout).toMatch(/--long/);
   });
 });

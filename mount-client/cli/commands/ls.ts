@@ -1,0 +1,46 @@
+/**
+ * `strata ls [path] [-l] [--json]` — list a directory from the index (never S3 LIST), paging
+ * through /v1/list. Directories print with a trailing `/`.
+ */
+import type { Entry, ListResponse } from '../../../functions/core/api-types.ts';
+import type { RegisterCommand } from '../context.ts';
+import { formatBytes, formatTime } from './format.ts';
+
+/** 1,000 entries per request: the API's maximum page, so a 10,000-entry directory is 10 round trips. */
+const PAGE = 1000;
+
+export const register: RegisterCommand = (program, ctx) => {
+  program
+    .command('ls')
+    .description('list a directory from the index (names in byte order; directories end with /)')
+    .argument('[path]', 'directory to list, e.g. /datasets', '/')
+    .option('-l, --long', 'long format: type, size, modification time, name')
+    .option('--json', 'print the entries as JSON')
+    .action(async (path: string, opts: { long?: boolean; json?: boolean }) => {
+      const api = ctx.api();
+      const entries: Entry[] = [];
+      let cursor: string | undefined;
+      do {
+        const page: ListResponse = await api.request('GET', '/v1/list', {
+          query: { path, limit: PAGE, cursor },
+        });
+        entries.push(...page.entries);
+        cursor = page.nextCursor;
+      } while (cursor);
+      ctx.print(
+        { path, entries },
+        () => {
+          if (!opts.long) return entries.map((e) => (e.type === 'dir' ? `${e.name}/` : e.name)).join('\n');
+          const sizes = entries.map((e) => formatBytes(e.size));
+          const width = Math.max(0, ...sizes.map((s) => s.length));
+          return entries
+            .map(
+              (e, i) =>
+                `${e.type === 'dir' ? 'd' : '-'} ${sizes[i]?.padStart(width)}  ${formatTime(e.mtime)}  ${e.type === 'dir' ? `${e.name}/` : e.name}`,
+            )
+            .join('\n');
+        },
+        opts.json ?? ctx.flags.json,
+      );
+    });
+};

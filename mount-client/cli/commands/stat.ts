@@ -1,0 +1,40 @@
+/** `strata stat <path> [--json]` — what the index knows about a file or directory. */
+import type { ResolveResponse } from '../../../functions/core/api-types.ts';
+import type { RegisterCommand } from '../context.ts';
+import { formatBytes } from './format.ts';
+
+export const register: RegisterCommand = (program, ctx) => {
+  program
+    .command('stat')
+    .description('show the indexed metadata of a file or directory (size, etag, version, dates)')
+    .argument('<path>', 'absolute path, e.g. /datasets/a.csv')
+    .option('--json', 'print JSON')
+    .action(async (path: string, opts: { json?: boolean }) => {
+      const r: ResolveResponse = await ctx.api().request('GET', '/v1/resolve', { query: { path } });
+      ctx.print(
+        r,
+        () => {
+          const lines: Array<[string, string | undefined]> = [
+            ['path', r.path],
+            ['type', r.type],
+            ['size', `${r.size} (${formatBytes(r.size)})`],
+            ['files', r.files === undefined ? undefined : String(r.files)],
+            ['modified', r.mtime],
+            ['state', r.state],
+            ['etag', r.etag],
+            ['version', r.versionId],
+            ['sha256', r.sha256],
+            ['content-type', r.contentType],
+            ['date', r.date],
+            ['location', `s3://${r.bucket}/${r.key}`],
+            ...Object.entries(r.metadata ?? {}).map(([k, v]) => [`meta.${k}`, v] as [string, string]),
+          ];
+          return lines
+            .filter(([, v]) => v !== undefined)
+            .map(([k, v]) => `${k.padEnd(13)} ${v}`)
+            .join('\n');
+        },
+        opts.json ?? ctx.flags.json,
+      );
+    });
+};
