@@ -49,17 +49,27 @@ export class PeerClient {
   }
 
   /** The block from `address`, verified; throws PeerFetchError (with a kind) on any failure. */
-  async getBlock(address: string, id: BlockId, timeoutMs: number, signal?: AbortSignal): Promise<Buffer> {
+  /**
+   * The block from `address`, verified; throws PeerFetchError (with a kind) on any failure.
+   * `timeoutMs` bounds the wait for the response headers, which a live owner sends at once even when
+   * it still has to read the block through; `stallMs` bounds each wait for body bytes after that.
+   */
+  async getBlock(
+    address: string,
+    id: BlockId,
+    timeouts: { timeoutMs: number; stallMs: number },
+    signal?: AbortSignal,
+  ): Promise<Buffer> {
     const target = encodeBlockRequest(id);
     const expected = blockLength(id);
-    const timeout = AbortSignal.timeout(timeoutMs);
-    const combined = signal ? AbortSignal.any([signal, timeout]) : timeout;
     try {
       const res = await request(`http://${address}${target}`, {
         method: 'GET',
         headers: this.signer.sign('GET', target),
         dispatcher: this.agent,
-        signal: combined,
+        headersTimeout: timeouts.timeoutMs,
+        bodyTimeout: timeouts.stallMs,
+        ...(signal ? { signal } : {}),
       });
       if (res.statusCode !== 200) {
         const text = await res.body.text().catch(() => '');
@@ -69,7 +79,6 @@ export class PeerClient {
           { peer: address },
         );
       }
-      const crcHeader = res.headers[CRC_HEADER];
       const data = Buffer.allocUnsafe(expected);
       let filled = 0;
       for await (const chunk of res.body as AsyncIterable<Buffer>) {
@@ -87,6 +96,8 @@ export class PeerClient {
           peer: address,
         });
       }
+      // A header when the owner had the block at hand, a trailer when it read the block through.
+      const crcHeader = res.headers[CRC_HEADER] ?? res.trailers[CRC_HEADER];
       const actual = crc32c(data);
       if (typeof crcHeader !== 'string' || Number(crcHeader) !== actual) {
         throw new PeerFetchError(
@@ -97,7 +108,7 @@ export class PeerClient {
       }
       return data;
     } catch (err) {
-      throw classify(err, address, timeout, signal, timeoutMs);
+      throw classify(err, address, signal, timeouts);
     }
   }
 
@@ -125,20 +136,29 @@ export class PeerClient {
 function classify(
   err: unknown,
   address: string,
-  timeout: AbortSignal,
   signal: AbortSignal | undefined,
-  timeoutMs: number,
+  timeouts: { timeoutMs: number; stallMs: number },
 ): PeerFetchError {
   if (err instanceof PeerFetchError) return err;
   if (signal?.aborted)
     return new PeerFetchError('aborted', `read cancelled while asking peer ${address}`, { cause: err });
-  if (timeout.aborted || (err as { code?: string }).code === 'UND_ERR_CONNECT_TIMEOUT') {
-    return new PeerFetchError('timeout', `peer ${address} did not answer within ${timeoutMs} ms`, {
+  const code = (err as { code?: string }).code ?? '';
+  if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT') {
+    return new PeerFetchError('timeout', `peer ${address} did not answer within ${timeouts.timeoutMs} ms`, {
       peer: address,
       cause: err,
     });
   }
-  const code = (err as { code?: string }).code ?? '';
+  if (code === 'UND_ERR_BODY_TIMEOUT') {
+    return new PeerFetchError(
+      'stalled',
+      `peer ${address} sent nothing for ${timeouts.stallMs} ms mid-block`,
+      {
+        peer: address,
+        cause: err,
+      },
+    );
+  }
   return new PeerFetchError(
     CONNECTION_ERRORS.has(code) ? 'connect' : 'http',
     `cannot fetch a block from peer ${address}: ${(err as Error).message}`,

@@ -9,7 +9,10 @@ export type PeerErrorKind =
   | 'self'
   /** No live peer to ask (all ejected, or none configured). */
   | 'no_peers'
+  /** No response headers in time: the owner is gone or hung (a live one answers at once). */
   | 'timeout'
+  /** Headers came, then the body stopped: the owner's own read-through is stuck or very slow. */
+  | 'stalled'
   /** Connection refused/reset, DNS, TLS — the peer is not there. */
   | 'connect'
   /** The peer answered 401: our secrets differ (or our clock is far off). */

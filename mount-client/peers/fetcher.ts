@@ -20,21 +20,27 @@ export interface PeerFetcherOptions {
   membership: Membership;
   metrics: PeerMetrics;
   /**
-   * 2 s: a hit from the owner's cache takes milliseconds; the rest of the budget covers the owner
-   * reading the block through from S3 (first byte ~50–100 ms, plus an 8 MiB block at ≥ 100 MB/s).
-   * Past that, a direct S3 read is the faster way to the bytes.
+   * 1 s until the owner's response headers. A live owner sends them within a millisecond or two on a
+   * LAN — at once for a cached block, and before it starts a read-through (server.ts) — so only a
+   * dead, hung or drowning owner takes this long, and that owner is ejected.
    */
   timeoutMs?: number;
+  /**
+   * 15 s of silence mid-body. The owner is reading the block through from the same S3 this node
+   * would use, so waiting for it costs no more than a direct read and saves a duplicate GET; only a
+   * read-through stuck past S3's own retries is abandoned.
+   */
+  stallMs?: number;
 }
 
 export class PeerFetcher implements BlockFetcher {
   readonly name = 'peer';
   private readonly options: PeerFetcherOptions;
-  private readonly timeoutMs: number;
+  private readonly timeouts: { timeoutMs: number; stallMs: number };
 
   constructor(options: PeerFetcherOptions) {
     this.options = options;
-    this.timeoutMs = options.timeoutMs ?? 2_000;
+    this.timeouts = { timeoutMs: options.timeoutMs ?? 1_000, stallMs: options.stallMs ?? 15_000 };
   }
 
   /** The member that owns `id` right now (this node's own address when it is the owner). */
@@ -51,7 +57,7 @@ export class PeerFetcher implements BlockFetcher {
     }
     const started = performance.now();
     try {
-      const data = await client.getBlock(owner, id, this.timeoutMs, signal);
+      const data = await client.getBlock(owner, id, this.timeouts, signal);
       metrics.hit(data.length, (performance.now() - started) / 1000);
       membership.reportSuccess(owner);
       return data;

@@ -43,7 +43,10 @@ export interface PeeringOptions {
   nodeId?: string;
   /** The fleet's block size; requests for another size are refused so they fall back to S3. */
   blockSize?: number;
+  /** Wait for an owner's response headers before falling back to S3 (default 1 s, see fetcher.ts). */
   timeoutMs?: number;
+  /** Wait for more body bytes during an owner's read-through (default 15 s, see fetcher.ts). */
+  stallMs?: number;
   connectTimeoutMs?: number;
   refreshMs?: number;
   heartbeatMs?: number;
@@ -114,7 +117,13 @@ export async function startPeering(options: PeeringOptions): Promise<Peering> {
     await client.close();
     throw err;
   }
-  const fetcher = new PeerFetcher({ client, membership, metrics, timeoutMs: options.timeoutMs });
+  const fetcher = new PeerFetcher({
+    client,
+    membership,
+    metrics,
+    timeoutMs: options.timeoutMs,
+    stallMs: options.stallMs,
+  });
   return {
     fetcher,
     server,

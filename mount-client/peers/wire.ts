@@ -6,13 +6,16 @@
  * be altered in flight.
  *
  * The response body is the block; `x-strata-crc32c` is the crc32c of the body (unsigned decimal),
- * which the requester recomputes before using a single byte.
+ * which the requester recomputes before using a single byte. It comes as a header when the owner has
+ * the block at hand, and as an HTTP trailer when the owner answered early and read the block through.
  */
 import { z } from 'zod';
 import { blockKey } from '../block-cache/block-key.ts';
 import type { BlockId } from '../block-cache/types.ts';
 
 export const CRC_HEADER = 'x-strata-crc32c';
+/** Sent when the owner answers before it has the bytes (read-through); the crc32c then comes as a trailer. */
+export const LENGTH_HEADER = 'x-strata-block-length';
 export const BLOCKS_PREFIX = '/v1/blocks/';
 export const PING_PATH = '/v1/ping';
 
