@@ -245,6 +245,14 @@ async function complete(req: ApiRequest) {
       { code: 'invalid_sha256' },
     );
   }
+  if (sha256 && !s.sha256) {
+    // Large files are hashed alongside the upload, so the digest arrives here; the indexer gets it
+    // from the session through settleUploads — so it is stored before S3 completes the object.
+    await d.pool.query('UPDATE upload_sessions SET sha256 = $2 WHERE id = $1 AND sha256 IS NULL', [
+      s.id,
+      sha256,
+    ]);
+  }
   let etag: string | undefined;
   try {
     ({ etag } = await completeMultipart(
@@ -272,14 +280,6 @@ async function complete(req: ApiRequest) {
     throw err;
   }
   await markCompleted(d.pool, s.id);
-  if (sha256 && !s.sha256) {
-    // Large files are hashed alongside the upload, so the digest arrives here; the indexer gets it
-    // from the session through settleUploads.
-    await d.pool.query('UPDATE upload_sessions SET sha256 = $2 WHERE id = $1 AND sha256 IS NULL', [
-      s.id,
-      sha256,
-    ]);
-  }
   return { uploadId: s.id, path: s.path, state: 'completed', size: s.size, ...(etag ? { etag } : {}) };
 }
 

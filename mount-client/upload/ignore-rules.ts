@@ -76,10 +76,14 @@ export class IgnoreStack {
     return found ? new IgnoreStack(this.root, [...this.layers, { base: rel, rules }], this.readFiles) : this;
   }
 
+  /** As in git, the deepest layer with a matching rule decides, so `!pattern` can re-include. */
   ignores(rel: string, isDir: boolean): boolean {
-    for (const layer of this.layers) {
+    for (let i = this.layers.length - 1; i >= 0; i--) {
+      const layer = this.layers[i] as Layer;
       const sub = layer.base === '' ? rel : rel.slice(layer.base.length + 1);
-      if (layer.rules.ignores(isDir ? `${sub}/` : sub)) return true;
+      const verdict = layer.rules.test(isDir ? `${sub}/` : sub);
+      if (verdict.ignored) return true;
+      if (verdict.unignored) return false;
     }
     return false;
   }
