@@ -64,6 +64,8 @@ export interface StackOptions {
    * default stateDir (npm start), false for an explicit one (tests: faster, removed on stop).
    */
   persist?: boolean;
+  /** Run the SQS pollers (indexer, reconcile worker). Off lets a test read the queues itself. Default true. */
+  consumers?: boolean;
   /** Visibility timeout the pollers use; short so failed messages are retried quickly. Default 3 s. */
   visibilityTimeoutSeconds?: number;
   log?: (line: string) => void;
@@ -81,6 +83,8 @@ export interface LocalStack {
   queues: { ingest: string; ingestDlq: string; reconcile: string; reconcileDlq: string };
   adminToken: string;
   stateDir: string;
+  /** Child processes the stack started (for orphan checks). */
+  processes: { postgres?: number; redis?: number };
   /** Notes for the banner: what is persisted, what is missing. */
   notes: string[];
   /** Resolves once the consumed queues are empty, no batch is in flight and no notification is pending. */
@@ -254,7 +258,7 @@ export async function startStack(opts: StackOptions = {}): Promise<LocalStack> {
 
     const present = (name: LambdaName) => existsSync(join(REPO_ROOT, lambdas[name].entry));
     const pollers = new Map<QueueName, Poller>();
-    for (const c of queueConsumers) {
+    for (const c of opts.consumers === false ? [] : queueConsumers) {
       if (!present(c.lambda)) {
         notes.push(
           `${lambdas[c.lambda].entry} does not exist yet: the ${c.queue} queue is not consumed (messages wait there)`,
@@ -320,6 +324,7 @@ export async function startStack(opts: StackOptions = {}): Promise<LocalStack> {
       },
       adminToken: token,
       stateDir,
+      processes: { postgres: postgres.pid, redis: redis?.pid },
       notes,
       invoke,
       async drain(timeoutMs = 30_000) {
