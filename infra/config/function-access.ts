@@ -40,8 +40,9 @@ export const functionAccess: Record<LambdaName, FunctionAccess> = {
   // Starts a run by planning shards onto the reconcile queue.
   reconcileApi: { ...none, bucket: ['list'], database: true, sendTo: ['reconcile'] },
   peers: { ...none, database: true, upstash: true },
-  // Consumes S3 events: writes the index, invalidates the cache, never writes or reads objects.
-  indexer: { ...none, database: true, upstash: true },
+  // Consumes S3 events: writes the index and invalidates the cache. HEADs an object when an event
+  // lacks metadata (GetObject permission covers HEAD); never writes, deletes or lists.
+  indexer: { ...none, bucket: ['read'], database: true, upstash: true },
   reconcilePlanner: { ...none, bucket: ['list'], database: true, sendTo: ['reconcile'] },
   // Lists its shard and HEADs objects whose listing and index disagree.
   reconcileWorker: { ...none, bucket: ['list', 'read'], database: true, upstash: true },

@@ -111,6 +111,9 @@ export class StrataFunction extends NodejsFunction {
         // rely on (design.md §4) need a recent SDK, and the runtime's version moves under us.
         bundleAwsSDK: true,
         externalModules: ['pg-native'],
+        // Resolves DATABASE_SECRET_ARN / UPSTASH_SECRET_ARN into plain settings at cold start, before
+        // the handler reads its config (functions/adapters/aws/secrets.ts).
+        inject: [join(REPO_ROOT, 'infra/lambda/bootstrap-secrets.ts')],
         commandHooks: {
           beforeBundling: () => [],
           beforeInstall: () => [],

@@ -124,11 +124,6 @@ export class DatabaseStack extends Stack {
         requireTLS: true,
       });
       cluster.connections.allowDefaultPortFrom(proxySg, 'RDS Proxy');
-      // Single-user rotation: the proxy re-reads the secret; functions re-read it on auth failure.
-      cluster.addRotationSingleUser({
-        automaticallyAfter: Duration.days(30),
-        vpcSubnets: { subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS },
-      });
 
       this.cluster = cluster;
       this.network = { vpc, securityGroup: clients };
@@ -140,6 +135,10 @@ export class DatabaseStack extends Stack {
         [
           'RDS11',
           'RDS Proxy always listens on the engine default port; the cluster sits behind it in isolated subnets.',
+        ],
+        [
+          'SMG4',
+          'Functions resolve the password once per execution environment, so automatic rotation would break new connections of warm environments; rotate with the procedure in docs/deploy.md.',
         ],
         ...(db.deletionProtection
           ? []
