@@ -34,6 +34,11 @@ export interface PeeringOptions {
   secret: string;
   /** host:port the peer server binds; port 0 picks a free one. */
   listen: string;
+  /**
+   * False: a client-only node. No peer server; it asks owners on a local miss but owns no blocks
+   * (e.g. short-lived job nodes whose caches vanish with them). Default true.
+   */
+  serve?: boolean;
   /** host:port other nodes reach this one at; required when listening on a wildcard address. */
   advertise?: string;
   /** Static members (host:port); may include this node. */
@@ -63,7 +68,7 @@ export interface Peering {
   server: PeerServer;
   membership: Membership;
   metrics: PeerMetrics;
-  /** This node's advertised host:port. */
+  /** This node's advertised host:port ('' for a client-only node). */
   address: string;
   close(): Promise<void>;
 }
@@ -71,6 +76,7 @@ export interface Peering {
 export async function startPeering(options: PeeringOptions): Promise<Peering> {
   const signer = new PeerSigner(options.secret);
   const metrics = new PeerMetrics(options.metricsRegistry);
+  const serve = options.serve !== false;
   const listen = parseHostPort(options.listen, '--peer-listen');
   let address = '';
   const server = new PeerServer({
@@ -82,22 +88,25 @@ export async function startPeering(options: PeeringOptions): Promise<Peering> {
     blockSize: options.blockSize,
     self: () => address,
   });
-  await server.start();
-  if (options.advertise) {
-    address = formatHostPort(parseHostPort(options.advertise, '--peer-advertise'));
-  } else if (['0.0.0.0', '::'].includes(listen.host)) {
-    await server.close();
-    throw new ValidationError(
-      `--peer-listen ${options.listen} binds every interface, so other nodes cannot be told which one to use; ` +
-        'pass --peer-advertise HOST:PORT with the address peers should connect to',
-    );
-  } else {
-    address = formatHostPort({ host: listen.host, port: server.port });
+  if (serve) {
+    await server.start();
+    if (options.advertise) {
+      address = formatHostPort(parseHostPort(options.advertise, '--peer-advertise'));
+    } else if (['0.0.0.0', '::'].includes(listen.host)) {
+      await server.close();
+      throw new ValidationError(
+        `--peer-listen ${options.listen} binds every interface, so other nodes cannot be told which one to use; ` +
+          'pass --peer-advertise HOST:PORT with the address peers should connect to',
+      );
+    } else {
+      address = formatHostPort({ host: listen.host, port: server.port });
+    }
   }
 
   const client = new PeerClient({ signer, connectTimeoutMs: options.connectTimeoutMs });
   const membership = new Membership({
     self: address,
+    member: serve,
     nodeId: options.nodeId,
     staticPeers: options.peers,
     registry: options.registry,

@@ -6,7 +6,8 @@
  * its blocks re-home to the next-ranked member (rendezvous.ts), and it is probed back in with
  * exponential backoff.
  *
- * What must stay true: this node is always a member (it may own blocks); an ejected peer is never
+ * What must stay true: a serving node is always a member of its own placement set (it may own
+ * blocks), a client-only node never is; an ejected peer is never
  * the owner of anything; an unreachable registry keeps the last known list instead of emptying it.
  */
 import type { PeerInfo, PeersResponse } from '../../functions/core/api-types.ts';
@@ -38,6 +39,11 @@ export function apiRegistry(client: RequestingClient): PeerRegistry {
 export interface MembershipOptions {
   /** This node's advertised host:port. */
   self: string;
+  /**
+   * False for a client-only node (no peer server): it asks owners but owns nothing, and it neither
+   * heartbeats nor appears in anyone's placement set. Default true.
+   */
+  member?: boolean;
   /** Stable id sent with heartbeats (defaults to the address). */
   nodeId?: string;
   staticPeers?: string[];
@@ -92,9 +98,11 @@ export class Membership {
   async start(): Promise<void> {
     const { registry } = this.options;
     if (registry) {
-      await this.heartbeat();
+      if (this.options.member !== false) {
+        await this.heartbeat();
+        this.every(this.options.heartbeatMs ?? 5_000, () => this.heartbeat());
+      }
       await this.refresh();
-      this.every(this.options.heartbeatMs ?? 5_000, () => this.heartbeat());
       this.every(this.options.refreshMs ?? 5_000, () => this.refresh());
     }
     this.every(this.options.probeTickMs ?? 250, () => this.probeDue());
@@ -118,7 +126,8 @@ export class Membership {
 
   /** This node plus every live peer: the placement set. */
   live(): string[] {
-    this.liveCache ??= [this.self, ...[...this.members].filter(([, s]) => s.live).map(([a]) => a)];
+    const peers = [...this.members].filter(([, s]) => s.live).map(([a]) => a);
+    this.liveCache ??= this.options.member === false ? peers : [this.self, ...peers];
     return this.liveCache;
   }
 

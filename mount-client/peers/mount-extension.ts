@@ -19,6 +19,8 @@ export interface PeerMountOptions {
   registry: boolean;
   listen?: string;
   advertise?: string;
+  /** False: ask peers but serve nothing and own nothing (--peer-client-only). */
+  serve?: boolean;
   secret?: string;
   blockSize: number;
   nodeId?: string;
@@ -52,6 +54,7 @@ export function peerMountExtension(o: PeerMountOptions): MountExtension | undefi
         secret,
         listen: o.listen ?? `127.0.0.1:${DEFAULT_PEER_PORT}`,
         ...(o.advertise ? { advertise: o.advertise } : {}),
+        serve: o.serve !== false,
         peers: o.peers,
         ...(o.registry ? { registry: apiRegistry(api) } : {}),
         ...(o.nodeId ? { nodeId: o.nodeId } : {}),
@@ -61,7 +64,7 @@ export function peerMountExtension(o: PeerMountOptions): MountExtension | undefi
         ...o.tuning,
       });
       log('info', 'peer sharing on', {
-        address: peering.address,
+        address: peering.address || '(client only)',
         staticPeers: o.peers.length,
         registry: o.registry,
       });

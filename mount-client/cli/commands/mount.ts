@@ -19,6 +19,7 @@ interface MountFlags {
   peerAdvertise?: string;
   peerSecret?: string;
   peerRegistry?: boolean;
+  peerClientOnly?: boolean;
 }
 
 export const register: RegisterCommand = (program, ctx) => {
@@ -66,6 +67,10 @@ export const register: RegisterCommand = (program, ctx) => {
     )
     .option('--peer-advertise <host:port>', 'address peers use to reach this node (default: --peer-listen)')
     .option(
+      '--peer-client-only',
+      'ask peers for blocks but serve none and own none (short-lived nodes); no peer server',
+    )
+    .option(
       '--peer-secret <secret>',
       'cluster secret for peer requests (prefer env STRATA_PEER_SECRET: flags show up in ps)',
     )
@@ -89,6 +94,7 @@ export const register: RegisterCommand = (program, ctx) => {
         registry: flags.peerRegistry ?? false,
         ...(flags.peerListen ? { listen: flags.peerListen } : {}),
         ...(flags.peerAdvertise ? { advertise: flags.peerAdvertise } : {}),
+        serve: !flags.peerClientOnly,
         secret: flags.peerSecret ?? process.env.STRATA_PEER_SECRET,
         blockSize: parseSize(flags.blockSize),
       });

@@ -91,6 +91,22 @@ describe('a fleet of three', () => {
     expect(total).toBeLessThanOrEqual(Math.ceil(blocks * 1.1));
   });
 
+  it('a client-only node reads everything from the owners and owns nothing', async () => {
+    // Prepare: the fleet has read the file once
+    const { v, hash } = await file('client-only/one.bin', 3 * 1024 * 1024 + 5);
+    expect(await readAll(a, v)).toBe(hash);
+    const x = await node('x', { serve: false });
+    x.peering.membership.setMembers([a.address, b.address, c.address]);
+    // Act
+    const got = await readAll(x, v);
+    // Assess
+    expect(got).toBe(hash);
+    expect(x.address).toBe('');
+    expect(gets(x)).toBe(0);
+    expect(x.peering.metrics.stats().hits).toBe(blocksOf(v));
+    expect(x.peering.membership.live().sort()).toEqual([a.address, b.address, c.address].sort());
+  });
+
   it('answers 401 to unsigned, wrongly signed and stale requests, and serves signed ones', async () => {
     // Prepare: a block A itself owns, read through once
     const { v } = await file('auth/one.bin', 3 * BLOCK);
