@@ -20,13 +20,21 @@ import {
   findByIdempotencyKey,
   getSession,
   markCompleted,
+  type NewSession,
   openSession,
+  openSessions,
   releaseSession,
   type SessionRow,
 } from '../adapters/pg/uploads-store.ts';
 import type { UploadSession } from '../core/api-types.ts';
 import { assertVisible, type Principal } from '../core/auth.ts';
-import { ConflictError, NotFoundError, StrataError, ValidationError } from '../core/errors.ts';
+import {
+  ConflictError,
+  NotFoundError,
+  QuotaExceededError,
+  StrataError,
+  ValidationError,
+} from '../core/errors.ts';
 import { partRange, validatePartList } from '../core/upload-parts.ts';
 import { partLength, planUpload } from '../core/upload-plan.ts';
 import {
@@ -106,26 +114,20 @@ async function presignParts(d: Deps, s: SessionRow, numbers: number[], expiresIn
   );
 }
 
-/** Creates one session (shared by the single and the batch endpoint). */
-async function start(
+/** Validates one request and builds its session (creating the S3 multipart upload when needed). */
+async function prepare(
   d: Deps,
   principal: Principal,
   body: unknown,
-  idempotencyKey?: string,
-): Promise<{ session: UploadSession; replayed: boolean }> {
+  idempotency: { key: string; bodyHash: string } | undefined,
+): Promise<NewSession> {
   const req = parseUploadRequest(body, d.config.dataPrefix);
   assertVisible(principal, req.path);
-  const bodyHash = idempotencyKey ? requestHash(req) : null;
-  if (idempotencyKey) {
-    const prior = await findByIdempotencyKey(d.pool, principal.tokenId, idempotencyKey);
-    if (prior) return { session: await replay(d, prior, bodyHash ?? ''), replayed: true };
-  }
   const env = d.config.env;
   const plan = planUpload(req.size, {
     multipartThreshold: env.STRATA_MULTIPART_THRESHOLD,
     preferredPartSize: env.STRATA_MULTIPART_PART_SIZE,
   });
-  const expiresAt = new Date(Date.now() + env.STRATA_PRESIGN_EXPIRES_SECONDS * 1000);
   let s3UploadId: string | null = null;
   if (plan.mode === 'multipart') {
     s3UploadId = await createMultipart(d.s3, {
@@ -135,36 +137,58 @@ async function start(
       metadata: sessionMetadata(req),
     });
   }
+  return {
+    id: randomUUID(),
+    path: req.path,
+    key: req.key,
+    size: req.size,
+    sha256: req.sha256 ?? null,
+    contentType: req.contentType,
+    date: req.date ?? null,
+    metadata: req.metadata ?? null,
+    mode: plan.mode,
+    s3UploadId,
+    partSize: plan.mode === 'multipart' ? plan.partSize : null,
+    partCount: plan.mode === 'multipart' ? plan.partCount : null,
+    tokenId: principal.tokenId,
+    idempotencyKey: idempotency?.key ?? null,
+    bodyHash: idempotency?.bodyHash ?? null,
+    expiresAt: new Date(Date.now() + env.STRATA_PRESIGN_EXPIRES_SECONDS * 1000),
+  };
+}
+
+/** POST /v1/uploads: one session, with Idempotency-Key support. */
+async function start(
+  d: Deps,
+  principal: Principal,
+  body: unknown,
+  idempotencyKey?: string,
+): Promise<{ session: UploadSession; replayed: boolean }> {
+  let idempotency: { key: string; bodyHash: string } | undefined;
+  if (idempotencyKey) {
+    const parsed = parseUploadRequest(body, d.config.dataPrefix);
+    assertVisible(principal, parsed.path);
+    idempotency = { key: idempotencyKey, bodyHash: requestHash(parsed) };
+    const prior = await findByIdempotencyKey(d.pool, principal.tokenId, idempotencyKey);
+    if (prior) return { session: await replay(d, prior, idempotency.bodyHash), replayed: true };
+  }
+  const session = await prepare(d, principal, body, idempotency);
+  const abortS3 = async () => {
+    // Quota refused, the database failed, or another request won: the S3 upload must not linger.
+    if (session.s3UploadId) {
+      await abortMultipart(d.s3, { bucket: d.config.bucket, key: session.key, uploadId: session.s3UploadId });
+    }
+  };
   let opened: Awaited<ReturnType<typeof openSession>>;
   try {
-    opened = await openSession(d.pool, {
-      id: randomUUID(),
-      path: req.path,
-      key: req.key,
-      size: req.size,
-      sha256: req.sha256 ?? null,
-      contentType: req.contentType,
-      date: req.date ?? null,
-      metadata: req.metadata ?? null,
-      mode: plan.mode,
-      s3UploadId,
-      partSize: plan.mode === 'multipart' ? plan.partSize : null,
-      partCount: plan.mode === 'multipart' ? plan.partCount : null,
-      tokenId: principal.tokenId,
-      idempotencyKey: idempotencyKey ?? null,
-      bodyHash,
-      expiresAt,
-    });
+    opened = await openSession(d.pool, session);
   } catch (err) {
-    // Quota refused (or the database failed): the S3 upload must not linger until cleanup.
-    if (s3UploadId)
-      await abortMultipart(d.s3, { bucket: d.config.bucket, key: req.key, uploadId: s3UploadId });
+    await abortS3();
     throw err;
   }
   if ('existing' in opened) {
-    if (s3UploadId)
-      await abortMultipart(d.s3, { bucket: d.config.bucket, key: req.key, uploadId: s3UploadId });
-    return { session: await replay(d, opened.existing, bodyHash ?? ''), replayed: true };
+    await abortS3();
+    return { session: await replay(d, opened.existing, idempotency?.bodyHash ?? ''), replayed: true };
   }
   return { session: await describe(d, opened.created), replayed: false };
 }
@@ -310,20 +334,45 @@ async function batch(req: ApiRequest) {
       `a batch holds at most ${MAX_BATCH_ENTRIES} entries, got ${entries.length}; split it into several calls`,
     );
   }
-  const results: Array<Record<string, unknown>> = [];
-  // Sequential on purpose: a Lambda's pool has 1–2 connections, and quota rows are shared.
+  const d = req.deps;
+  const results: Array<Record<string, unknown> | undefined> = entries.map(() => undefined);
+  const entryError = (index: number, err: unknown) => {
+    // Per-entry outcome of a typed error; anything unexpected fails the call (the one mapper logs it).
+    if (!(err instanceof StrataError) || statusFor(err) >= 500) throw err;
+    const error: Record<string, unknown> = { code: err.code, message: err.message, status: statusFor(err) };
+    if (err instanceof QuotaExceededError) error.remainingBytes = err.remainingBytes;
+    results[index] = { index, ok: false, error };
+  };
+  const pending: Array<{ index: number; session: NewSession }> = [];
   for (let index = 0; index < entries.length; index++) {
     try {
-      const { session } = await start(req.deps, req.principal, entries[index]);
-      results.push({ index, ok: true, upload: session });
+      pending.push({ index, session: await prepare(d, req.principal, entries[index], undefined) });
     } catch (err) {
-      // Per-entry outcome of a typed error; anything unexpected fails the call (the one mapper logs it).
-      if (!(err instanceof StrataError) || statusFor(err) >= 500) throw err;
-      const error: Record<string, unknown> = { code: err.code, message: err.message, status: statusFor(err) };
-      if ('remainingBytes' in err) error.remainingBytes = (err as { remainingBytes: number }).remainingBytes;
-      results.push({ index, ok: false, error });
+      entryError(index, err);
     }
   }
+  // One transaction for the whole batch: per-entry transactions made the API the bottleneck.
+  const opened = await openSessions(
+    d.pool,
+    pending.map((p) => p.session),
+  );
+  await Promise.all(
+    opened.map(async (o, k) => {
+      const { index, session } = pending[k] as { index: number; session: NewSession };
+      if (o instanceof QuotaExceededError) {
+        if (session.s3UploadId) {
+          await abortMultipart(d.s3, {
+            bucket: d.config.bucket,
+            key: session.key,
+            uploadId: session.s3UploadId,
+          });
+        }
+        entryError(index, o);
+        return;
+      }
+      results[index] = { index, ok: true, upload: await describe(d, o) };
+    }),
+  );
   return { results };
 }
 

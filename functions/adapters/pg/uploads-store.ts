@@ -378,3 +378,93 @@ export async function getQuota(db: Db, prefix: string): Promise<Quota | undefine
   const r = rows[0];
   return r ? { prefix: r.prefix, limitBytes: r.l, reservedBytes: r.r, usedBytes: r.u } : undefined;
 }
+
+/**
+ * Opens many sessions (no Idempotency-Key) in one transaction — the batch endpoint's path: one
+ * round trip per step instead of per entry. Each entry is checked against the quotas in order; an
+ * entry that does not fit gets a QuotaExceededError in its slot and reserves nothing.
+ */
+export async function openSessions(
+  pool: Pool,
+  sessions: NewSession[],
+): Promise<Array<SessionRow | QuotaExceededError>> {
+  if (sessions.length === 0) return [];
+  return withTransaction(pool, async (c) => {
+    const { rows: quotas } = await c.query<{ prefix: string; key_prefix: string; remaining: string }>(
+      `SELECT prefix, key_prefix, (limit_bytes - reserved_bytes - used_bytes)::text AS remaining FROM upload_quotas q
+        WHERE EXISTS (SELECT 1 FROM unnest($1::text[]) k WHERE starts_with(k, q.key_prefix))
+        ORDER BY prefix FOR UPDATE`,
+      [sessions.map((s) => s.key)],
+    );
+    const remaining = new Map(quotas.map((q) => [q.prefix, Number(q.remaining)]));
+    const reserve = new Map<string, number>();
+    const accepted: Array<{ s: NewSession; prefixes: string[] }> = [];
+    const out: Array<SessionRow | QuotaExceededError | undefined> = [];
+    for (const s of sessions) {
+      const covering = quotas.filter((q) => s.key.startsWith(q.key_prefix));
+      const short = covering.find((q) => (remaining.get(q.prefix) ?? 0) < s.size);
+      if (short) {
+        const left = Math.max(0, remaining.get(short.prefix) ?? 0);
+        out.push(
+          new QuotaExceededError(
+            `quota of ${short.prefix} exceeded: ${s.size} bytes requested, ${left} remaining; delete files or ask an admin to raise the quota`,
+            left,
+          ),
+        );
+        continue;
+      }
+      for (const q of covering) {
+        remaining.set(q.prefix, (remaining.get(q.prefix) ?? 0) - s.size);
+        reserve.set(q.prefix, (reserve.get(q.prefix) ?? 0) + s.size);
+      }
+      accepted.push({ s, prefixes: covering.map((q) => q.prefix) });
+      out.push(undefined);
+    }
+    if (accepted.length > 0) {
+      const col = <T>(f: (s: NewSession) => T) => accepted.map((a) => f(a.s));
+      const { rows } = await c.query(
+        `INSERT INTO upload_sessions (id, path, key, size, sha256, content_type, date, metadata, mode, s3_upload_id,
+           part_size, part_count, token_id, quota_prefixes, reserved_bytes, expires_at)
+         SELECT u.id, u.path, u.key, u.size, u.sha256, u.content_type, u.date, u.metadata, u.mode, u.s3_upload_id,
+                u.part_size, u.part_count, u.token_id, COALESCE(string_to_array(NULLIF(u.prefixes, ''), E'\\x1f'), ARRAY[]::text[]), u.size, u.expires_at
+           FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::date[], $8::jsonb[],
+                       $9::text[], $10::text[], $11::bigint[], $12::int[], $13::text[], $14::text[], $15::timestamptz[])
+             AS u(id, path, key, size, sha256, content_type, date, metadata, mode, s3_upload_id, part_size, part_count,
+                  token_id, prefixes, expires_at)
+         RETURNING ${COLUMNS}`,
+        [
+          col((s) => s.id),
+          col((s) => s.path),
+          col((s) => s.key),
+          col((s) => s.size),
+          col((s) => s.sha256),
+          col((s) => s.contentType),
+          col((s) => s.date),
+          col((s) => (s.metadata ? JSON.stringify(s.metadata) : null)),
+          col((s) => s.mode),
+          col((s) => s.s3UploadId),
+          col((s) => s.partSize),
+          col((s) => s.partCount),
+          col((s) => s.tokenId),
+          // Arrays of arrays must be rectangular in PostgreSQL: pass each list joined by U+001F.
+          accepted.map((a) => a.prefixes.join('\u001f')),
+          col((s) => s.expiresAt),
+        ],
+      );
+      const byId = new Map(rows.map((r) => [r.id as string, toRow(r)]));
+      let k = 0;
+      for (let i = 0; i < out.length; i++) {
+        if (out[i] === undefined) out[i] = byId.get((accepted[k++] as { s: NewSession }).s.id);
+      }
+    }
+    if (reserve.size > 0) {
+      const prefixes = [...reserve.keys()];
+      await c.query(
+        `UPDATE upload_quotas q SET reserved_bytes = q.reserved_bytes + d.bytes, updated_at = now()
+           FROM unnest($1::text[], $2::bigint[]) AS d(prefix, bytes) WHERE q.prefix = d.prefix`,
+        [prefixes, prefixes.map((p) => reserve.get(p))],
+      );
+    }
+    return out as Array<SessionRow | QuotaExceededError>;
+  });
+}

@@ -14,6 +14,7 @@ import {
   getSession,
   type NewSession,
   openSession,
+  openSessions,
   releaseSession,
   setQuota,
   settleDeletes,
@@ -147,5 +148,18 @@ describe('uploads store', () => {
     const id = 'created' in created[0]! ? created[0].created.id : '';
     for (const r of existing) expect('existing' in r && r.existing.id).toBe(id);
     expect((await getQuota(pool, '/q4'))?.reservedBytes).toBe(100);
+  });
+
+  it('openSessions: one transaction, entries beyond the quota fail alone', async () => {
+    await setQuota(pool, PREFIX, '/q5', 100);
+    const out = await openSessions(pool, [session('/q5/a', 60), session('/q5/b', 60), session('/q5/c', 40)]);
+    expect(out.map((o) => (o instanceof QuotaExceededError ? o.remainingBytes : o.path))).toEqual([
+      '/q5/a',
+      40,
+      '/q5/c',
+    ]);
+    expect((await getQuota(pool, '/q5'))?.reservedBytes).toBe(100);
+    const a = out[0] as { quotaPrefixes: string[] };
+    expect(a.quotaPrefixes).toContain('/q5');
   });
 });
