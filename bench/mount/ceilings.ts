@@ -15,7 +15,7 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { CreateBucketCommand, GetObjectCommand, HeadObjectCommand, S3Client } from '@aws-sdk/client-s3';
@@ -36,6 +36,11 @@ export interface CeilingRow {
   unit: 'MB/s' | 'ops/s';
   /** Ratio to the raw undici ranged-GET ceiling (throughput rows only). */
   vsRaw?: number;
+  /**
+   * Client CPU seconds (user + system, all threads of this process) per GiB moved. On a loaded
+   * machine throughput ratios mostly measure contention; CPU per GiB is what the client costs.
+   */
+  cpuSecPerGiB?: number;
 }
 
 async function startServer(): Promise<{ endpoint: string; stop: () => void }> {
@@ -59,10 +64,16 @@ function median(xs: number[]): number {
   return s[Math.floor(s.length / 2)] as number;
 }
 
+let lastCpuPerGiB = 0;
+
 async function timed(fn: () => Promise<number>): Promise<number> {
+  const c0 = process.cpuUsage();
   const t0 = performance.now();
   const bytes = await fn();
-  return bytes / 1e6 / ((performance.now() - t0) / 1000);
+  const secs = (performance.now() - t0) / 1000;
+  const c = process.cpuUsage(c0);
+  lastCpuPerGiB = (c.user + c.system) / 1e6 / (bytes / 1024 ** 3);
+  return bytes / 1e6 / secs;
 }
 
 /** Runs `work` over every range with `CONCURRENCY` workers. */
@@ -136,7 +147,11 @@ export async function measureDataPathCeilings(o: { sizeMiB: number; runs: number
     const agent = new Agent({ connections: CONCURRENCY });
 
     const results = new Map<string, number[]>();
-    const record = (name: string, x: number) => results.set(name, [...(results.get(name) ?? []), x]);
+    const cpu = new Map<string, number[]>();
+    const record = (name: string, x: number) => {
+      results.set(name, [...(results.get(name) ?? []), x]);
+      if (!name.includes('random')) cpu.set(name, [...(cpu.get(name) ?? []), lastCpuPerGiB]);
+    };
     const dpOpts = {
       cacheSizeBytes: 4 * size,
       region,
@@ -206,7 +221,12 @@ export async function measureDataPathCeilings(o: { sizeMiB: number; runs: number
     return [...results].map(([name, xs]) => {
       const value = median(xs);
       const unit = name.includes('random') ? ('ops/s' as const) : ('MB/s' as const);
-      return { name, value, unit, ...(unit === 'MB/s' ? { vsRaw: value / raw } : {}) };
+      return {
+        name,
+        value,
+        unit,
+        ...(unit === 'MB/s' ? { vsRaw: value / raw, cpuSecPerGiB: median(cpu.get(name) ?? [0]) } : {}),
+      };
     });
   } finally {
     s3.destroy();
@@ -216,10 +236,10 @@ export async function measureDataPathCeilings(o: { sizeMiB: number; runs: number
 }
 
 export function ceilingTable(rows: CeilingRow[]): string {
-  const lines = ['| measurement | result | vs raw undici GETs |', '|---|---:|---:|'];
+  const lines = ['| measurement | result | vs raw undici GETs | client CPU s/GiB |', '|---|---:|---:|---:|'];
   for (const r of rows) {
     lines.push(
-      `| ${r.name} | ${r.value.toFixed(r.unit === 'ops/s' ? 0 : 1)} ${r.unit} | ${r.vsRaw === undefined ? '—' : `${r.vsRaw.toFixed(2)}×`} |`,
+      `| ${r.name} | ${r.value.toFixed(r.unit === 'ops/s' ? 0 : 1)} ${r.unit} | ${r.vsRaw === undefined ? '—' : `${r.vsRaw.toFixed(2)}×`} | ${r.cpuSecPerGiB === undefined ? '—' : r.cpuSecPerGiB.toFixed(2)} |`,
     );
   }
   return lines.join('\n');
@@ -232,7 +252,8 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   const sizeMiB = Number(values['size-mib']);
   const runs = Number(values.runs);
   const rows = await measureDataPathCeilings({ sizeMiB, runs });
+  // The load average goes into the header: on a shared machine it explains the throughput ratios.
   process.stdout.write(
-    `object ${sizeMiB} MiB, block 8 MiB, median of ${runs} run(s)\n\n${ceilingTable(rows)}\n`,
+    `object ${sizeMiB} MiB, block 8 MiB, median of ${runs} run(s), load average ${loadavg()[0]?.toFixed(1)} on ${availableParallelism()} cores\n\n${ceilingTable(rows)}\n`,
   );
 }
