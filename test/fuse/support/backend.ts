@@ -1,22 +1,31 @@
 /**
- * Backend for the real-FUSE tests: a real S3 (the local stack's fauxqs emulator) holding the bytes,
- * and an HTTP API v1 (resolve/list/dates/by-date/changes, the api-types.ts shapes) answering from a
- * MemoryIndex that `put` keeps in step with S3. The mount process under test talks to both over
- * HTTP exactly as it would to a deployment.
+ * Backend for the real-FUSE tests: the real local stack (local/stack.ts) — fauxqs S3 holding the
+ * bytes, synthesized S3 events through SQS into the real indexer and PostgreSQL, and the real query
+ * API behind the HTTP API v2 adapter. `put` writes an object the way a producer would and waits
+ * until the indexer has made it resolvable, so the mount under test sees exactly what a deployment
+ * would serve.
  */
 import { createHash } from 'node:crypto';
-import { createServer, type Server } from 'node:http';
-import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
-import { StrataError } from '../../../functions/core/errors.ts';
+import pLimit from 'p-limit';
+import { applyObjectChanges } from '../../../functions/adapters/pg/index-store.ts';
 import { keyForPath } from '../../../functions/core/paths.ts';
-import { type Emulator, startEmulator } from '../../../local/emulator.ts';
-import { MemoryIndex } from '../../../mount-client/metadata/memory-index.ts';
+import { normalizeSequencer } from '../../../functions/core/sequencer.ts';
+import {
+  type LocalStack,
+  BUCKET as STACK_BUCKET,
+  DATA_PREFIX as STACK_PREFIX,
+  startStack,
+} from '../../../local/stack.ts';
 
 export const REGION = 'us-east-1';
-export const BUCKET = 'strata-fuse-test';
-export const DATA_PREFIX = 'data/';
-export const TOKEN = 'fuse-test-token';
+export const BUCKET = STACK_BUCKET;
+export const DATA_PREFIX = STACK_PREFIX;
+// The local stack's emulator accepts any credentials; these are never real.
 export const AWS_ENV = {
   AWS_ACCESS_KEY_ID: 'strata-local',
   AWS_SECRET_ACCESS_KEY: 'strata-local-secret',
@@ -26,82 +35,100 @@ export const AWS_ENV = {
 export interface Backend {
   apiUrl: string;
   s3Endpoint: string;
-  index: MemoryIndex;
+  /** The dev token of the stack (all scopes). */
+  token: string;
+  stack: LocalStack;
   s3: S3Client;
+  /** Writes one object and waits until the indexer has it. */
   put(path: string, bytes: Buffer, date?: string): Promise<{ etag: string; sha256: string }>;
+  /** Writes many small objects concurrently, then waits for the indexer once. */
+  putMany(entries: Array<{ path: string; bytes: Buffer; date?: string }>): Promise<void>;
+  /**
+   * Index entries through the indexer's own write path (applyObjectChanges in one transaction)
+   * without writing S3 bytes: for listing-only tests of huge directories, where 10,000 PUTs through
+   * the emulator would dominate the suite's time. Listing and stat never read S3, so what the mount
+   * sees is exactly what the indexer would have produced.
+   */
+  indexOnly(entries: Array<{ path: string; size: number; etag: string; date?: string }>): Promise<void>;
   stop(): Promise<void>;
 }
 
+const MiB = 1024 * 1024;
+
 export async function startBackend(): Promise<Backend> {
-  const emulator: Emulator = await startEmulator({ region: REGION });
-  emulator.createBucket(BUCKET);
-  const s3 = new S3Client({
-    region: REGION,
-    endpoint: emulator.endpoint,
-    forcePathStyle: true,
-    credentials: { accessKeyId: AWS_ENV.AWS_ACCESS_KEY_ID, secretAccessKey: AWS_ENV.AWS_SECRET_ACCESS_KEY },
-    requestChecksumCalculation: 'WHEN_REQUIRED',
-    responseChecksumValidation: 'WHEN_REQUIRED',
-  });
-  const index = new MemoryIndex({ bucket: BUCKET, dataPrefix: DATA_PREFIX });
-  const server = createServer((req, res) => {
-    const url = new URL(req.url ?? '/', 'http://x');
-    const q = (k: string) => url.searchParams.get(k) ?? undefined;
-    const send = (status: number, body: unknown) => {
-      res.writeHead(status, { 'content-type': 'application/json' });
-      res.end(JSON.stringify(body));
-    };
-    if (req.headers.authorization !== `Bearer ${TOKEN}`) {
-      return send(401, { error: { code: 'unauthorized', message: 'bad token' } });
+  const stateDir = mkdtempSync(join(tmpdir(), 'strata-fuse-stack-'));
+  const stack = await startStack({ stateDir, apiPort: 0, scheduleIntervalMs: 0, log: () => {} });
+  const s3 = stack.s3;
+
+  async function write(
+    path: string,
+    bytes: Buffer,
+    date?: string,
+  ): Promise<{ etag: string; sha256: string }> {
+    const key = keyForPath(DATA_PREFIX, path);
+    const sha256 = createHash('sha256').update(bytes).digest('hex');
+    const Metadata: Record<string, string> = { sha256, ...(date ? { 'strata-date': date } : {}) };
+    let etag: string;
+    // The emulator takes single PUTs up to 11 MiB; larger bodies go multipart, as in production.
+    if (bytes.length <= 8 * MiB) {
+      const r = await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: bytes, Metadata }));
+      etag = r.ETag ?? '';
+    } else {
+      const r = await new Upload({
+        client: s3,
+        params: { Bucket: BUCKET, Key: key, Body: bytes, Metadata },
+        partSize: 8 * MiB,
+      }).done();
+      etag = r.ETag ?? '';
     }
-    let answer: Promise<unknown>;
-    const p = url.pathname;
-    if (p === '/v1/resolve') answer = index.resolve(q('path') ?? '', { presign: q('presign') === '1' });
-    else if (p === '/v1/list') answer = index.list(q('path') ?? '/', q('cursor'), Number(q('limit') ?? 1000));
-    else if (p === '/v1/dates') answer = index.dates();
-    else if (p.startsWith('/v1/by-date/'))
-      answer = index.byDate(decodeURIComponent(p.slice(12)), q('cursor'));
-    else if (p === '/v1/changes') answer = index.changes(Number(q('since') ?? 0), Number(q('limit') ?? 1000));
-    else answer = Promise.reject(new StrataError('not_found', `no route ${p}`));
-    answer.then(
-      (body) => send(200, body),
-      (err: StrataError) =>
-        send(err.code === 'not_found' ? 404 : 500, { error: { code: err.code, message: err.message } }),
-    );
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const port = (server.address() as { port: number }).port;
+    return { etag: etag.replace(/"/g, ''), sha256 };
+  }
 
   return {
-    apiUrl: `http://127.0.0.1:${port}`,
-    s3Endpoint: emulator.endpoint,
-    index,
+    apiUrl: stack.dev.apiUrl,
+    s3Endpoint: stack.dev.s3Endpoint ?? '',
+    token: stack.dev.token,
+    stack,
     s3,
     async put(path, bytes, date) {
-      const key = keyForPath(DATA_PREFIX, path);
-      let etag: string;
-      // The emulator takes single PUTs up to 11 MiB; larger bodies go multipart, as in production.
-      if (bytes.length <= 8 * 1024 * 1024) {
-        const r = await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: bytes }));
-        etag = r.ETag ?? '';
-      } else {
-        const r = await new Upload({
-          client: s3,
-          params: { Bucket: BUCKET, Key: key, Body: bytes },
-          partSize: 8 * 1024 * 1024,
-        }).done();
-        etag = r.ETag ?? '';
+      const r = await write(path, bytes, date);
+      await stack.drain();
+      return r;
+    },
+    async putMany(entries) {
+      const limit = pLimit(32);
+      await Promise.all(entries.map((e) => limit(() => write(e.path, e.bytes, e.date))));
+      await stack.drain(120_000);
+    },
+    async indexOnly(entries) {
+      const client = await stack.pool.connect();
+      try {
+        await client.query('BEGIN');
+        await applyObjectChanges(
+          client,
+          entries.map((e, i) => ({
+            kind: 'put' as const,
+            key: keyForPath(DATA_PREFIX, e.path),
+            path: e.path,
+            size: e.size,
+            etag: e.etag,
+            sequencer: normalizeSequencer((i + 1).toString(16)),
+            lastModified: new Date(),
+            ...(e.date ? { date: e.date } : {}),
+          })),
+          { source: 'event' },
+        );
+        await client.query('COMMIT');
+      } catch (err) {
+        await client.query('ROLLBACK');
+        throw err;
+      } finally {
+        client.release();
       }
-      etag = etag.replace(/"/g, '');
-      const sha256 = createHash('sha256').update(bytes).digest('hex');
-      index.put(path, { size: bytes.length, etag, sha256, ...(date ? { date } : {}) });
-      return { etag, sha256 };
     },
     async stop() {
-      await new Promise<void>((r) => (server as Server).close(() => r()));
-      server.closeAllConnections();
-      s3.destroy();
-      await emulator.stop();
+      await stack.stop();
+      rmSync(stateDir, { recursive: true, force: true });
     },
   };
 }

@@ -6,7 +6,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { AWS_ENV, type Backend, REGION, TOKEN } from './backend.ts';
+import { AWS_ENV, type Backend, REGION } from './backend.ts';
 
 const ROOT = resolve(import.meta.dirname, '../../..');
 const NODE = existsSync(join(ROOT, 'node_modules/.bin/node'))
@@ -45,7 +45,7 @@ export async function startMount(
     '--api-url',
     backend.apiUrl,
     '--token',
-    TOKEN,
+    backend.token,
     'mount',
     mountpoint,
     '--region',
