@@ -4,7 +4,7 @@
  *
  * In AWS the CDK app sets DATABASE_SECRET_ARN (+ DATABASE_HOST, the RDS Proxy endpoint) and
  * UPSTASH_SECRET_ARN; every Lambda bundle resolves them once at cold start before the handler module
- * runs (infra/lambda/bootstrap-secrets.ts). Locally DATABASE_URL / UPSTASH_* are set directly and
+ * runs (secretsEntry in infra/constructs/strata-function.ts). Locally DATABASE_URL / UPSTASH_* are set directly and
  * nothing here calls AWS.
  */
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
