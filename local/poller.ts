@@ -55,7 +55,8 @@ export function startPoller(options: PollerOptions): Poller {
         QueueUrl: options.queueUrl,
         MaxNumberOfMessages: Math.min(SQS_MAX_RECEIVE, max),
         WaitTimeSeconds: waitSeconds,
-        VisibilityTimeout: options.visibilityTimeoutSeconds,
+        // Messages received early in a batching window must stay hidden until the batch is handled.
+        VisibilityTimeout: options.visibilityTimeoutSeconds + Math.ceil(options.maxBatchingWindowSeconds),
         MessageSystemAttributeNames: ['All'],
         MessageAttributeNames: ['All'],
       }),
@@ -78,6 +79,8 @@ export function startPoller(options: PollerOptions): Poller {
       );
       batch.push(...more);
       if (more.length === 0 && Date.now() >= windowEnds) break;
+      // Less than a second of window left: short sleeps instead of a tight receive loop.
+      if (more.length === 0) await new Promise((r) => setTimeout(r, Math.min(100, Math.max(0, remainingMs))));
       if (more.length < SQS_MAX_RECEIVE && options.maxBatchingWindowSeconds === 0) break;
     }
     return batch;

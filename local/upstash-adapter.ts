@@ -16,7 +16,7 @@
 import { timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Redis } from 'ioredis';
+import { Redis, Command as RedisCommand } from 'ioredis';
 
 export interface UpstashAdapter {
   url: string;
@@ -87,7 +87,7 @@ async function handle(redis: Redis, token: string, req: IncomingMessage, res: Se
   }
   if (typeof command === 'string') return send(res, 400, { error: command });
   try {
-    const result = await redis.call(command[0], ...command.slice(1).map(String));
+    const result = await redis.sendCommand(rawCommand(command));
     return send(res, 200, { result: encode(result, base64) });
   } catch (err) {
     return send(res, 400, { error: (err as Error).message });
@@ -121,17 +121,19 @@ function parseCommands(raw: Buffer, many: boolean): Command[] | Command | string
 }
 
 type Outcome = { result: unknown } | { error: string };
+/** ioredis pipelines queue Command objects through sendCommand; its typings omit it. */
+type CommandQueue = { sendCommand(c: RedisCommand): unknown };
 
 async function pipeline(redis: Redis, commands: Command[]): Promise<Outcome[]> {
   const p = redis.pipeline();
-  for (const c of commands) p.call(c[0], ...c.slice(1).map(String));
+  for (const c of commands) (p as unknown as CommandQueue).sendCommand(rawCommand(c));
   const replies = (await p.exec()) ?? [];
   return replies.map(([err, result]) => (err ? { error: err.message } : { result }));
 }
 
 async function multiExec(redis: Redis, commands: Command[]): Promise<Outcome[] | string> {
   const m = redis.multi();
-  for (const c of commands) m.call(c[0], ...c.slice(1).map(String));
+  for (const c of commands) (m as unknown as CommandQueue).sendCommand(rawCommand(c));
   try {
     const replies = await m.exec();
     if (!replies) return 'transaction aborted';
@@ -140,6 +142,23 @@ async function multiExec(redis: Redis, commands: Command[]): Promise<Outcome[] |
     // A command rejected while queueing aborts the whole transaction (EXECABORT), as in Redis.
     return (err as Error).message;
   }
+}
+
+/**
+ * A command whose reply is passed through as Redis sent it. ioredis reshapes some replies (HGETALL
+ * → an object, XREAD, HRANDFIELD …); the REST protocol sends Redis's own arrays, which is what
+ * @upstash/redis deserializes.
+ */
+function rawCommand(c: Command): RedisCommand {
+  const cmd = new RedisCommand(c[0].toLowerCase(), c.slice(1).map(String));
+  (cmd as unknown as { transformReply: (r: unknown) => unknown }).transformReply = toText;
+  return cmd;
+}
+
+function toText(value: unknown): unknown {
+  if (Buffer.isBuffer(value)) return value.toString('utf8');
+  if (Array.isArray(value)) return value.map(toText);
+  return value;
 }
 
 function encode(value: unknown, base64: boolean): unknown {
