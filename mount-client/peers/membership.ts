@@ -18,7 +18,8 @@ import { pickOwner } from './rendezvous.ts';
 
 /** The registry as the membership needs it; `apiRegistry` adapts the Strata API client. */
 export interface PeerRegistry {
-  heartbeat(self: { id: string; address: string }): Promise<void>;
+  /** `ttlSeconds`: how long the registry keeps us without another heartbeat. */
+  heartbeat(self: { id: string; address: string; ttlSeconds: number }): Promise<void>;
   list(): Promise<PeerInfo[]>;
 }
 
@@ -185,10 +186,17 @@ export class Membership {
 
   private async heartbeat(): Promise<void> {
     try {
-      await this.options.registry!.heartbeat({ id: this.options.nodeId ?? this.self, address: this.self });
+      // Three missed heartbeats and the registry forgets us (5 s is the registry's floor).
+      const ttlSeconds = Math.max(5, Math.ceil((3 * (this.options.heartbeatMs ?? 5_000)) / 1000));
+      await this.options.registry!.heartbeat({ id: this.nodeId(), address: this.self, ttlSeconds });
     } catch (err) {
       this.options.onError?.('peer heartbeat failed; will retry', err);
     }
+  }
+
+  /** The registry accepts ids of [A-Za-z0-9._:-]; the default (the address) is made to fit. */
+  private nodeId(): string {
+    return (this.options.nodeId ?? this.self).replace(/[^A-Za-z0-9._:-]/g, '_').slice(0, 128);
   }
 
   private async refresh(): Promise<void> {

@@ -35,9 +35,9 @@ class MemoryRegistry implements PeerRegistry {
   peers = new Map<string, PeerInfo>();
   heartbeats = 0;
   down = false;
-  async heartbeat(self: { id: string; address: string }) {
+  async heartbeat(self: { id: string; address: string; ttlSeconds: number }) {
     this.heartbeats++;
-    this.peers.set(self.id, { ...self, lastSeen: new Date().toISOString() });
+    this.peers.set(self.id, { id: self.id, address: self.address, lastSeen: new Date().toISOString() });
   }
   async list() {
     if (this.down) throw new Error('registry down');
@@ -109,7 +109,7 @@ describe('Membership', () => {
   it('joins the registry, picks up other nodes and keeps them when the registry is down', async () => {
     // Prepare
     const reg = new MemoryRegistry();
-    await reg.heartbeat({ id: 'n2', address: 'b:1' });
+    await reg.heartbeat({ id: 'n2', address: 'b:1', ttlSeconds: 15 });
     const { m } = setup({ registry: reg, peers: ['static:1'] });
     // Act
     await m.start();
