@@ -91,6 +91,8 @@ export class ApiStack extends Stack {
     }
 
     this.url = stage.url;
+    // LocalStack serves the API at http://<id>.execute-api.localhost.localstack.cloud:4566/.
+    new CfnOutput(this, 'ApiId', { value: this.api.apiId });
     new CfnOutput(this, 'ApiUrl', {
       value: this.url,
       description: 'STRATA_API_URL for the CLI and mount clients',
