@@ -51,7 +51,7 @@ afterAll(async () => {
 async function node(name: string): Promise<FleetNode> {
   const n = await startNode({
     name,
-    s3: { region: REGION, endpoint: stack.dev.s3Endpoint },
+    s3: { region: REGION, endpoint: stack.dev.s3Endpoint ?? '' },
     blockSize: BLOCK,
     // Fast refresh so the test sees joins in well under a second.
     peering: { registry: apiRegistry(api), refreshMs: 200, heartbeatMs: 200, probeTickMs: 50 },
