@@ -51,6 +51,11 @@ const DEFAULT_PAGE = 1000;
 
 const pathQuery = z.object({ path: z.string().min(1, 'path is required') });
 const pageLimit = z.coerce.number().int().min(1).max(MAX_PAGE).default(DEFAULT_PAGE);
+// Schemas are built once: zod compiles a fast path per schema instance, so per-request schemas cost CPU.
+const resolveQuery = pathQuery.extend({ presign: z.enum(['0', '1', 'true', 'false']).optional() });
+const listQuery = pathQuery.extend({ cursor: z.string().optional(), limit: pageLimit });
+const pageQuery = z.object({ cursor: z.string().optional(), limit: pageLimit });
+const changesQuery = z.object({ since: z.coerce.number().int().min(0).default(0), limit: pageLimit });
 
 function cacheOf(d: Deps) {
   return metadataCache(d.redis, d.config.env.STRATA_CACHE_TTL_MS);
@@ -116,11 +121,7 @@ function filterEntries(principal: Principal, entries: Entry[]): Entry[] {
 }
 
 async function resolve(req: ApiRequest): Promise<ResolveResponse> {
-  const q = parseWith(
-    pathQuery.extend({ presign: z.enum(['0', '1', 'true', 'false']).optional() }),
-    req.query,
-    'query',
-  );
+  const q = parseWith(resolveQuery, req.query, 'query');
   const d = req.deps;
   const path = dirPath(q.path, d);
   if (!isNavigable(req.principal, path)) throw new NotFoundError(`not found: ${path}`);
@@ -145,11 +146,7 @@ async function resolve(req: ApiRequest): Promise<ResolveResponse> {
 }
 
 async function list(req: ApiRequest): Promise<ListResponse> {
-  const q = parseWith(
-    pathQuery.extend({ cursor: z.string().optional(), limit: pageLimit }),
-    req.query,
-    'query',
-  );
+  const q = parseWith(listQuery, req.query, 'query');
   const d = req.deps;
   const dir = dirPath(q.path, d);
   assertNavigable(req.principal, dir);
@@ -187,7 +184,7 @@ async function byDate(req: ApiRequest): Promise<ByDateResponse> {
   if (!DATE.test(date) || Number.isNaN(Date.parse(`${date}T00:00:00Z`))) {
     throw new ValidationError(`invalid date ${JSON.stringify(date)}: use yyyy-mm-dd, e.g. 2024-03-01`);
   }
-  const q = parseWith(z.object({ cursor: z.string().optional(), limit: pageLimit }), req.query, 'query');
+  const q = parseWith(pageQuery, req.query, 'query');
   let after = '';
   if (q.cursor) {
     after = Buffer.from(q.cursor, 'base64url').toString('utf8');
@@ -201,11 +198,7 @@ async function byDate(req: ApiRequest): Promise<ByDateResponse> {
 }
 
 async function changes(req: ApiRequest): Promise<ChangesResponse> {
-  const q = parseWith(
-    z.object({ since: z.coerce.number().int().min(0).default(0), limit: pageLimit }),
-    req.query,
-    'query',
-  );
+  const q = parseWith(changesQuery, req.query, 'query');
   const r = await changesSince(req.deps.pool, q.since, q.limit);
   const last = r.changes[r.changes.length - 1]?.seq ?? q.since;
   const visible = isUnrestricted(req.principal)

@@ -16,4 +16,18 @@ import { register as token } from './token.ts';
 import { register as unmount } from './unmount.ts';
 import { register as upload } from './upload.ts';
 
-export const commands: RegisterCommand[] = [migrate, mount, unmount, cache, reconcile, importCmd, upload, sync, ls, stat, cat, rm, token];
+export const commands: RegisterCommand[] = [
+  migrate,
+  mount,
+  unmount,
+  cache,
+  reconcile,
+  importCmd,
+  upload,
+  sync,
+  ls,
+  stat,
+  cat,
+  rm,
+  token,
+];

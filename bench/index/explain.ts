@@ -1,0 +1,68 @@
+/**
+ * Prints EXPLAIN (ANALYZE, BUFFERS) of the index's hot queries on a synthetic index of
+ * --objects rows (default 1,000,000: 1,000 directories × 1,000 files over 30 days), for
+ * docs/index-design.md. Usage: npx tsx bench/index/explain.ts [--objects 1000000]
+ */
+import { parseArgs } from 'node:util';
+import { startTestDb } from '../../test/integration/index/db.ts';
+
+const { values } = parseArgs({ options: { objects: { type: 'string', default: '1000000' } } });
+const N = Number(values.objects);
+const db = await startTestDb();
+const c = await db.pool.connect();
+try {
+  await c.query('SET statement_timeout = 0');
+  await c.query(
+    `INSERT INTO objects (path, parent, name, key, state, size, etag, sequencer, last_modified, day)
+     SELECT '/d' || (i % 1000) || '/f' || lpad(i::text, 8, '0'), '/d' || (i % 1000), 'f' || lpad(i::text, 8, '0'),
+            'data/d' || (i % 1000) || '/f' || i, CASE WHEN i % 50 = 0 THEN 'deleted' ELSE 'active' END, i, md5(i::text),
+            lpad(to_hex(i), 32, '0'), now(), DATE '2024-01-01' + (i % 30)
+       FROM generate_series(1, $1) AS i`,
+    [N],
+  );
+  await c.query(
+    `INSERT INTO dir_rollups (dir, parent, name, files, bytes, mtime)
+     SELECT parent, '/', substr(parent, 2), count(*), sum(size), now() FROM objects WHERE state = 'active' GROUP BY parent`,
+  );
+  await c.query(
+    `INSERT INTO changes (op, path, state) SELECT 'put', path, 'active' FROM objects LIMIT 100000`,
+  );
+  await c.query('VACUUM ANALYZE');
+  const show = async (title: string, sql: string, params: unknown[]) => {
+    const { rows } = await c.query(`EXPLAIN (ANALYZE, BUFFERS, COSTS OFF, SUMMARY OFF) ${sql}`, params);
+    process.stdout.write(`-- ${title}\n${rows.map((r) => r['QUERY PLAN']).join('\n')}\n\n`);
+  };
+  await show(
+    'resolve (getObject): one probe of the primary key',
+    `SELECT path, key, state, size, etag FROM objects WHERE path = $1 AND parent <> ''`,
+    ['/d7/f00500007'],
+  );
+  await show(
+    'list, first page of files (listDir)',
+    `SELECT name, size, etag, last_modified FROM objects WHERE parent = $1 AND state = 'active' AND (name > $2 OR (name = $2 AND $3)) ORDER BY name LIMIT $4`,
+    ['/d7', '', false, 1001],
+  );
+  await show(
+    'list, keyset page after a cursor',
+    `SELECT name, size, etag, last_modified FROM objects WHERE parent = $1 AND state = 'active' AND (name > $2 OR (name = $2 AND $3)) ORDER BY name LIMIT $4`,
+    ['/d7', 'f00500007', false, 1001],
+  );
+  await show(
+    'list, subdirectories (rollup deltas summed per child)',
+    `SELECT name, sum(files) AS files, sum(bytes) AS bytes, max(mtime) AS mtime FROM dir_rollups WHERE parent = $1 AND name > $2 GROUP BY name HAVING sum(files) > 0 ORDER BY name LIMIT $3`,
+    ['/', 'd5', 1001],
+  );
+  await show(
+    'by-date page (listByDay)',
+    `SELECT path, name, size, etag, last_modified FROM objects WHERE day = $1 AND state = 'active' AND path > $2 ORDER BY path LIMIT $3`,
+    ['2024-01-07', '/d5', 1001],
+  );
+  await show(
+    'changes since (poller)',
+    'SELECT seq, op, path FROM changes WHERE seq > $1 ORDER BY seq LIMIT $2',
+    [99000, 1000],
+  );
+} finally {
+  c.release();
+  await db.stop();
+}

@@ -1,0 +1,270 @@
+/**
+ * Index benchmarks (issue 3), side by side in one run on this machine:
+ *
+ * 1. Indexer throughput: N synthetic S3 events (SQS batches of 100, `indexBatch` with an in-memory
+ *    HEAD) into real PostgreSQL vs the raw multi-row upsert ceiling of the same database (100-row
+ *    INSERT … ON CONFLICT DO UPDATE statements into a table of the same width), same concurrency.
+ * 2. Index lag through the local stack: S3 PutObject → resolvable over the HTTP API (p50/p99).
+ * 3. Resolve over HTTP: req/s and p50/p99 with caches cold (first lookup of each path) and warm.
+ * 4. Listing a 10,000-entry directory paged 1,000 at a time (cold and warm).
+ *
+ * Usage: npx tsx bench/index/run.ts [--events 100000] [--concurrency 4] [--lag 200] [--files 10000]
+ * Prints a markdown table; `--out docs/benchmarks/index.md` also writes it there.
+ */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
+import pLimit from 'p-limit';
+import { Agent, request } from 'undici';
+import { applyObjectChanges, type ObjectChange } from '../../functions/adapters/pg/index-store.ts';
+import { createPool, withTransaction } from '../../functions/adapters/pg/pool.ts';
+import { RedisGuard } from '../../functions/adapters/redis/client.ts';
+import { parseConfig } from '../../functions/config.ts';
+import { type IndexerDeps, indexBatch } from '../../functions/handlers/indexer.ts';
+import { BUCKET, DATA_PREFIX, startStack } from '../../local/stack.ts';
+import { startTestDb } from '../../test/integration/index/db.ts';
+import { putEvent, sqsRecord, BUCKET as TB, PREFIX as TP } from '../../test/integration/index/s3-events.ts';
+
+process.env.POWERTOOLS_METRICS_DISABLED = 'true';
+process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
+process.env.STRATA_LOG_LEVEL = 'SILENT';
+
+const { values: args } = parseArgs({
+  options: {
+    events: { type: 'string', default: '100000' },
+    concurrency: { type: 'string', default: '4' },
+    lag: { type: 'string', default: '200' },
+    files: { type: 'string', default: '10000' },
+    requests: { type: 'string', default: '20000' },
+    out: { type: 'string' },
+  },
+});
+const EVENTS = Number(args.events);
+const CONC = Number(args.concurrency);
+const LAG_SAMPLES = Number(args.lag);
+const FILES = Number(args.files);
+const REQUESTS = Number(args.requests);
+
+function pct(sorted: number[], p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] as number;
+}
+const ms = (n: number) => `${n.toFixed(2)} ms`;
+const rows: string[][] = [];
+const log = (s: string) => process.stderr.write(`${s}\n`);
+
+// ---------------------------------------------------------------- 1. indexer vs ceiling
+async function throughput() {
+  const db = await startTestDb();
+  try {
+    const pool = createPool({ connectionString: db.url, max: CONC + 2, statementTimeoutMs: 60_000 });
+    const deps: IndexerDeps = {
+      config: parseConfig({ STRATA_BUCKET: TB, STRATA_DATA_PREFIX: TP, STRATA_CACHE_TTL_MS: '0' }),
+      pool,
+      redis: new RedisGuard(undefined),
+      head: async () => ({ etag: 'e', contentType: 'application/octet-stream' }),
+    };
+    // 1,000 directories × N/1000 files, keys spread like real ingest (many dirs, some depth).
+    const now = new Date();
+    const batches: ReturnType<typeof sqsRecord>[][] = [];
+    for (let i = 0; i < EVENTS; i += 100) {
+      const batch = [];
+      for (let j = i; j < Math.min(EVENTS, i + 100); j++) {
+        batch.push(
+          sqsRecord(putEvent(`data/d${j % 1000}/s${(j >> 10) % 10}/f${j}.bin`, j + 1, 1000 + j, 'e', now)),
+        );
+      }
+      batches.push(batch);
+    }
+    const limit = pLimit(CONC);
+    let t0 = performance.now();
+    let failures = 0;
+    await Promise.all(
+      batches.map((b) =>
+        limit(async () => {
+          const r = await indexBatch(deps, b);
+          failures += r.failed.size;
+        }),
+      ),
+    );
+    const indexerSecs = (performance.now() - t0) / 1000;
+    if (failures > 0) throw new Error(`${failures} messages failed during the throughput run`);
+
+    await pool.query(`CREATE TABLE ceiling (path text COLLATE "C" PRIMARY KEY, parent text COLLATE "C", name text COLLATE "C",
+      key text, state text, size bigint, etag text, sequencer text COLLATE "C", last_modified timestamptz, day date)`);
+    await pool.query("CREATE INDEX ON ceiling (parent, name) WHERE state = 'active'");
+    await pool.query("CREATE INDEX ON ceiling (day, path) WHERE state = 'active'");
+    t0 = performance.now();
+    await Promise.all(
+      batches.map((_b, bi) =>
+        limit(async () => {
+          const idx = Array.from({ length: 100 }, (_, k) => bi * 100 + k).filter((j) => j < EVENTS);
+          const paths = idx.map((j) => `/d${j % 1000}/s${(j >> 10) % 10}/f${j}.bin`);
+          await withTransaction(pool, (c) =>
+            c.query(
+              `INSERT INTO ceiling SELECT p, '/x', 'n', 'k', 'active', s, 'e', q, now(), current_date
+                 FROM unnest($1::text[], $2::bigint[], $3::text[]) AS u(p, s, q)
+               ON CONFLICT (path) DO UPDATE SET size = EXCLUDED.size, sequencer = EXCLUDED.sequencer
+               WHERE ceiling.sequencer < EXCLUDED.sequencer`,
+              [paths, idx.map((j) => 1000 + j), idx.map((j) => String(j).padStart(32, '0'))],
+            ),
+          );
+        }),
+      ),
+    );
+    const ceilingSecs = (performance.now() - t0) / 1000;
+    const indexerRate = EVENTS / indexerSecs;
+    const ceilingRate = EVENTS / ceilingSecs;
+    rows.push([
+      `Indexer throughput, ${EVENTS.toLocaleString('en')} events, batches of 100, ${CONC} concurrent`,
+      `${Math.round(indexerRate).toLocaleString('en')} events/s`,
+      `raw 100-row upsert ceiling: ${Math.round(ceilingRate).toLocaleString('en')} rows/s`,
+      `${(indexerRate / ceilingRate).toFixed(2)}× ceiling`,
+    ]);
+    await pool.end();
+  } finally {
+    await db.stop();
+  }
+}
+
+// ---------------------------------------------------------------- 2–4. through the stack
+async function throughStack() {
+  const dir = await mkdtemp(join(tmpdir(), 'strata-bench-index-'));
+  const stack = await startStack({
+    stateDir: dir,
+    apiPort: 0,
+    scheduleIntervalMs: 0,
+    log: () => {},
+    env: { POWERTOOLS_METRICS_DISABLED: 'true', POWERTOOLS_LOG_LEVEL: 'SILENT', STRATA_LOG_LEVEL: 'SILENT' },
+  });
+  const agent = new Agent({ connections: 64, keepAliveTimeout: 30_000 });
+  const auth = { authorization: `Bearer ${stack.adminToken}` };
+  const get = async (path: string, query: Record<string, string>) => {
+    const url = new URL(stack.dev.apiUrl + path);
+    for (const [k, v] of Object.entries(query)) url.searchParams.set(k, v);
+    const res = await request(url, { headers: auth, dispatcher: agent });
+    const text = await res.body.text();
+    return { status: res.statusCode, text };
+  };
+  try {
+    const redisNote = stack.dev.redis ? 'Redis on' : 'no Redis (in-process cache only)';
+    // 2. lag: PUT then poll resolve until 200.
+    const lags: number[] = [];
+    for (let i = 0; i < LAG_SAMPLES; i++) {
+      const path = `/lag/f${i}`;
+      await stack.s3.send(
+        new PutObjectCommand({ Bucket: BUCKET, Key: DATA_PREFIX + path.slice(1), Body: 'x' }),
+      );
+      const t0 = performance.now();
+      for (;;) {
+        const r = await get('/v1/resolve', { path });
+        if (r.status === 200) break;
+        await new Promise((r2) => setTimeout(r2, 2));
+      }
+      lags.push(performance.now() - t0);
+    }
+    lags.sort((a, b) => a - b);
+    rows.push([
+      `Index lag PUT → resolvable (${LAG_SAMPLES} sequential PUTs, local stack)`,
+      `p50 ${ms(pct(lags, 50))}, p99 ${ms(pct(lags, 99))}`,
+      'target p99 < 1 s',
+      `${(1000 / pct(lags, 99)).toFixed(1)}× under target`,
+    ]);
+
+    // Populate FILES entries in one directory through the same write path as the indexer.
+    const when = new Date();
+    for (let i = 0; i < FILES; i += 1000) {
+      const changes: ObjectChange[] = [];
+      for (let j = i; j < Math.min(FILES, i + 1000); j++) {
+        const path = `/big/file-${String(j).padStart(6, '0')}.dat`;
+        changes.push({
+          kind: 'put',
+          key: DATA_PREFIX + path.slice(1),
+          path,
+          size: j,
+          etag: `e${j}`,
+          sequencer: '1',
+          lastModified: when,
+        });
+      }
+      await withTransaction(stack.pool as never, (c) => applyObjectChanges(c, changes, { source: 'event' }));
+    }
+
+    // 3. resolve cold then warm.
+    const resolveRun = async (label: string) => {
+      const lat: number[] = [];
+      const limit = pLimit(32);
+      const n = Math.min(REQUESTS, FILES);
+      const t0 = performance.now();
+      await Promise.all(
+        Array.from({ length: n }, (_, k) =>
+          limit(async () => {
+            const path = `/big/file-${String(k % FILES).padStart(6, '0')}.dat`;
+            const s = performance.now();
+            const r = await get('/v1/resolve', { path });
+            if (r.status !== 200) throw new Error(`resolve ${path}: HTTP ${r.status}`);
+            lat.push(performance.now() - s);
+          }),
+        ),
+      );
+      const secs = (performance.now() - t0) / 1000;
+      lat.sort((a, b) => a - b);
+      return { label, rps: n / secs, p50: pct(lat, 50), p99: pct(lat, 99) };
+    };
+    const cold = await resolveRun('cold');
+    const warm = await resolveRun('warm');
+    rows.push([
+      `Resolve over HTTP, caches cold (first lookup of ${Math.min(REQUESTS, FILES)} paths; ${redisNote}; 32 concurrent)`,
+      `${Math.round(cold.rps).toLocaleString('en')} req/s`,
+      `p50 ${ms(cold.p50)}, p99 ${ms(cold.p99)}`,
+      '',
+    ]);
+    rows.push([
+      `Resolve over HTTP, caches warm (same paths again)`,
+      `${Math.round(warm.rps).toLocaleString('en')} req/s`,
+      `p50 ${ms(warm.p50)}, p99 ${ms(warm.p99)}`,
+      `${(warm.rps / cold.rps).toFixed(2)}× cold; target ≥ 3,000 req/s, p99 < 10 ms`,
+    ]);
+
+    // 4. list the FILES-entry directory in pages of 1,000.
+    const listAll = async () => {
+      const t0 = performance.now();
+      let cursor: string | undefined;
+      let count = 0;
+      do {
+        const r = await get('/v1/list', { path: '/big', limit: '1000', ...(cursor ? { cursor } : {}) });
+        const body = JSON.parse(r.text) as { entries: unknown[]; nextCursor?: string };
+        count += body.entries.length;
+        cursor = body.nextCursor;
+      } while (cursor);
+      if (count !== FILES) throw new Error(`listed ${count} of ${FILES}`);
+      return performance.now() - t0;
+    };
+    const listCold = await listAll();
+    const listWarm = await listAll();
+    rows.push([
+      `List a ${FILES.toLocaleString('en')}-entry directory, pages of 1,000 (cold / warm)`,
+      `${ms(listCold)} / ${ms(listWarm)}`,
+      'target < 100 ms',
+      `${(100 / listCold).toFixed(2)}× target (cold)`,
+    ]);
+  } finally {
+    await agent.close();
+    await stack.stop();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+log('1/2 indexer throughput vs ceiling …');
+await throughput();
+log('2/2 lag, resolve and list through the local stack …');
+await throughStack();
+const table = [
+  '| measurement | result | reference | ratio |',
+  '| --- | --- | --- | --- |',
+  ...rows.map((r) => `| ${r.join(' | ')} |`),
+].join('\n');
+process.stdout.write(`${table}\n`);
+if (args.out) await writeFile(args.out, `${table}\n`);
