@@ -1,0 +1,155 @@
+/**
+ * The peer server and fetcher over loopback with in-memory block sources: the early-headers +
+ * trailer path for read-throughs, failures after the headers went out, error mapping, and metrics.
+ */
+import { randomBytes } from 'node:crypto';
+import { Registry } from 'prom-client';
+import { request } from 'undici';
+import { afterAll, describe, expect, it } from 'vitest';
+import { NotFoundError, PreconditionFailedError } from '../../../functions/core/errors.ts';
+import type { BlockId } from '../../../mount-client/block-cache/types.ts';
+import { PeerFetchError, type Peering, PeerSigner, startPeering } from '../../../mount-client/peers/index.ts';
+import type { BlockSource } from '../../../mount-client/peers/server.ts';
+import { encodeBlockRequest } from '../../../mount-client/peers/wire.ts';
+
+const SECRET = 'server-test-secret-0123456789';
+const BS = 64 * 1024;
+const started: Peering[] = [];
+const delay = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function pair(source: BlockSource): Promise<{ owner: Peering; client: Peering }> {
+  const owner = await startPeering({
+    secret: SECRET,
+    listen: '127.0.0.1:0',
+    source,
+    metricsRegistry: new Registry(),
+  });
+  const client = await startPeering({
+    secret: SECRET,
+    listen: '127.0.0.1:0',
+    serve: false,
+    peers: [owner.address],
+    source: { loadBlock: () => Promise.reject(new Error('client-only')) },
+    metricsRegistry: new Registry(),
+  });
+  started.push(owner, client);
+  return { owner, client };
+}
+
+const id = (index = 0): BlockId => ({
+  object: { bucket: 'b', key: 'k', size: 4 * BS, etag: '"e"' },
+  index,
+  blockSize: BS,
+});
+
+afterAll(async () => {
+  for (const p of started) await p.close();
+});
+
+describe('peer server and fetcher', () => {
+  it('serves a slow read-through with early headers and the crc32c as a trailer', async () => {
+    // Prepare: the owner takes 150 ms to "read through"
+    const block = randomBytes(BS);
+    const { owner, client } = await pair({ loadBlock: () => delay(150).then(() => block) });
+    // Act: a raw request shows the protocol, the fetcher shows the result
+    const target = encodeBlockRequest(id());
+    const res = await request(`http://${owner.address}${target}`, {
+      headers: new PeerSigner(SECRET).sign('GET', target),
+    });
+    const body = Buffer.from(await res.body.arrayBuffer());
+    const got = await client.fetcher.fetch(id(1));
+    // Assess
+    expect(res.headers['content-length']).toBeUndefined();
+    expect(res.headers['x-strata-block-length']).toBe(String(BS));
+    expect(res.trailers['x-strata-crc32c']).toMatch(/^\d+$/);
+    expect(body.equals(block)).toBe(true);
+    expect(got.equals(block)).toBe(true);
+    expect(owner.metrics.stats().served).toBe(2);
+    expect(client.metrics.stats()).toMatchObject({ hits: 1, hitBytes: BS });
+  });
+
+  it('breaks the response when a read-through fails after the headers went out', async () => {
+    // Prepare
+    const { client } = await pair({
+      loadBlock: () => delay(100).then(() => Promise.reject(new Error('S3 down'))),
+    });
+    // Act / Assess: the requester sees a failure (never bytes) and falls back
+    await expect(client.fetcher.fetch(id())).rejects.toBeInstanceOf(PeerFetchError);
+    expect(client.metrics.stats().hits).toBe(0);
+  });
+
+  it('never serves a block of the wrong length', async () => {
+    const { client } = await pair({ loadBlock: async () => randomBytes(BS - 1) });
+    await expect(client.fetcher.fetch(id())).rejects.toMatchObject({ kind: 'http' });
+  });
+
+  it('maps owner errors to HTTP statuses the requester reports', async () => {
+    // Prepare
+    const errors: Record<number, Error> = {
+      0: new NotFoundError('gone'),
+      1: new PreconditionFailedError('changed'),
+      2: new Error('internal detail that must not leak'),
+    };
+    const { owner } = await pair({
+      loadBlock: async (b) => {
+        throw errors[b.index];
+      },
+    });
+    const signer = new PeerSigner(SECRET);
+    const ask = async (index: number) => {
+      const target = encodeBlockRequest(id(index));
+      const res = await request(`http://${owner.address}${target}`, { headers: signer.sign('GET', target) });
+      return { status: res.statusCode, body: await res.body.text() };
+    };
+    // Act / Assess
+    expect((await ask(0)).status).toBe(404);
+    expect((await ask(1)).status).toBe(412);
+    const hidden = await ask(2);
+    expect(hidden.status).toBe(503);
+    expect(hidden.body).not.toContain('internal detail');
+  });
+
+  it('answers 405 to other methods and 404 to unknown paths (after auth)', async () => {
+    const { owner } = await pair({ loadBlock: async () => Buffer.alloc(BS) });
+    const signer = new PeerSigner(SECRET);
+    const post = await request(`http://${owner.address}/v1/blocks/x`, { method: 'POST' });
+    expect(post.statusCode).toBe(405);
+    await post.body.dump();
+    const other = await request(`http://${owner.address}/v1/other`, {
+      headers: signer.sign('GET', '/v1/other'),
+    });
+    expect(other.statusCode).toBe(404);
+    await other.body.dump();
+    const ping = await request(`http://${owner.address}/v1/ping`, {
+      headers: signer.sign('GET', '/v1/ping'),
+    });
+    expect(await ping.body.json()).toEqual({ ok: true, address: owner.address });
+  });
+
+  it('exposes peer metrics in the given registry', async () => {
+    const registry = new Registry();
+    const block = randomBytes(BS);
+    const owner = await startPeering({
+      secret: SECRET,
+      listen: '127.0.0.1:0',
+      source: { loadBlock: async () => block },
+      metricsRegistry: registry,
+    });
+    started.push(owner);
+    const client = await startPeering({
+      secret: SECRET,
+      listen: '127.0.0.1:0',
+      serve: false,
+      peers: [owner.address],
+      source: { loadBlock: async () => block },
+      metricsRegistry: registry,
+    });
+    started.push(client);
+    await client.fetcher.fetch(id());
+    const text = await registry.metrics();
+    expect(text).toContain('strata_peer_fetches_total{result="hit"} 1');
+    expect(text).toContain(`strata_peer_served_bytes_total ${BS}`);
+    expect(text).toMatch(/strata_peer_fetch_seconds_count\{result="hit"\} 1/);
+    expect(text).not.toContain(SECRET);
+  });
+});
