@@ -12,10 +12,12 @@
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { PutSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { CloudFormationCustomResourceEvent, Context } from 'aws-lambda';
 import pg from 'pg';
 import { loadSecretsIntoEnv } from '../adapters/aws/secrets.ts';
 import { MIGRATIONS_DIR, type MigrateResult, migrate } from '../adapters/pg/migrate.ts';
+import { createToken } from '../adapters/pg/tokens.ts';
 
 export const PHYSICAL_ID = 'strata-migrations';
 /** Answer this long before the Lambda would be killed, so CloudFormation always hears back. */
@@ -41,18 +43,37 @@ export async function putResponse(url: string, body: string): Promise<void> {
   if (!res.ok) throw new Error(`CloudFormation response PUT failed: HTTP ${res.status}`);
 }
 
+/**
+ * The first admin token: on a fresh database (no tokens at all) mint one and store it in the
+ * stack's admin-token secret, so the operator can create named tokens with `strata token create`
+ * (docs/deploy.md). Never runs again once any token exists, so it cannot resurrect a revoked one.
+ */
+export async function bootstrapAdminToken(
+  db: pg.Pool,
+  secretArn: string,
+  secrets: Pick<SecretsManagerClient, 'send'>,
+): Promise<boolean> {
+  const { rows } = await db.query<{ n: string }>('SELECT count(*) AS n FROM tokens');
+  if (Number(rows[0]?.n ?? 0) > 0) return false;
+  const { token } = await createToken(db, { name: 'bootstrap-admin', scopes: ['read', 'write', 'admin'] });
+  await secrets.send(new PutSecretValueCommand({ SecretId: secretArn, SecretString: token }));
+  return true;
+}
+
 export function defaultDeps(): MigrateDeps {
   return {
     async run() {
       await loadSecretsIntoEnv(process.env);
       const url = process.env.DATABASE_URL;
       if (!url) throw new Error('DATABASE_URL or DATABASE_SECRET_ARN must be set for the migrate function');
-      const client = new pg.Client({ connectionString: url, application_name: 'strata-migrate' });
-      await client.connect();
+      const pool = new pg.Pool({ connectionString: url, max: 1, application_name: 'strata-migrate' });
       try {
-        return await migrate(client, { dir: migrationsDir(), log: (line) => console.log(line) });
+        const result = await migrate(pool, { dir: migrationsDir(), log: (line) => console.log(line) });
+        const adminSecret = process.env.STRATA_ADMIN_TOKEN_SECRET_ARN;
+        if (adminSecret) await bootstrapAdminToken(pool, adminSecret, new SecretsManagerClient({}));
+        return result;
       } finally {
-        await client.end();
+        await pool.end();
       }
     },
     respond: putResponse,

@@ -10,6 +10,7 @@ import { CfnOutput, CustomResource, Duration, RemovalPolicy, Stack, type StackPr
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as rds from 'aws-cdk-lib/aws-rds';
+import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import type { Construct } from 'constructs';
 import { lambdas } from '../../functions/handlers/routes.ts';
 import type { StageConfig } from '../config/stages.ts';
@@ -49,6 +50,7 @@ export class DatabaseStack extends Stack {
   readonly network?: FunctionNetwork;
   readonly cluster?: rds.DatabaseCluster;
   readonly migrate: StrataFunction;
+  readonly adminTokenSecret: secretsmanager.Secret;
 
   constructor(scope: Construct, id: string, props: DatabaseStackProps) {
     super(scope, id, props);
@@ -160,6 +162,19 @@ export class DatabaseStack extends Stack {
       network: this.network,
       copyIntoBundle: [{ from: MIGRATIONS, to: 'migrations' }],
     }).bindDatabase(this.access);
+
+    // Filled by the migrate function with the first admin token on a fresh database.
+    this.adminTokenSecret = new secretsmanager.Secret(this, 'AdminToken', {
+      description: `Strata ${stage.stage}: bootstrap admin API token (create named tokens, then revoke it)`,
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
+    this.adminTokenSecret.grantWrite(this.migrate);
+    this.migrate.addEnvironment('STRATA_ADMIN_TOKEN_SECRET_ARN', this.adminTokenSecret.secretArn);
+    acknowledge(this.adminTokenSecret, [
+      'SMG4',
+      'A one-time bootstrap token; the operator revokes it after creating named tokens (docs/deploy.md).',
+    ]);
+    new CfnOutput(this, 'AdminTokenSecretArn', { value: this.adminTokenSecret.secretArn });
 
     const migrations = new CustomResource(this, 'Migrations', {
       serviceToken: this.migrate.functionArn,

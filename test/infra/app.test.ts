@@ -338,7 +338,8 @@ describe('database', () => {
     t.hasResourceProperties('AWS::RDS::DBSubnetGroup', {
       SubnetIds: Match.arrayWith([{ Ref: Match.stringLikeRegexp('^VpcdatabaseSubnet') }]),
     });
-    t.resourceCountIs('AWS::SecretsManager::Secret', 1);
+    // Cluster credentials + the bootstrap admin token.
+    t.resourceCountIs('AWS::SecretsManager::Secret', 2);
     t.resourceCountIs('AWS::EC2::VPC', 1);
     t.resourceCountIs('AWS::EC2::FlowLog', 1);
   });
