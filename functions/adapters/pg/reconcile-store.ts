@@ -82,7 +82,7 @@ export class PgReconcileIndex implements ReconcileIndex {
     range: ShardRange,
     after: string | undefined,
     upTo: string | undefined,
-  ): AsyncIterable<IndexedObject> {
+  ): AsyncIterable<IndexedObject[]> {
     const pathPrefix = this.bound(range.prefix);
     // Lower bound: the greatest of the prefix, `from` (inclusive) and `after` (exclusive).
     let lower = pathPrefix;
@@ -103,7 +103,6 @@ export class PgReconcileIndex implements ReconcileIndex {
       // batches (a Lambda must not keep a transaction open across S3 calls).
       const { rows } = await readQuery<{
         path: string;
-        key: string;
         state: ObjectState;
         size: number;
         etag: string | null;
@@ -111,22 +110,24 @@ export class PgReconcileIndex implements ReconcileIndex {
         updated_at: Date;
       }>(
         this.pool,
-        `SELECT path, key, state, size::float8 AS size, etag, version_id, updated_at FROM objects
+        `SELECT path, state, size::float8 AS size, etag, version_id, updated_at FROM objects
           WHERE (path > $1 OR ($2 AND path = $1))
             AND ($3::text IS NULL OR path < $3) AND ($4::text IS NULL OR path <= $4)
           ORDER BY path LIMIT $5`,
         [lower, lowerInclusive, upper ?? null, upToPath ?? null, this.batchSize],
       );
-      for (const r of rows) {
-        yield {
+      const batch: IndexedObject[] = rows.map((r) => {
+        const o: IndexedObject = {
           key: this.dataPrefix + r.path.slice(1),
           size: r.size,
           state: r.state,
           changedAt: r.updated_at,
-          ...(r.etag !== null ? { etag: r.etag } : {}),
-          ...(r.version_id !== null ? { versionId: r.version_id } : {}),
         };
-      }
+        if (r.etag !== null) o.etag = r.etag;
+        if (r.version_id !== null) o.versionId = r.version_id;
+        return o;
+      });
+      if (batch.length > 0) yield batch;
       if (rows.length < this.batchSize) return;
       lower = (rows[rows.length - 1] as { path: string }).path;
       lowerInclusive = false;

@@ -1,7 +1,10 @@
 /**
  * The reconcile diff engine: a streaming merge-join of an S3 listing and the index, both sorted in
- * UTF-8 byte order (key-order.ts). It holds one item of each side at a time, so memory does not
- * depend on shard size; throughput is bounded by the two input streams.
+ * UTF-8 byte order (key-order.ts). Both sides arrive as batches (a listing page, an index keyset
+ * batch), so memory is one batch per side whatever the shard size, and the join loop itself is
+ * synchronous within a batch: it awaits only to fetch the next batch or when the consumer's
+ * callback returns a promise (a HeadObject refresh). An await per key would cost more than the
+ * comparison itself and cap the engine well below the rate PostgreSQL can stream rows.
  *
  * Both inputs must be strictly increasing; an out-of-order key would turn into phantom drift (an
  * object reported both missing and added), so it is detected and thrown instead.
@@ -10,6 +13,9 @@ import { StrataError } from '../errors.ts';
 import { compareKeys } from './key-order.ts';
 import type { DiffItem, IndexedObject, ListedObject } from './types.ts';
 import { normalizeEtag } from './types.ts';
+
+/** One side of the join: a single batch, or a stream of batches in key order. */
+export type Source<T> = T[] | AsyncIterable<T[]> | Iterable<T[]>;
 
 /** An input stream was not sorted in UTF-8 byte order (e.g. the index read without COLLATE "C"). */
 export class KeyOrderError extends StrataError {
@@ -36,57 +42,108 @@ export function classifyPair(listed: ListedObject, indexed: IndexedObject): Diff
   return { kind: 'unchanged', key, listed, indexed };
 }
 
-/**
- * Index rows already `deleted` that S3 does not list agree with S3: they produce no item at all.
- */
-export async function* mergeJoin(
-  listing: AsyncIterable<ListedObject> | Iterable<ListedObject>,
-  index: AsyncIterable<IndexedObject> | Iterable<IndexedObject>,
-): AsyncGenerator<DiffItem> {
-  const li = iterate(listing);
-  const ii = iterate(index);
-  let l = await li.next();
-  let i = await ii.next();
-  let lastListed: string | undefined;
-  let lastIndexed: string | undefined;
-  const advanceListing = async () => {
-    lastListed = (l.value as ListedObject).key;
-    l = await li.next();
-    if (!l.done && compareKeys(l.value.key, lastListed) <= 0)
-      throw new KeyOrderError('listing', lastListed, l.value.key);
-  };
-  const advanceIndex = async () => {
-    lastIndexed = (i.value as IndexedObject).key;
-    i = await ii.next();
-    if (!i.done && compareKeys(i.value.key, lastIndexed) <= 0)
-      throw new KeyOrderError('index', lastIndexed, i.value.key);
-  };
-  try {
-    while (!l.done || !i.done) {
-      const c = l.done ? 1 : i.done ? -1 : compareKeys(l.value.key, i.value.key);
-      if (c < 0) {
-        const listed = l.value as ListedObject;
-        yield { kind: 'added', key: listed.key, listed };
-        await advanceListing();
-      } else if (c > 0) {
-        const indexed = i.value as IndexedObject;
-        if (indexed.state !== 'deleted') yield { kind: 'missing', key: indexed.key, indexed };
-        await advanceIndex();
-      } else {
-        yield classifyPair(l.value as ListedObject, i.value as IndexedObject);
-        await advanceListing();
-        await advanceIndex();
+/** A read position in a stream of batches. */
+class Cursor<T extends { key: string }> {
+  private batch: T[] = [];
+  private i = 0;
+  private done = false;
+  private last: string | undefined;
+  private readonly it: AsyncIterator<T[]> | Iterator<T[]>;
+
+  constructor(
+    source: Source<T>,
+    private readonly side: 'listing' | 'index',
+  ) {
+    if (Array.isArray(source)) this.it = [source][Symbol.iterator]();
+    else if (Symbol.asyncIterator in source) this.it = (source as AsyncIterable<T[]>)[Symbol.asyncIterator]();
+    else this.it = (source as Iterable<T[]>)[Symbol.iterator]();
+  }
+
+  get head(): T | undefined {
+    return this.batch[this.i];
+  }
+
+  /** Makes `head` the next item (fetching batches as needed); undefined at the end. */
+  async fill(): Promise<void> {
+    while (this.i >= this.batch.length && !this.done) {
+      const r = await this.it.next();
+      if (r.done) this.done = true;
+      else {
+        this.batch = r.value;
+        this.i = 0;
       }
     }
-  } finally {
-    // Release cursors (e.g. a PostgreSQL portal) when the consumer stops early.
-    await li.return?.();
-    await ii.return?.();
+    this.check();
+  }
+
+  /** Moves to the next item; returns a promise only when a new batch must be fetched. */
+  advance(): Promise<void> | undefined {
+    this.i++;
+    if (this.i >= this.batch.length) return this.fill();
+    this.check();
+    return undefined;
+  }
+
+  private check(): void {
+    const h = this.batch[this.i];
+    if (h === undefined) return;
+    if (this.last !== undefined && compareKeys(h.key, this.last) <= 0)
+      throw new KeyOrderError(this.side, this.last, h.key);
+    this.last = h.key;
+  }
+
+  async close(): Promise<void> {
+    if (!this.done) await this.it.return?.();
   }
 }
 
-function iterate<T>(source: AsyncIterable<T> | Iterable<T>): AsyncIterator<T> | Iterator<T> {
-  return Symbol.asyncIterator in source
-    ? (source as AsyncIterable<T>)[Symbol.asyncIterator]()
-    : (source as Iterable<T>)[Symbol.iterator]();
+/**
+ * Calls `onItem` for every key in either stream, in key order. Index rows already `deleted` that
+ * S3 does not list agree with S3 and produce no item. When `onItem` returns a promise, the join
+ * waits for it (backpressure for heals that call S3).
+ */
+export async function mergeJoin(
+  listing: Source<ListedObject>,
+  index: Source<IndexedObject>,
+  onItem: (item: DiffItem) => void | Promise<void>,
+): Promise<void> {
+  const l = new Cursor(listing, 'listing');
+  const i = new Cursor(index, 'index');
+  try {
+    await l.fill();
+    await i.fill();
+    for (;;) {
+      const a = l.head;
+      const b = i.head;
+      if (a === undefined && b === undefined) return;
+      const c = a === undefined ? 1 : b === undefined ? -1 : compareKeys(a.key, b.key);
+      let r: void | Promise<void>;
+      if (c < 0) {
+        const listed = a as ListedObject;
+        r = onItem({ kind: 'added', key: listed.key, listed });
+        if (r) await r;
+        const p = l.advance();
+        if (p) await p;
+      } else if (c > 0) {
+        const indexed = b as IndexedObject;
+        if (indexed.state !== 'deleted') {
+          r = onItem({ kind: 'missing', key: indexed.key, indexed });
+          if (r) await r;
+        }
+        const p = i.advance();
+        if (p) await p;
+      } else {
+        r = onItem(classifyPair(a as ListedObject, b as IndexedObject));
+        if (r) await r;
+        const p = l.advance();
+        if (p) await p;
+        const q = i.advance();
+        if (q) await q;
+      }
+    }
+  } finally {
+    // Release the sources (e.g. stop an index reader) when the join ends early or fails.
+    await l.close();
+    await i.close();
+  }
 }

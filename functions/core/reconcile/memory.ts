@@ -106,7 +106,7 @@ export class MemoryIndex implements ReconcileIndex {
     range: ShardRange,
     after: string | undefined,
     upTo: string | undefined,
-  ): AsyncIterable<IndexedObject> {
+  ): AsyncIterable<IndexedObject[]> {
     this.calls.read++;
     const end = prefixEnd(range.prefix);
     const keys = [...this.rows.keys()]
@@ -118,7 +118,7 @@ export class MemoryIndex implements ReconcileIndex {
       )
       .filter((k) => end === undefined || compareKeys(k, end) < 0)
       .sort(compareKeys);
-    for (const k of keys) yield { ...(this.rows.get(k) as MemoryRow) };
+    yield keys.map((k) => ({ ...(this.rows.get(k) as MemoryRow) }));
   }
   async apply(heals: Heal[], context: { runId: string; cutoff: Date }): Promise<{ skipped: string[] }> {
     this.calls.apply++;

@@ -60,6 +60,53 @@ export function scopeKeyPrefix(dataPrefix: string, scope: string): string {
   return scope === '/' ? p : `${p}${scope.slice(1)}/`;
 }
 
+/**
+ * Levels the planner descends at most to find enough boundaries. Real buckets nest by tenant /
+ * dataset / date; three levels finds parallelism in all of those without a planner listing that
+ * itself takes long.
+ */
+export const MAX_PLAN_DEPTH = 3;
+
+/**
+ * Shards for a scope. One delimiter level often has too few subdirectories to parallelise (a
+ * bucket with everything under `archive/`), so the planner descends while a level has fewer than
+ * maxShards prefixes. Sub-prefixes listed in order of their sorted parents are themselves sorted,
+ * and any sorted set of cut points partitions the scope, so descending never loses a key. The
+ * level that reaches maxShards is streamed into planShards (bounded memory), not held.
+ */
+export async function planScope(
+  listing: ReconcileListing,
+  prefix: string,
+  maxShards: number,
+): Promise<ShardRange[]> {
+  let level: string[] = [prefix];
+  let cuts: string[] = [];
+  for (let depth = 0; depth < MAX_PLAN_DEPTH; depth++) {
+    const next: string[] = [];
+    let enough = false;
+    outer: for (const p of level) {
+      for await (const cp of listing.commonPrefixes(p)) {
+        next.push(cp);
+        if (next.length >= maxShards) {
+          enough = true;
+          break outer;
+        }
+      }
+    }
+    if (enough) {
+      const parents = level;
+      async function* all(): AsyncGenerator<string> {
+        for (const p of parents) yield* listing.commonPrefixes(p);
+      }
+      return planShards(prefix, all(), maxShards);
+    }
+    if (next.length === 0) break;
+    level = next;
+    cuts = next;
+  }
+  return planShards(prefix, cuts, maxShards);
+}
+
 export async function startRun(
   request: RunRequest,
   deps: PlanDeps,
@@ -69,11 +116,7 @@ export async function startRun(
   const prefix = scopeKeyPrefix(options.dataPrefix, scope);
   const runId = await deps.runs.create({ scope, dryRun, graceSeconds, trigger: request.trigger });
   try {
-    const shards = await planShards(
-      prefix,
-      deps.listing.commonPrefixes(prefix),
-      options.maxShards ?? DEFAULT_MAX_SHARDS,
-    );
+    const shards = await planScope(deps.listing, prefix, options.maxShards ?? DEFAULT_MAX_SHARDS);
     // The total is recorded before any message is sent, so a fast worker cannot finish the run early.
     await deps.runs.setShards(runId, shards.length);
     const messages: ShardMessage[] = shards.map((range, shardId) => ({

@@ -44,7 +44,11 @@ export interface ReconcileIndex {
    * Index rows in `range` with key > `after` and key ≤ `upTo` (both optional), in UTF-8 byte
    * order, streamed in bounded batches. Rows in state `deleted` may be included.
    */
-  read(range: ShardRange, after: string | undefined, upTo: string | undefined): AsyncIterable<IndexedObject>;
+  read(
+    range: ShardRange,
+    after: string | undefined,
+    upTo: string | undefined,
+  ): AsyncIterable<IndexedObject[]>;
   /**
    * Applies heals in one transaction through the indexer's write path, journalled with `runId`.
    * Must re-check the in-flight guard at write time: a row changed after `cutoff` is left alone

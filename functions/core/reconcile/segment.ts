@@ -14,7 +14,7 @@
  */
 import { pathForKey } from '../paths.ts';
 import { mergeJoin } from './diff.ts';
-import { decideHeal, tally } from './heal.ts';
+import { decideHeal, type HealAction, tally } from './heal.ts';
 import { compareKeys, startAfterFor } from './key-order.ts';
 import type { Heal, ReconcileIndex, ReconcileListing, RunLedger, Sample, ShardQueue } from './ports.ts';
 import { inRange } from './shards.ts';
@@ -98,29 +98,35 @@ export async function runSegment(
     if (!more || lastKey !== undefined) {
       const heals: Heal[] = [];
       const healCount = new Map<string, keyof ReconcileCounts>();
-      for await (const item of mergeJoin(listed, deps.index.read(range, after, upTo))) {
-        const action = decideHeal(item, cutoff);
-        if (action.do === 'refresh' && !dryRun) {
-          const fresh = await deps.listing.head(action.key);
-          if (!fresh) {
-            // Deleted between the listing and now: its delete event is in flight; leave it to that.
-            counts.skippedRecent++;
-            continue;
-          }
-          heals.push({ op: 'put', key: action.key, object: fresh });
-        } else if (action.do === 'put' && !dryRun) {
-          heals.push({ op: 'put', key: action.key, object: action.object });
-        } else if (action.do === 'mark-missing' && !dryRun) {
-          heals.push({ op: 'mark-missing', key: action.key });
-        } else if (action.do === 'mark-deleted' && !dryRun) {
-          heals.push({ op: 'mark-deleted', key: action.key });
-        }
+      const record = (action: HealAction) => {
         tally(counts, action);
         if (action.do !== 'none') {
           healCount.set(action.key, action.count);
           if (samples.length < maxSamples) samples.push({ kind: action.count, key: action.key });
         }
-      }
+      };
+      await mergeJoin(listed, deps.index.read(range, after, upTo), (item) => {
+        const action = decideHeal(item, cutoff);
+        if (dryRun || action.do === 'none') return record(action);
+        if (action.do !== 'refresh') {
+          heals.push(
+            action.do === 'put'
+              ? { op: 'put', key: action.key, object: action.object }
+              : { op: action.do, key: action.key },
+          );
+          return record(action);
+        }
+        // Only refreshes pay a round trip: HeadObject for the fresh metadata.
+        return deps.listing.head(action.key).then((fresh) => {
+          if (!fresh) {
+            // Deleted between the listing and now: its delete event is in flight; leave it to that.
+            counts.skippedRecent++;
+            return;
+          }
+          heals.push({ op: 'put', key: action.key, object: fresh });
+          record(action);
+        });
+      });
       if (heals.length > 0) {
         const { skipped } = await deps.index.apply(heals, { runId, cutoff });
         // Rows that changed between our read and the write were left alone by the store.

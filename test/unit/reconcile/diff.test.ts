@@ -19,8 +19,9 @@ const indexed = (
 
 async function collect(l: ListedObject[], i: IndexedObject[]): Promise<Array<[string, string]>> {
   const out: Array<[string, string]> = [];
-  for await (const d of mergeJoin(l, i))
+  await mergeJoin(l, i, (d) => {
     out.push([d.kind === 'changed' ? `changed:${d.reason}` : d.kind, d.key]);
+  });
   return out;
 }
 
@@ -82,26 +83,40 @@ describe('mergeJoin', () => {
     ).rejects.toThrow(/COLLATE "C"/);
   });
 
-  it('streams: consumes its inputs lazily, one item ahead at most', async () => {
-    // Prepare: an index stream that counts how far it has been pulled
+  it('streams: pulls the next batch only when the current one is used up, and awaits async consumers', async () => {
+    // Prepare: two streams of 1,000 batches of 100 keys; count how far the index was pulled
     let pulled = 0;
-    async function* index(): AsyncGenerator<IndexedObject> {
-      for (let n = 0; n < 1_000_000; n++) {
+    const keyOf = (n: number) => `k${String(n).padStart(7, '0')}`;
+    async function* index(): AsyncGenerator<IndexedObject[]> {
+      for (let b = 0; b < 1000; b++) {
         pulled++;
-        yield indexed(`k${String(n).padStart(7, '0')}`);
+        yield Array.from({ length: 100 }, (_, j) => indexed(keyOf(b * 100 + j)));
       }
     }
-    async function* listing(): AsyncGenerator<ListedObject> {
-      for (let n = 0; n < 1_000_000; n++) yield listed(`k${String(n).padStart(7, '0')}`);
+    async function* listing(): AsyncGenerator<ListedObject[]> {
+      for (let b = 0; b < 1000; b++) yield Array.from({ length: 100 }, (_, j) => listed(keyOf(b * 100 + j)));
     }
-    // Act: take ten items, then stop
+    // Act: the consumer is slow (async) for one item, then aborts the join after 250 items
     const seen: DiffItem[] = [];
-    for await (const d of mergeJoin(listing(), index())) {
-      seen.push(d);
-      if (seen.length === 10) break;
-    }
-    // Assess
+    let slowDone = false;
+    const stop = new Error('enough');
+    await expect(
+      mergeJoin(listing(), index(), (d) => {
+        seen.push(d);
+        if (seen.length === 10) {
+          return new Promise<void>((r) =>
+            setTimeout(() => {
+              slowDone = true;
+              r();
+            }, 5),
+          );
+        }
+        if (seen.length === 11) expect(slowDone).toBe(true);
+        if (seen.length === 250) throw stop;
+      }),
+    ).rejects.toBe(stop);
+    // Assess: three batches pulled for 250 items, not the whole stream
     expect(seen.every((d) => d.kind === 'unchanged')).toBe(true);
-    expect(pulled).toBeLessThanOrEqual(11);
+    expect(pulled).toBe(3);
   });
 });

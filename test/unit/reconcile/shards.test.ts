@@ -55,3 +55,20 @@ describe('planShards', () => {
     );
   });
 });
+
+describe('planScope', () => {
+  it('descends into subdirectories when a level has too few to parallelise, and still covers every key', async () => {
+    // Prepare: everything under one top-level directory
+    const { MemoryListing } = await import('../../../functions/core/reconcile/memory.ts');
+    const { planScope } = await import('../../../functions/core/reconcile/plan.ts');
+    const listing = new MemoryListing();
+    const keys: string[] = ['data/loose', 'data/archive/top.txt'];
+    for (let y = 2019; y < 2024; y++) for (let m = 1; m <= 12; m++) keys.push(`data/archive/${y}/${m}/f`);
+    for (const k of keys) listing.put(k, 'e', 1);
+    // Act
+    const shards = await planScope(listing, 'data/', 8);
+    // Assess
+    expect(shards.length).toBe(8);
+    for (const k of keys) expect(shards.filter((s) => inRange(s, k)).length).toBe(1);
+  });
+});
