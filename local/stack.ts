@@ -108,6 +108,9 @@ export const DEFAULT_SCHEDULE_INTERVAL_MS = 300_000;
 /** Failed messages come back after this long; AWS uses ≥ 6× the function timeout, far too slow here. */
 const DEFAULT_VISIBILITY_TIMEOUT_S = 3;
 
+/** DATABASE_URL values this module put on process.env (a later stack must not mistake them for the user's). */
+const exportedUrls = new Set<string>();
+
 export function defaultStateDir(): string {
   return join(REPO_ROOT, '.strata');
 }
@@ -158,7 +161,10 @@ export async function startStack(opts: StackOptions = {}): Promise<LocalStack> {
   try {
     // Mutations can only arrive once clients know the endpoint, i.e. after setup below.
     let notify: (m: ObjectMutation) => void = () => {};
-    const databaseUrl = opts.databaseUrl ?? process.env.DATABASE_URL;
+    // DATABASE_URL from the user's environment, not one an earlier stack in this process exported.
+    const inherited = process.env.DATABASE_URL;
+    const databaseUrl =
+      opts.databaseUrl ?? (inherited && !exportedUrls.has(inherited) ? inherited : undefined);
     const [postgres, emulator, redis] = (await Promise.all([
       startPostgres({ dataDir: join(stateDir, 'pg'), persist, databaseUrl, log }).then((p) => {
         exitGuard.pgPid = p.pid;
@@ -254,6 +260,7 @@ export async function startStack(opts: StackOptions = {}): Promise<LocalStack> {
     };
     // Handlers are imported into this process and read process.env at cold start, like in Lambda.
     Object.assign(process.env, env);
+    exportedUrls.add(env.DATABASE_URL as string);
     const invoke = (lambda: LambdaName, event: unknown) => invokeHandler(lambda, event, REGION);
 
     const present = (name: LambdaName) => existsSync(join(REPO_ROOT, lambdas[name].entry));
