@@ -19,6 +19,8 @@ import { missing } from '../../support/requirements.ts';
 import { type FleetNode, gets, readAll, sha256, startNode } from './fleet.ts';
 
 const BLOCK = 256 * 1024;
+// Refreshes run every 200 ms, but on a busy machine an API round trip can take seconds.
+const WAIT = { timeout: 20_000, interval: 100 };
 let dir: string;
 let stack: LocalStack;
 let redis: LocalRedis | undefined;
@@ -73,7 +75,7 @@ it('nodes find each other through the registry, share blocks, pick up a joiner a
   await vi.waitFor(() => {
     expect(a.peering.membership.live().sort()).toEqual([a.address, b.address].sort());
     expect(b.peering.membership.live().sort()).toEqual([a.address, b.address].sort());
-  });
+  }, WAIT);
   const body = randomBytes(2 * 1024 * 1024 + 3);
   const v = await put('registry/one.bin', body);
   // Act: A reads, then B
@@ -87,7 +89,7 @@ it('nodes find each other through the registry, share blocks, pick up a joiner a
   await vi.waitFor(() => {
     for (const n of [a, b, c])
       expect(n.peering.membership.live().sort()).toEqual([a.address, b.address, c.address].sort());
-  });
+  }, WAIT);
   expect(await readAll(c, v)).toBe(sha256(body));
   expect(c.peering.metrics.stats().hits).toBeGreaterThan(0);
   // C leaves without a word: once its registry TTL (5 s) lapses, A and B drop it
