@@ -10,7 +10,8 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 export interface LatencyProxyOptions {
-  target: string;
+  /** Upstream base URL; may be set later with setTarget() (requests before that get 502). */
+  target?: string;
   ttfbMs: number;
   jitterMs?: number;
   port?: number;
@@ -19,19 +20,29 @@ export interface LatencyProxyOptions {
 export interface LatencyProxy {
   url: string;
   requests(): number;
+  /** Points the proxy at another upstream (e.g. the emulator, known only after the stack started). */
+  setTarget(target: string): void;
+  /** Changes the injected latency for subsequent requests (0 = a plain pass-through hop). */
+  setLatency(ttfbMs: number, jitterMs?: number): void;
   close(): Promise<void>;
 }
 
 export async function startLatencyProxy(options: LatencyProxyOptions): Promise<LatencyProxy> {
-  const target = new URL(options.target);
+  let target = options.target ? new URL(options.target) : undefined;
   const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
-  const jitter = options.jitterMs ?? options.ttfbMs / 5;
+  let ttfb = options.ttfbMs;
+  let jitter = options.jitterMs ?? options.ttfbMs / 5;
   let count = 0;
 
   const server = http.createServer((req, res) => {
     count++;
     const started = performance.now();
-    const delay = Math.max(0, options.ttfbMs + (Math.random() * 2 - 1) * jitter);
+    const delay = Math.max(0, ttfb + (Math.random() * 2 - 1) * jitter);
+    if (!target) {
+      res.writeHead(502, { 'content-type': 'text/plain' });
+      res.end('latency proxy: no upstream configured yet');
+      return;
+    }
     const upstream = http.request(
       {
         host: target.hostname,
@@ -63,6 +74,13 @@ export async function startLatencyProxy(options: LatencyProxyOptions): Promise<L
   return {
     url: `http://127.0.0.1:${port}`,
     requests: () => count,
+    setTarget: (t) => {
+      target = new URL(t);
+    },
+    setLatency: (ms, j) => {
+      ttfb = ms;
+      jitter = j ?? ms / 5;
+    },
     close: async () => {
       server.closeAllConnections();
       await new Promise<void>((r) => server.close(() => r()));

@@ -88,10 +88,9 @@ function toolEnv(t: S3Target): NodeJS.ProcessEnv {
   return env;
 }
 
-export async function mountRclone(t: S3Target, mountpoint: string, workDir: string): Promise<MountedTool> {
-  const cacheDir = join(workDir, 'rclone-cache');
-  mkdirSync(cacheDir, { recursive: true });
-  mkdirSync(mountpoint, { recursive: true });
+/** Writes an rclone config with one remote, `strata`, for the target; returns its path. */
+export function writeRcloneConfig(t: S3Target, workDir: string): string {
+  mkdirSync(workDir, { recursive: true });
   const configPath = join(workDir, 'rclone.conf');
   writeFileSync(
     configPath,
@@ -109,6 +108,19 @@ export async function mountRclone(t: S3Target, mountpoint: string, workDir: stri
     ].join('\n'),
     { mode: 0o600 },
   );
+  return configPath;
+}
+
+/** Environment for rclone/s3fs child processes (credentials; AWS_CA_BUNDLE removed). */
+export function toolEnvFor(t: S3Target): NodeJS.ProcessEnv {
+  return toolEnv(t);
+}
+
+export async function mountRclone(t: S3Target, mountpoint: string, workDir: string): Promise<MountedTool> {
+  const cacheDir = join(workDir, 'rclone-cache');
+  mkdirSync(cacheDir, { recursive: true });
+  mkdirSync(mountpoint, { recursive: true });
+  const configPath = writeRcloneConfig(t, workDir);
   const child = spawn(
     'rclone',
     [
