@@ -50,6 +50,11 @@ const schema = z.object({
     .default(8 * MiB),
   /** In-process metadata cache TTL: bounds staleness of a warm Lambda after an overwrite. */
   STRATA_CACHE_TTL_MS: z.coerce.number().int().min(0).default(1000),
+  /**
+   * Redis request timeout. Upstash answers in a few ms in-region; 500 ms tolerates a slow moment
+   * while keeping a dead Redis from stalling requests (the breaker then skips it for 2 s).
+   */
+  STRATA_REDIS_TIMEOUT_MS: z.coerce.number().int().min(10).default(500),
   /** Statement timeout: a Lambda must never wait on a stuck query until its own timeout. */
   STRATA_DB_STATEMENT_TIMEOUT_MS: z.coerce.number().int().min(100).default(5000),
   /** Connections per execution environment: Lambda runs one request at a time per environment. */

@@ -51,9 +51,10 @@ async function list(req: ApiRequest): Promise<PeersResponse> {
   const fromRedis = await req.deps.redis.run('peers.list', async (r) => {
     const ids = await r.zrange<string[]>(Z, now, '+inf', { byScore: true });
     if (ids.length === 0) return [];
-    const infos = await r.hmget<Record<string, string>>(H, ...ids);
-    return ids.flatMap((id) => {
-      const raw = infos?.[id];
+    // Without automatic deserialization HMGET answers in field order (an array); accept both shapes.
+    const infos = (await r.hmget(H, ...ids)) as unknown;
+    return ids.flatMap((id, i) => {
+      const raw = Array.isArray(infos) ? infos[i] : (infos as Record<string, unknown> | null)?.[id];
       return typeof raw === 'string' ? [JSON.parse(raw) as PeerInfo] : [];
     });
   });

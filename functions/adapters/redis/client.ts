@@ -17,7 +17,7 @@ export interface RedisSettings {
 }
 
 export function createRedis(settings: RedisSettings): Redis {
-  const timeoutMs = settings.timeoutMs ?? 250;
+  const timeoutMs = settings.timeoutMs ?? 500;
   return new Redis({
     url: settings.url,
     token: settings.token,

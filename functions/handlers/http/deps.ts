@@ -32,7 +32,11 @@ export function deps(): Deps {
   current.s3 ??= createS3Client({ region: cfg.region, endpoint: cfg.s3Endpoint });
   current.redis ??= guardRedis(
     cfg.env.UPSTASH_REDIS_REST_URL && cfg.env.UPSTASH_REDIS_REST_TOKEN
-      ? createRedis({ url: cfg.env.UPSTASH_REDIS_REST_URL, token: cfg.env.UPSTASH_REDIS_REST_TOKEN })
+      ? createRedis({
+          url: cfg.env.UPSTASH_REDIS_REST_URL,
+          token: cfg.env.UPSTASH_REDIS_REST_TOKEN,
+          timeoutMs: cfg.env.STRATA_REDIS_TIMEOUT_MS,
+        })
       : undefined,
   );
   return current as Deps;
