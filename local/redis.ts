@@ -24,23 +24,32 @@ export async function startRedisServer(): Promise<LocalRedis> {
   let lastError = '';
   for (let attempt = 0; attempt < 4; attempt++) {
     const port = await freePort();
-    const child = spawn(
-      'redis-server',
-      [
-        '--port',
-        String(port),
-        '--bind',
-        '127.0.0.1',
-        '--save',
-        '',
-        '--appendonly',
-        'no',
-        '--loglevel',
-        'warning',
-      ],
-      // Own process group: a terminal's Ctrl-C must not kill it before the ordered shutdown.
-      { stdio: ['ignore', 'pipe', 'pipe'], detached: true },
-    );
+    const args = [
+      '--port',
+      String(port),
+      '--bind',
+      '127.0.0.1',
+      '--save',
+      '',
+      '--appendonly',
+      'no',
+      '--loglevel',
+      'warning',
+    ];
+    // redis-server has no "die with your parent" option, so a small shell watchdog runs it and
+    // stops it when this process disappears — even after a SIGKILL, which no exit hook survives.
+    // Own process group (detached): a terminal's Ctrl-C must not kill it before the ordered
+    // shutdown, and the exit guard can kill the whole group at once.
+    const watchdog = [
+      'redis-server "$@" & r=$!',
+      "trap 'kill -TERM $r 2>/dev/null; wait $r; exit 0' TERM INT",
+      `while kill -0 ${process.pid} 2>/dev/null && kill -0 $r 2>/dev/null; do sleep 1 & wait $!; done`,
+      'kill -TERM $r 2>/dev/null; wait $r',
+    ].join('\n');
+    const child = spawn('sh', ['-c', watchdog, 'strata-redis', ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    });
     let output = '';
     child.stdout?.on('data', (d: Buffer) => {
       output = (output + d.toString()).slice(-2000);

@@ -149,7 +149,8 @@ export async function startStack(opts: StackOptions = {}): Promise<LocalStack> {
     ] as const) {
       if (pid)
         try {
-          process.kill(pid, sig);
+          // redis-server runs in its own process group under a watchdog: kill the group.
+          process.kill(pid === exitGuard.redisPid ? -pid : pid, sig);
         } catch {}
     }
   };
