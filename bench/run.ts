@@ -147,7 +147,7 @@ const treeFiles = Number(args['tree-files'] ?? (full ? 10_000 : 1_000));
  * HEADs objects one by one, which with 15 ms per request takes minutes over a large tree; past the
  * limit the result is reported as "> limit" and that operation is not repeated in later runs.
  */
-const cutoffSeconds = Number(args.cutoff ?? (full ? 180 : 20));
+const cutoffSeconds = Number(args.cutoff ?? (full ? 180 : 15));
 /** Upload runs: each run writes the whole data set again, so quick mode does one per profile. */
 const uploadRuns = Number(args['upload-runs'] ?? (full ? runs : 1));
 const profiles = (args.profiles ?? '').split(',').filter(Boolean) as Profile[];
