@@ -14,7 +14,7 @@ import { formatHostPort, parseHostPort } from './address.ts';
 import { PeerSigner } from './auth.ts';
 import { PeerClient } from './client.ts';
 import { PeerFetcher } from './fetcher.ts';
-import { Membership, type PeerRegistry } from './membership.ts';
+import { Membership, type MembershipOptions, type PeerRegistry } from './membership.ts';
 import { PeerMetrics } from './metrics.ts';
 import { type BlockSource, PeerServer } from './server.ts';
 
@@ -61,6 +61,7 @@ export interface PeeringOptions {
   /** Registry to expose metrics in (the mount's shared one); a private one by default. */
   metricsRegistry?: Registry;
   onError?: (message: string, err: unknown) => void;
+  onChange?: MembershipOptions['onChange'];
 }
 
 export interface Peering {
@@ -89,7 +90,18 @@ export async function startPeering(options: PeeringOptions): Promise<Peering> {
     self: () => address,
   });
   if (serve) {
-    await server.start();
+    try {
+      await server.start();
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') {
+        throw new ValidationError(
+          `--peer-listen ${options.listen}: the port is in use (another mount on this host?); ` +
+            'give each mount its own --peer-listen HOST:PORT',
+          { cause: err },
+        );
+      }
+      throw err;
+    }
     if (options.advertise) {
       address = formatHostPort(parseHostPort(options.advertise, '--peer-advertise'));
     } else if (['0.0.0.0', '::'].includes(listen.host)) {
@@ -118,6 +130,7 @@ export async function startPeering(options: PeeringOptions): Promise<Peering> {
     probe: (peer, timeoutMs) => client.ping(peer, timeoutMs),
     metrics,
     onError: options.onError,
+    onChange: options.onChange,
   });
   try {
     await membership.start();

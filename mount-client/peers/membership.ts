@@ -64,6 +64,8 @@ export interface MembershipOptions {
   probe: (address: string, timeoutMs: number) => Promise<boolean>;
   metrics: PeerMetrics;
   onError?: (message: string, err: unknown) => void;
+  /** A peer left or re-entered the placement set (for the mount's log). */
+  onChange?: (event: { peer: string; live: boolean; reason: string; retryInMs?: number }) => void;
   now?: () => number;
 }
 
@@ -143,7 +145,7 @@ export class Membership {
   reportFailure(address: string, kind: PeerErrorKind): void {
     const state = this.members.get(address);
     if (!state || !EJECTING_KINDS.has(kind)) return;
-    this.eject(state);
+    this.eject(address, state, kind);
   }
 
   reportSuccess(address: string): void {
@@ -151,7 +153,7 @@ export class Membership {
     if (state?.live) state.failures = 0;
   }
 
-  private eject(state: MemberState): void {
+  private eject(address: string, state: MemberState, reason: string): void {
     state.failures++;
     const base = this.options.backoffBaseMs ?? 1_000;
     const max = this.options.backoffMaxMs ?? 30_000;
@@ -161,6 +163,12 @@ export class Membership {
     if (state.live) {
       state.live = false;
       this.changed();
+      this.options.onChange?.({
+        peer: address,
+        live: false,
+        reason,
+        retryInMs: Math.round(state.nextProbeAt - this.now()),
+      });
     }
   }
 
@@ -178,8 +186,9 @@ export class Membership {
         // bad blocks is re-ejected with an ever longer backoff instead of flapping at the base delay.
         state.live = true;
         this.changed();
+        this.options.onChange?.({ peer: address, live: true, reason: 'probe answered' });
       } else {
-        this.eject(state);
+        this.eject(address, state, 'probe failed');
       }
     }
   }

@@ -61,6 +61,12 @@ export function peerMountExtension(o: PeerMountOptions): MountExtension | undefi
         blockSize: o.blockSize,
         metricsRegistry: mountRegistry,
         onError: (message, err) => log('warn', message, { error: (err as Error).message }),
+        onChange: ({ peer, live, reason, retryInMs }) =>
+          log(live ? 'info' : 'warn', live ? 'peer back in placement' : 'peer ejected', {
+            peer,
+            reason,
+            ...(retryInMs !== undefined ? { retryInMs } : {}),
+          }),
         ...o.tuning,
       });
       log('info', 'peer sharing on', {

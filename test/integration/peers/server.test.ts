@@ -126,6 +126,17 @@ describe('peer server and fetcher', () => {
     expect(await ping.body.json()).toEqual({ ok: true, address: owner.address });
   });
 
+  it('says which flag to change when the peer port is taken', async () => {
+    const { owner } = await pair({ loadBlock: async () => Buffer.alloc(BS) });
+    const again = startPeering({
+      secret: SECRET,
+      listen: owner.address,
+      source: { loadBlock: async () => Buffer.alloc(BS) },
+      metricsRegistry: new Registry(),
+    });
+    await expect(again).rejects.toThrow(/in use.*--peer-listen/);
+  });
+
   it('exposes peer metrics in the given registry', async () => {
     const registry = new Registry();
     const block = randomBytes(BS);

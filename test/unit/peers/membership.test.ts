@@ -126,6 +126,31 @@ describe('Membership', () => {
     m.close();
   });
 
+  it('tells the mount log when a peer is ejected and when it is back', async () => {
+    // Prepare
+    const events: Array<{ peer: string; live: boolean; reason: string }> = [];
+    let now = 0;
+    const m = new Membership({
+      self: 'self:1',
+      staticPeers: ['a:1'],
+      backoffBaseMs: 1_000,
+      probe: async () => true,
+      metrics: new PeerMetrics(new Registry()),
+      now: () => now,
+      onChange: ({ peer, live, reason }) => events.push({ peer, live, reason }),
+    });
+    // Act
+    m.reportFailure('a:1', 'timeout');
+    m.reportFailure('a:1', 'timeout'); // already out: no second event
+    now += 5_000;
+    await (m as unknown as { probeDue(): Promise<void> }).probeDue();
+    // Assess
+    expect(events).toEqual([
+      { peer: 'a:1', live: false, reason: 'timeout' },
+      { peer: 'a:1', live: true, reason: 'probe answered' },
+    ]);
+  });
+
   it('reports live and ejected counts as a gauge', async () => {
     const { m, registry } = setup({ peers: ['a:1', 'b:1', 'c:1'] });
     m.reportFailure('c:1', 'http');
