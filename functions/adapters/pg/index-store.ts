@@ -83,47 +83,104 @@ export async function applyObjectChanges(
   if (batch.length === 0) return { applied: [], stale: 0, dirs: [], days: [] };
   const paths = batch.map((c) => c.path);
 
-  await client.query(
-    `INSERT INTO objects (path, parent, name, key, state)
-     SELECT u.path, '', '', u.key, 'deleted' FROM unnest($1::text[], $2::text[]) AS u(path, key)
-     ON CONFLICT (path) DO NOTHING`,
-    [paths, batch.map((c) => c.key)],
-  );
-  const { rows } = await client.query<{
-    path: string;
-    state: ObjectState;
-    size: number;
-    etag: string | null;
-    sequencer: string | null;
-    day: string | null;
-    fresh: boolean;
-  }>(
-    `SELECT path, state, size::float8 AS size, etag, sequencer, to_char(day, 'YYYY-MM-DD') AS day,
-            (parent = '' AND sequencer IS NULL) AS fresh
-       FROM objects WHERE path = ANY($1::text[]) ORDER BY path FOR UPDATE`,
-    [paths],
-  );
+  const lockRows = async (ps: string[]) => {
+    const { rows } = await client.query<StoredObject & { fresh: boolean }>(
+      `SELECT path, state, size::float8 AS size, etag, sequencer, to_char(day, 'YYYY-MM-DD') AS day,
+              (parent = '' AND sequencer IS NULL) AS fresh
+         FROM objects WHERE path = ANY($1::text[]) ORDER BY path FOR UPDATE`,
+      [ps],
+    );
+    return rows;
+  };
+  // Existing rows: locked in path order, so concurrent batches serialize on shared paths.
+  const existing = new Set<string>();
   const stored = new Map<string, StoredObject>();
-  for (const r of rows) if (!r.fresh) stored.set(r.path, r);
+  const remember = (rows: Array<StoredObject & { fresh: boolean }>) => {
+    for (const r of rows) {
+      existing.add(r.path);
+      // A sequencer-less placeholder (left by older versions) has no prior state.
+      if (!r.fresh) stored.set(r.path, r);
+    }
+  };
+  remember(await lockRows(paths));
 
   const rollups = new RollupDeltas();
   const writes: Array<{ next: NextObject; change: ObjectChange }> = [];
   let stale = 0;
+  const accept = (change: ObjectChange, before: StoredObject | undefined, next: NextObject) => {
+    writes.push({ next, change });
+    rollups.add(change.path, before, next, change.kind === 'put' ? change.lastModified : (change.at ?? now));
+  };
+
+  // Unseen paths: insert the final row directly (one heap write, not placeholder + update). A path
+  // inserted concurrently by another batch conflicts; it is then locked and decided like any row.
+  const fresh: Array<{ change: ObjectChange; next: NextObject }> = [];
   for (const change of batch) {
+    if (existing.has(change.path)) continue;
+    const next = decide(undefined, change);
+    if (next) fresh.push({ change, next });
+    else stale++;
+  }
+  const updates: ObjectChange[] = batch.filter((c) => existing.has(c.path));
+  if (fresh.length > 0) {
+    const f = <T>(g: (n: NextObject) => T) => fresh.map((w) => g(w.next));
+    const { rows: inserted } = await client.query<{ path: string }>(
+      `INSERT INTO objects (path, parent, name, key, state, size, etag, version_id, sequencer, last_modified,
+                           content_type, sha256, metadata, day, source, run_id)
+       SELECT u.*, $15, $16
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::text[],
+                     $8::text[], $9::text[], $10::timestamptz[], $11::text[], $12::text[], $13::jsonb[], $14::date[])
+              AS u(path, parent, name, key, state, size, etag, version_id, sequencer, last_modified, content_type,
+                   sha256, metadata, day)
+       ON CONFLICT (path) DO NOTHING
+       RETURNING path`,
+      [
+        f((n) => n.path),
+        f((n) => n.parent),
+        f((n) => n.name),
+        f((n) => n.key),
+        f((n) => n.state),
+        f((n) => n.size),
+        f((n) => n.etag),
+        f((n) => n.versionId),
+        f((n) => n.sequencer),
+        f((n) => n.lastModified),
+        f((n) => n.contentType),
+        f((n) => n.sha256),
+        f((n) => (n.metadata ? JSON.stringify(n.metadata) : null)),
+        f((n) => n.day),
+        opts.source,
+        opts.runId ?? null,
+      ],
+    );
+    const done = new Set(inserted.map((r) => r.path));
+    const raced: ObjectChange[] = [];
+    for (const w of fresh) {
+      if (done.has(w.next.path)) accept(w.change, undefined, w.next);
+      else raced.push(w.change);
+    }
+    if (raced.length > 0) {
+      remember(await lockRows(raced.map((c) => c.path)));
+      updates.push(...raced);
+    }
+  }
+
+  const updated = new Set<string>();
+  for (const change of updates) {
     const before = stored.get(change.path);
     const next = decide(before, change);
     if (!next) {
       stale++;
       continue;
     }
-    writes.push({ next, change });
-    rollups.add(change.path, before, next, change.kind === 'put' ? change.lastModified : (change.at ?? now));
+    updated.add(change.path);
+    accept(change, before, next);
   }
-  // Placeholders of changes that lost (e.g. `missing` for a never-seen path) stay as sequencer-less
-  // tombstones: invisible everywhere, and any later event beats them.
   if (writes.length === 0) return { applied: [], stale, dirs: [], days: [] };
 
   const col = <T>(f: (n: NextObject) => T) => writes.map((w) => f(w.next));
+  const upd = writes.filter((w) => updated.has(w.next.path));
+  const u = <T>(f: (n: NextObject) => T) => upd.map((w) => f(w.next));
   const dirs = [...rollups.dirs.values()];
   const days = [...rollups.days.entries()].filter(([, d]) => d.files !== 0 || d.bytes !== 0);
   // One statement (data-modifying CTEs) for the object rows and both rollup delta inserts: each
@@ -150,20 +207,20 @@ export async function applyObjectChanges(
        RETURNING 1)
      SELECT (SELECT count(*) FROM upd) AS objects, (SELECT count(*) FROM dir) AS dirs, (SELECT count(*) FROM dy) AS days`,
     [
-      col((n) => n.path),
-      col((n) => n.parent),
-      col((n) => n.name),
-      col((n) => n.key),
-      col((n) => n.state),
-      col((n) => n.size),
-      col((n) => n.etag),
-      col((n) => n.versionId),
-      col((n) => n.sequencer),
-      col((n) => n.lastModified),
-      col((n) => n.contentType),
-      col((n) => n.sha256),
-      col((n) => (n.metadata ? JSON.stringify(n.metadata) : null)),
-      col((n) => n.day),
+      u((n) => n.path),
+      u((n) => n.parent),
+      u((n) => n.name),
+      u((n) => n.key),
+      u((n) => n.state),
+      u((n) => n.size),
+      u((n) => n.etag),
+      u((n) => n.versionId),
+      u((n) => n.sequencer),
+      u((n) => n.lastModified),
+      u((n) => n.contentType),
+      u((n) => n.sha256),
+      u((n) => (n.metadata ? JSON.stringify(n.metadata) : null)),
+      u((n) => n.day),
       opts.source,
       opts.runId ?? null,
       dirs.map((d) => d.dir),

@@ -123,7 +123,7 @@ describe('indexer', () => {
     await db.pool.query(`CREATE OR REPLACE FUNCTION strata_test_poison() RETURNS trigger LANGUAGE plpgsql AS $$
       BEGIN IF NEW.path = '/poison' AND NEW.state = 'active' THEN RAISE EXCEPTION 'poisoned row'; END IF; RETURN NEW; END $$`);
     await db.pool.query(
-      'CREATE TRIGGER strata_test_poison BEFORE UPDATE ON objects FOR EACH ROW EXECUTE FUNCTION strata_test_poison()',
+      'CREATE TRIGGER strata_test_poison BEFORE INSERT OR UPDATE ON objects FOR EACH ROW EXECUTE FUNCTION strata_test_poison()',
     );
     try {
       for (const k of ['a', 'poison', 'b']) etags.set(`data/${k}`, k);
