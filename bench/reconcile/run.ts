@@ -42,6 +42,8 @@ interface ChildResult {
   n: number;
   seconds: number;
   rate: number;
+  /** Objects per CPU-second of this process: comparable across runs on a loaded machine. */
+  cpuRate: number;
   maxRssMb: number;
 }
 
@@ -77,6 +79,7 @@ async function* syntheticIndex(n: number): AsyncGenerator<IndexedObject[]> {
 
 async function child(mode: string, n: number, url?: string): Promise<void> {
   const start = performance.now();
+  const cpu0 = process.cpuUsage();
   if (mode !== 'idle') {
     const cutoff = new Date();
     const counts = emptyCounts();
@@ -92,10 +95,12 @@ async function child(mode: string, n: number, url?: string): Promise<void> {
     if (counts.missing !== Math.ceil(n / 100)) throw new Error(`wrong diff: ${JSON.stringify(counts)}`);
   }
   const seconds = (performance.now() - start) / 1000;
+  const cpu = process.cpuUsage(cpu0);
   const result: ChildResult = {
     n,
     seconds,
     rate: n / seconds,
+    cpuRate: n / ((cpu.user + cpu.system) / 1e6),
     maxRssMb: process.resourceUsage().maxRSS / 1024,
   };
   process.stdout.write(`${JSON.stringify(result)}\n`);
@@ -146,13 +151,13 @@ async function benchDiff(sizes: number[]): Promise<string[]> {
     await pool.end();
     process.stderr.write(`seeded ${max} index rows in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
     const idle = await runChild('idle', 0);
-    rows.push(`| idle child (baseline) | – | – | – | ${idle.maxRssMb.toFixed(0)} |`);
+    rows.push(`| idle child (baseline) | – | – | – | – | ${idle.maxRssMb.toFixed(0)} |`);
     for (const n of sizes) {
       const mem = await runChild('memory', n);
       const db = await runChild('pg', n, server.url);
       rows.push(
-        `| merge-join, synthetic index (ceiling) | ${n.toLocaleString('en-US')} | ${fmt(mem.rate)} | 1.00 | ${mem.maxRssMb.toFixed(0)} |`,
-        `| merge-join, PostgreSQL index reader | ${n.toLocaleString('en-US')} | ${fmt(db.rate)} | ${(db.rate / mem.rate).toFixed(2)} | ${db.maxRssMb.toFixed(0)} |`,
+        `| merge-join, synthetic index (ceiling) | ${n.toLocaleString('en-US')} | ${fmt(mem.rate)} | ${fmt(mem.cpuRate)} | 1.00 | ${mem.maxRssMb.toFixed(0)} |`,
+        `| merge-join, PostgreSQL index reader | ${n.toLocaleString('en-US')} | ${fmt(db.rate)} | ${fmt(db.cpuRate)} | ${(db.rate / mem.rate).toFixed(2)} | ${db.maxRssMb.toFixed(0)} |`,
       );
     }
   } finally {
@@ -262,8 +267,10 @@ if (values.child) {
   const sizes = (values.sizes as string).split(',').map(Number);
   const diffRows = await benchDiff(sizes);
   console.log('### Diff engine (merge-join + heal decisions, nothing written)\n');
-  console.log('| stream | objects | objects/s | vs ceiling | peak RSS (MB) |');
-  console.log('|---|---:|---:|---:|---:|');
+  console.log(
+    '| stream | objects | objects/s (wall) | objects per CPU-s (client) | vs ceiling (wall) | peak RSS (MB) |',
+  );
+  console.log('|---|---:|---:|---:|---:|---:|');
   for (const r of diffRows) console.log(r);
   if (!values['skip-e2e']) {
     const e2eRows = await benchEndToEnd(Number(values['e2e-objects']));

@@ -147,4 +147,18 @@ describe('reconcile heals drift', () => {
     expect(await ledger.get(runId)).toEqual(runAfter);
     expect(await stateOf(h, '/pages/p039')).toBe('active');
   });
+
+  it('the scheduled planner starts a run over the whole data prefix', async () => {
+    const out = (await h.stack.invoke('reconcilePlanner', { source: 'aws.events' })) as {
+      runId: string;
+      shards: number;
+    };
+    expect(out.shards).toBeGreaterThan(0);
+    await h.stack.drain(60_000);
+    const run = await h.api.request<{ status: string; trigger: string; scope: string; graceSeconds: number }>(
+      'GET',
+      `/v1/reconcile/${out.runId}`,
+    );
+    expect(run).toMatchObject({ status: 'succeeded', trigger: 'schedule', scope: '/', graceSeconds: 900 });
+  });
 });
