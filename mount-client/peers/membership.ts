@@ -129,8 +129,10 @@ export class Membership {
 
   /** This node plus every live peer: the placement set. */
   live(): string[] {
-    const peers = [...this.members].filter(([, s]) => s.live).map(([a]) => a);
-    this.liveCache ??= this.options.member === false ? peers : [this.self, ...peers];
+    if (!this.liveCache) {
+      const peers = [...this.members].filter(([, s]) => s.live).map(([a]) => a);
+      this.liveCache = this.options.member === false ? peers : [this.self, ...peers];
+    }
     return this.liveCache;
   }
 
@@ -144,7 +146,9 @@ export class Membership {
 
   reportFailure(address: string, kind: PeerErrorKind): void {
     const state = this.members.get(address);
-    if (!state || !EJECTING_KINDS.has(kind)) return;
+    // Requests already in flight when the peer was ejected fail too; they are one incident, so they
+    // must not escalate the backoff (only failed probes do).
+    if (!state?.live || !EJECTING_KINDS.has(kind)) return;
     this.eject(address, state, kind);
   }
 
@@ -174,22 +178,25 @@ export class Membership {
 
   private async probeDue(): Promise<void> {
     const now = this.now();
-    for (const [address, state] of this.members) {
-      if (state.live || state.probing || state.nextProbeAt > now) continue;
-      state.probing = true;
-      // 1 s: a probe is off the read path, so it can wait longer than a fetch before calling a peer dead.
-      const ok = await this.options.probe(address, this.options.probeTimeoutMs ?? 1_000).catch(() => false);
-      state.probing = false;
-      if (this.members.get(address) !== state) continue; // left while we probed
-      if (ok) {
-        // Failures are kept until a real fetch succeeds: a peer that answers pings but keeps sending
-        // bad blocks is re-ejected with an ever longer backoff instead of flapping at the base delay.
-        state.live = true;
-        this.changed();
-        this.options.onChange?.({ peer: address, live: true, reason: 'probe answered' });
-      } else {
-        this.eject(address, state, 'probe failed');
-      }
+    const due = [...this.members].filter(([, s]) => !s.live && !s.probing && s.nextProbeAt <= now);
+    // Concurrently, so one peer that times out does not delay the others' return.
+    await Promise.all(due.map(([address, state]) => this.probeOne(address, state)));
+  }
+
+  private async probeOne(address: string, state: MemberState): Promise<void> {
+    state.probing = true;
+    // 1 s: a probe is off the read path, so it can wait longer than a fetch before calling a peer dead.
+    const ok = await this.options.probe(address, this.options.probeTimeoutMs ?? 1_000).catch(() => false);
+    state.probing = false;
+    if (this.members.get(address) !== state) return; // left while we probed
+    if (ok) {
+      // Failures are kept until a real fetch succeeds: a peer that answers pings but keeps sending
+      // bad blocks is re-ejected with an ever longer backoff instead of flapping at the base delay.
+      state.live = true;
+      this.changed();
+      this.options.onChange?.({ peer: address, live: true, reason: 'probe answered' });
+    } else {
+      this.eject(address, state, 'probe failed');
     }
   }
 

@@ -60,6 +60,10 @@ describe('Membership', () => {
     m.reportFailure('a:1', 'timeout');
     expect(m.live()).not.toContain('a:1');
     expect(m.live()).toContain('b:1');
+    // requests that were in flight fail too: one incident, no extra backoff
+    m.reportFailure('a:1', 'connect');
+    m.reportFailure('a:1', 'connect');
+    expect(m.snapshot()[0]).toEqual({ address: 'a:1', live: false, failures: 1 });
   });
 
   it('never names an ejected peer as owner', () => {
