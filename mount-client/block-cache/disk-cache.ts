@@ -1,26 +1,32 @@
 /**
  * Persistent block cache on local disk (NVMe on compute nodes).
  *
- * Design note: one file per block under `<cacheDir>/v1/blocks/<2 hex>/<blockKey>.blk` (256-way
+ * Design note: one file per block under `<cacheDir>/v2/blocks/<2 hex>/<blockKey>.blk` (256-way
  * fan-out keeps directories small at 100k+ blocks). Each file is a checksummed header + payload
  * (format.ts). Writes go to `v1/tmp/` and are renamed into place, so a crash never leaves a torn
  * file under a valid name. The in-memory index (key → size, in LRU order) is rebuilt on startup by
  * scanning the directory, ordered by file mtime, which is what lets a remount serve cached blocks
  * with zero S3 GETs. A block that fails verification is a miss: it is deleted and counted, never
  * served. Eviction is LRU under a byte cap and also keeps a free-disk floor on the filesystem, so a
- * shared NVMe is never filled by the cache. `v1/lock` holds the owning PID: two live processes must
+ * shared NVMe is never filled by the cache. `v2/lock` holds the owning PID: two live processes must
  * not share one cache directory (each would evict the other's files behind its index).
+ *
+ * Small random reads use getRange(): one pread for the header, one for the covering sub-blocks,
+ * and only those sub-blocks are verified (format.ts). The directory name is the layout/format
+ * version: blocks of an older format are never read (a miss), and an older layout directory not
+ * owned by a live process is deleted at open so it does not hold disk space forever.
  */
 import { randomBytes } from 'node:crypto';
 import { constants as fsc } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
-import { crc32c } from '@node-rs/crc32';
 import { blockKey } from './block-key.ts';
-import { decodeBlock, encodeHeader, headerLength, parseHeader } from './format.ts';
+import { checkHeader, decodeBlock, encodeHeader, headerLength, parseHeader, verifySlice } from './format.ts';
 import { type BlockId, type BlockStore, blockLength } from './types.ts';
 
-export const CACHE_LAYOUT = 'v1';
+export const CACHE_LAYOUT = 'v2';
+/** Layout directories of earlier formats (removed at open when no live process owns them). */
+const OLD_LAYOUTS = ['v1'];
 
 export interface DiskCacheOptions {
   dir: string;
@@ -39,6 +45,8 @@ export interface DiskCacheOptions {
    * `strata cache stats|verify` next to a running mount.
    */
   readOnly?: boolean;
+  /** Sub-block size for new block files (default format.ts SUB_BLOCK_BYTES); tests use small ones. */
+  subBlockBytes?: number;
 }
 
 export interface DiskCacheStats {
@@ -101,6 +109,7 @@ export class DiskBlockStore implements BlockStore {
     // Leftover temp files are writes interrupted by a crash: never valid, always safe to drop.
     await fs.rm(s.tmpDir, { recursive: true, force: true });
     await fs.mkdir(s.tmpDir, { recursive: true });
+    await s.removeOldLayouts();
     if (o.minFreeBytes === undefined) {
       const st = await fs.statfs(s.root);
       s.minFree = Math.max(1024 ** 3, Math.floor(st.blocks * st.bsize * 0.05));
@@ -125,6 +134,15 @@ export class DiskBlockStore implements BlockStore {
       }
     }
     throw new CacheLockedError(this.o.dir, -1);
+  }
+
+  private async removeOldLayouts(): Promise<void> {
+    for (const old of OLD_LAYOUTS) {
+      const dir = path.join(this.o.dir, old);
+      const pid = Number.parseInt(await fs.readFile(path.join(dir, 'lock'), 'utf8').catch(() => ''), 10);
+      if (pid && isAlive(pid)) continue; // an older mount still runs on it; leave its files alone
+      await fs.rm(dir, { recursive: true, force: true });
+    }
   }
 
   /** Rebuilds the index from the directory; LRU order approximated by mtime (oldest evicted first). */
@@ -158,6 +176,70 @@ export class DiskBlockStore implements BlockStore {
     return this.index.has(blockKey(id));
   }
 
+  hasKey(key: string): boolean {
+    return this.index.has(key);
+  }
+
+  private sub(id: BlockId): number | undefined {
+    return this.o.subBlockBytes === undefined ? undefined : Math.min(this.o.subBlockBytes, id.blockSize);
+  }
+
+  /**
+   * Bytes [start, end) of a cached block's payload, verifying only the sub-blocks they fall in.
+   * A miss, a corrupt header or a corrupt slice → undefined (a corrupt file is deleted and counted).
+   */
+  async getRange(id: BlockId, key: string, start: number, end: number): Promise<Buffer | undefined> {
+    const size = this.index.get(key);
+    const len = blockLength(id);
+    if (size === undefined || start < 0 || end > len || start >= end) {
+      this.counters.misses++;
+      return undefined;
+    }
+    const hl = headerLength(id, this.sub(id));
+    const header = Buffer.allocUnsafe(hl);
+    let h: ReturnType<typeof checkHeader>;
+    let slice: Buffer;
+    let firstSub: number;
+    try {
+      const fh = await fs.open(this.filePath(key), fsc.O_RDONLY);
+      try {
+        const n = (await fh.read(header, 0, hl, 0)).bytesRead;
+        h = checkHeader(header.subarray(0, n), id, len);
+        if ('error' in h) return await this.corrupt(key, h.error);
+        const sub = h.subBlockSize;
+        firstSub = Math.floor(start / sub);
+        const from = firstSub * sub;
+        const to = Math.min(len, Math.ceil(end / sub) * sub);
+        slice = Buffer.allocUnsafe(to - from);
+        const got = (await fh.read(slice, 0, slice.length, h.headerLength + from)).bytesRead;
+        if (got !== slice.length) return await this.corrupt(key, 'length');
+      } finally {
+        await fh.close();
+      }
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+        this.forget(key);
+        this.counters.misses++;
+        return undefined;
+      }
+      throw err;
+    }
+    if (!verifySlice(h, firstSub, slice)) return this.corrupt(key, 'payload-checksum');
+    this.index.delete(key);
+    this.index.set(key, size);
+    this.counters.hits++;
+    const from = firstSub * h.subBlockSize;
+    return slice.subarray(start - from, end - from);
+  }
+
+  private async corrupt(key: string, reason: string): Promise<undefined> {
+    this.counters.corrupt++;
+    this.counters.misses++;
+    this.o.onCorrupt?.(reason);
+    await this.remove(key);
+    return undefined;
+  }
+
   async get(id: BlockId, key = blockKey(id)): Promise<Buffer | undefined> {
     const size = this.index.get(key);
     if (size === undefined) {
@@ -165,7 +247,7 @@ export class DiskBlockStore implements BlockStore {
       return undefined;
     }
     const len = blockLength(id);
-    const expected = headerLength(id) + len;
+    const expected = headerLength(id, this.sub(id)) + len;
     // One pread of exactly header + payload (+1 byte to detect a longer, wrong file).
     const buf = Buffer.allocUnsafe(expected + 1);
     let n: number;
@@ -185,13 +267,7 @@ export class DiskBlockStore implements BlockStore {
       throw err;
     }
     const r = decodeBlock(buf.subarray(0, n), id, len);
-    if (!r.ok) {
-      this.counters.corrupt++;
-      this.counters.misses++;
-      this.o.onCorrupt?.(r.reason);
-      await this.remove(key);
-      return undefined;
-    }
+    if (!r.ok) return this.corrupt(key, r.reason);
     this.index.delete(key);
     this.index.set(key, size);
     this.counters.hits++;
@@ -205,7 +281,7 @@ export class DiskBlockStore implements BlockStore {
         `block ${id.index} of ${id.object.key}: ${data.length} bytes, expected ${blockLength(id)}`,
       );
     }
-    const header = encodeHeader(id, data);
+    const header = encodeHeader(id, data, this.sub(id));
     const tmp = path.join(this.tmpDir, `${key}.${randomBytes(6).toString('hex')}.tmp`);
     const final = this.filePath(key);
     const fh = await fs.open(tmp, 'w');
@@ -300,7 +376,7 @@ export class DiskBlockStore implements BlockStore {
     const h = parseHeader(buf);
     if ('error' in h) return h.error;
     if (buf.length !== h.headerLength + h.payloadLength) return 'length';
-    if (crc32c(buf.subarray(h.headerLength)) !== h.payloadCrc) return 'payload-checksum';
+    if (!verifySlice(h, 0, buf.subarray(h.headerLength))) return 'payload-checksum';
     return undefined;
   }
 

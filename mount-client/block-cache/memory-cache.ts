@@ -24,6 +24,11 @@ export class MemoryBlockCache {
     return this.enabled ? this.lru.get(key) : undefined;
   }
 
+  /** Presence without touching recency (prefetch checks must not reorder the LRU). */
+  has(key: string): boolean {
+    return this.enabled && this.lru.has(key);
+  }
+
   set(key: string, data: Buffer): void {
     if (this.enabled) this.lru.set(key, data);
   }

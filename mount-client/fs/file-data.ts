@@ -8,6 +8,11 @@ import type { ObjectVersion } from '../block-cache/types.ts';
 export interface FileReader {
   /** Up to `length` bytes at `offset` (fewer only at end of file). Throws typed errors. */
   read(offset: number, length: number): Promise<Buffer>;
+  /**
+   * Optional warm fast path: the same bytes synchronously when they are already in memory, else
+   * undefined with no side effects (the caller then uses read()).
+   */
+  readNow?(offset: number, length: number): Buffer | undefined;
   close(): void | Promise<void>;
 }
 

@@ -106,16 +106,33 @@ export function fuseOperations(fs: StrataFs, options: BindingOptions = {}): Oper
         () => fs.open(path, flags),
         (err, fh) => cb(err, fh),
       ),
-    read: (path, fd, buf, len, pos, cb) =>
-      run(
-        'read',
-        path,
-        async () => {
-          const data = await fs.read(fd, pos, len);
-          return data.copy(buf, 0, 0, Math.min(len, data.length));
+    read: (path, fd, buf, len, pos, cb) => {
+      // Warm reads complete synchronously (no promise, no closure chain): this is the hot path,
+      // one call per 128 KiB kernel read.
+      const start = process.hrtime.bigint();
+      let n: number | Promise<number>;
+      try {
+        n = fs.readInto(fd, pos, len, buf);
+      } catch (err) {
+        n = Promise.reject(err);
+      }
+      if (typeof n === 'number') {
+        observe('read', Number(process.hrtime.bigint() - start) / 1e9, 0);
+        return cb(n);
+      }
+      n.then(
+        (bytes) => {
+          observe('read', Number(process.hrtime.bigint() - start) / 1e9, 0);
+          cb(bytes);
         },
-        (err, n) => cb(err || (n ?? 0)),
-      ),
+        (err) => {
+          if (!isExpected(err)) onError('read', path, err);
+          const errno = toErrno(err);
+          observe('read', Number(process.hrtime.bigint() - start) / 1e9, errno);
+          cb(errno);
+        },
+      );
+    },
     release: (path, fd, cb) =>
       run(
         'release',

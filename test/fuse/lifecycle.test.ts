@@ -1,16 +1,18 @@
 /**
  * Mount lifecycle over real FUSE: a remount serves cached blocks with zero S3 GETs, a corrupted
  * cache block is detected and refetched, injected S3 faults never surface as wrong bytes, and a
- * SIGKILLed mount is recovered by the next `strata mount` on the same mountpoint.
+ * SIGKILLed mount is recovered by the next `strata mount` on the same mountpoint; `strata unmount`
+ * ends a mount cleanly; `--presign` reads with no AWS credentials at all.
  */
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { isMounted } from '../../mount-client/mount.ts';
 import { missing } from '../support/requirements.ts';
 import { type Backend, startBackend } from './support/backend.ts';
 import { type MountProcess, startMount } from './support/mount-process.ts';
@@ -19,6 +21,10 @@ const skip = missing('fuse');
 const run = promisify(execFile);
 const MiB = 1024 * 1024;
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+const ROOT = resolve(import.meta.dirname, '../..');
+const NODE = existsSync(join(ROOT, 'node_modules/.bin/node'))
+  ? join(ROOT, 'node_modules/.bin/node')
+  : process.execPath;
 
 async function blockFiles(dir: string): Promise<string[]> {
   const out: string[] = [];
@@ -110,5 +116,43 @@ describe.skipIf(skip)('strata mount lifecycle (real FUSE)', () => {
     const next = await mount();
     expect(sha(await readFile(join(mnt, 'data/file.bin')))).toBe(sha(data));
     await next.stop();
+  });
+
+  it('strata unmount ends a mount: the mount process notices and exits 0', async () => {
+    const m = await mount();
+    await readFile(join(mnt, 'data/file.bin'));
+    const cli = async (...args: string[]) =>
+      run(NODE, [join(ROOT, 'bin/strata.js'), '--json', ...args], {
+        cwd: ROOT,
+        env: { ...process.env, STRATA_DEV_JSON: '/nonexistent' },
+      });
+    const { stdout } = await cli('unmount', mnt);
+    expect(JSON.parse(stdout)).toEqual({ mountpoint: mnt, unmounted: true });
+    // The mount process notices within ~1 s and exits by itself (no signal sent).
+    for (let i = 0; i < 150 && m.child.exitCode === null; i++) await new Promise((r) => setTimeout(r, 100));
+    expect(m.child.exitCode).toBe(0);
+    expect(m.log.some((l) => l.includes('the mount was removed externally'))).toBe(true);
+    expect(isMounted(mnt)).toBe(false);
+    // Unmounting again is not an error, and says so.
+    expect(JSON.parse((await cli('unmount', mnt)).stdout)).toEqual({ mountpoint: mnt, unmounted: false });
+  });
+
+  it('--presign reads through API-issued URLs with no AWS credentials on the node', async () => {
+    // No credentials anywhere in the provider chain: IAM mode could not sign a single request.
+    const noCredentials = {
+      AWS_ACCESS_KEY_ID: '',
+      AWS_SECRET_ACCESS_KEY: '',
+      AWS_SESSION_TOKEN: '',
+      AWS_PROFILE: '',
+      AWS_SHARED_CREDENTIALS_FILE: '/nonexistent',
+      AWS_CONFIG_FILE: '/nonexistent',
+      AWS_EC2_METADATA_DISABLED: 'true',
+    };
+    const m = await mount(['--presign'], noCredentials, join(root, 'presign-cache'));
+    expect(sha(await readFile(join(mnt, 'data/file.bin')))).toBe(sha(data));
+    const stats = await m.stats();
+    expect(stats.dataPath.s3.gets).toBeGreaterThan(0);
+    expect(stats.metadata.apiResolves).toBeGreaterThan(0);
+    await m.stop();
   });
 });

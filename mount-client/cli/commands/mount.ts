@@ -7,6 +7,7 @@ interface MountFlags {
   blockSize: string;
   readAheadMax: string;
   maxS3Concurrency: string;
+  memoryCache: string;
   allowOther?: boolean;
   metricsPort?: string;
   presign?: boolean;
@@ -40,6 +41,11 @@ export const register: RegisterCommand = (program, ctx) => {
     .option('--block-size <size>', 'S3 range / cache block size; part of the cache key', '8M')
     .option('--read-ahead-max <size>', 'largest sequential read-ahead window per open file', '64M')
     .option('--max-s3-concurrency <n>', 'concurrent S3 GETs for this mount', '32')
+    .option(
+      '--memory-cache <size>',
+      'hot-block memory tier in front of the disk cache (0 disables it; default 256M)',
+      '256M',
+    )
     .option(
       '--allow-other',
       'let other users read the mount (needs user_allow_other in /etc/fuse.conf unless root)',
@@ -109,6 +115,7 @@ export const register: RegisterCommand = (program, ctx) => {
         cacheSizeBytes: flags.cacheSize ? parseSize(flags.cacheSize) : await defaultCacheSize(cacheDir),
         blockSize: parseSize(flags.blockSize),
         readAheadMaxBytes: parseSize(flags.readAheadMax),
+        memoryCacheBytes: parseSize(flags.memoryCache),
         maxS3Concurrency: positiveInt(flags.maxS3Concurrency, '--max-s3-concurrency'),
         allowOther: flags.allowOther ?? false,
         ...(flags.metricsPort !== undefined ? { metricsPort: port(flags.metricsPort) } : {}),

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, expect, it } from 'vitest';
-import { DiskBlockStore } from '../../../mount-client/block-cache/disk-cache.ts';
+import { CACHE_LAYOUT, DiskBlockStore } from '../../../mount-client/block-cache/disk-cache.ts';
 
 const run = promisify(execFile);
 const dir = mkdtempSync(join(tmpdir(), 'strata-cache-cli-'));
@@ -34,9 +34,10 @@ it('reports, verifies (finding a corrupted block) and clears the cache', async (
     );
   }
   await store.close();
-  const files = readdirSync(join(dir, 'v1', 'blocks'), { recursive: true, withFileTypes: true }).filter((e) =>
-    e.isFile(),
-  );
+  const files = readdirSync(join(dir, CACHE_LAYOUT, 'blocks'), {
+    recursive: true,
+    withFileTypes: true,
+  }).filter((e) => e.isFile());
   const victim = join((files[0] as (typeof files)[0]).parentPath, (files[0] as (typeof files)[0]).name);
   const bytes = readFileSync(victim);
   bytes[bytes.length - 1] = (bytes[bytes.length - 1] as number) ^ 0x55;

@@ -10,6 +10,8 @@ import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CACHE_LAYOUT } from '../../../mount-client/block-cache/disk-cache.ts';
+import { parseHeader } from '../../../mount-client/block-cache/format.ts';
 import type { BlockFetcher, ObjectVersion } from '../../../mount-client/block-cache/types.ts';
 import {
   createDataPath,
@@ -145,7 +147,10 @@ describe('against one multi-block object', () => {
     await readAll(first, v);
     await first.close();
     // Flip one payload byte in one block file and garble another file's header.
-    const files = readdirSync(join(cacheDir, 'v1', 'blocks'), { recursive: true, withFileTypes: true })
+    const files = readdirSync(join(cacheDir, CACHE_LAYOUT, 'blocks'), {
+      recursive: true,
+      withFileTypes: true,
+    })
       .filter((e) => e.isFile())
       .map((e) => join(e.parentPath, e.name));
     expect(files.length).toBe(13);
@@ -170,6 +175,48 @@ describe('against one multi-block object', () => {
     expect(sha(await readAll(third, v))).toBe(sha(body));
     expect(s3.gets() - gets1).toBe(0);
     await third.close();
+  });
+
+  it('random small reads with the memory tier off verify only their slice; a corrupt slice is refetched', async () => {
+    // Prepare: a fully cached object, then one flipped payload byte in one block file.
+    const cacheDir = newDir();
+    const first = await open({ cacheDir });
+    await readAll(first, v);
+    await first.close();
+    const files = readdirSync(join(cacheDir, CACHE_LAYOUT, 'blocks'), {
+      recursive: true,
+      withFileTypes: true,
+    })
+      .filter((e) => e.isFile())
+      .map((e) => join(e.parentPath, e.name));
+    const victim = readFileSync(files[3] as string);
+    const header = parseHeader(victim);
+    if ('error' in header) throw new Error(header.error);
+    const flipAt = Math.floor(header.payloadLength / 2); // inside the victim block (may be the short last one)
+    victim[header.headerLength + flipAt] = (victim[header.headerLength + flipAt] as number) ^ 0xff;
+    writeFileSync(files[3] as string, victim);
+    const base = header.index * BS;
+
+    // Act: random 4 KiB reads (never sequential, so no read-ahead) on a disk-only data path.
+    const dp = await open({ cacheDir, memoryCacheBytes: 0 });
+    const r = dp.open(v);
+    const gets0 = s3.gets();
+    const elsewhere = [7 * BS + 4096, 2 * BS + 65_536, 11 * BS + 12_288].filter(
+      (o) => Math.floor(o / BS) !== header.index,
+    );
+    for (const off of elsewhere)
+      expect(sha(Buffer.from(await r.read(off, 4096)))).toBe(sha(body.subarray(off, off + 4096)));
+    const cleanGets = s3.gets() - gets0;
+    const hit = base + Math.max(0, flipAt - 100);
+    const got = Buffer.from(await r.read(hit, 4096));
+
+    // Assess: clean slices cost no GET; the corrupt one is detected, refetched and correct.
+    expect(cleanGets).toBe(0);
+    expect(sha(got)).toBe(sha(body.subarray(hit, hit + 4096)));
+    expect(dp.stats().disk.corrupt).toBe(1);
+    expect(s3.gets() - gets0).toBe(1);
+    r.close();
+    await dp.close();
   });
 
   it('returns correct bytes under 5% injected 503s, 5% timeouts and 5% resets', async () => {

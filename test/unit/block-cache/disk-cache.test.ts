@@ -1,8 +1,21 @@
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { CacheLockedError, DiskBlockStore } from '../../../mount-client/block-cache/disk-cache.ts';
+import { blockKey as blockKeyOf } from '../../../mount-client/block-cache/block-key.ts';
+import {
+  CACHE_LAYOUT,
+  CacheLockedError,
+  DiskBlockStore,
+} from '../../../mount-client/block-cache/disk-cache.ts';
 import type { BlockId } from '../../../mount-client/block-cache/types.ts';
 
 const dirs: string[] = [];
@@ -68,27 +81,27 @@ describe('DiskBlockStore', () => {
       onCorrupt: (r) => corrupt.push(r),
     });
     await s.put(id(0), data(0));
-    const sub = readdirSync(join(dir, 'v1', 'blocks'))[0] as string;
-    const name = readdirSync(join(dir, 'v1', 'blocks', sub))[0] as string;
-    writeFileSync(join(dir, 'v1', 'blocks', sub, name), Buffer.alloc(1100, 1));
+    const sub = readdirSync(join(dir, CACHE_LAYOUT, 'blocks'))[0] as string;
+    const name = readdirSync(join(dir, CACHE_LAYOUT, 'blocks', sub))[0] as string;
+    writeFileSync(join(dir, CACHE_LAYOUT, 'blocks', sub, name), Buffer.alloc(1100, 1));
     expect(await s.get(id(0))).toBeUndefined();
     expect(corrupt).toEqual(['magic']);
     expect(s.stats()).toMatchObject({ corrupt: 1, entries: 0 });
-    expect(readdirSync(join(dir, 'v1', 'blocks', sub))).toEqual([]);
+    expect(readdirSync(join(dir, CACHE_LAYOUT, 'blocks', sub))).toEqual([]);
     await s.close();
   });
 
   it('drops leftover temp files from a crash and refuses a second live owner', async () => {
     const dir = newDir();
     const a = await DiskBlockStore.open({ dir, capacityBytes: 1e6, minFreeBytes: 0 });
-    writeFileSync(join(dir, 'v1', 'tmp', 'torn.tmp'), 'x');
+    writeFileSync(join(dir, CACHE_LAYOUT, 'tmp', 'torn.tmp'), 'x');
     // A live foreign PID (our parent) holds the lock.
-    writeFileSync(join(dir, 'v1', 'lock'), String(process.ppid));
+    writeFileSync(join(dir, CACHE_LAYOUT, 'lock'), String(process.ppid));
     await expect(DiskBlockStore.open({ dir, capacityBytes: 1e6 })).rejects.toBeInstanceOf(CacheLockedError);
     // A stale lock (dead PID) is taken over.
-    writeFileSync(join(dir, 'v1', 'lock'), '999999999');
+    writeFileSync(join(dir, CACHE_LAYOUT, 'lock'), '999999999');
     const b = await DiskBlockStore.open({ dir, capacityBytes: 1e6, minFreeBytes: 0 });
-    expect(readdirSync(join(dir, 'v1', 'tmp'))).toEqual([]);
+    expect(readdirSync(join(dir, CACHE_LAYOUT, 'tmp'))).toEqual([]);
     await b.close();
     await a.close();
   });
@@ -98,4 +111,71 @@ describe('DiskBlockStore', () => {
     await expect(s.put(id(0), Buffer.alloc(5))).rejects.toThrow(/expected 1000/);
     await s.close();
   });
+
+  it('serves a slice verifying only its sub-blocks; a corrupt slice is a miss and the block is dropped', async () => {
+    // Prepare: 1000-byte blocks in 100-byte sub-blocks.
+    const dir = newDir();
+    const corrupt: string[] = [];
+    const s = await DiskBlockStore.open({
+      dir,
+      capacityBytes: 1e6,
+      minFreeBytes: 0,
+      subBlockBytes: 100,
+      onCorrupt: (r) => corrupt.push(r),
+    });
+    const payload = Buffer.from(Array.from({ length: 1000 }, (_, i) => i % 251));
+    await s.put(id(0), payload);
+    const key = blockKeyOf(id(0));
+
+    // Act + Assess: slices within one sub-block, across sub-blocks, and the block's end.
+    expect((await s.getRange(id(0), key, 5, 9))?.equals(payload.subarray(5, 9))).toBe(true);
+    expect((await s.getRange(id(0), key, 150, 420))?.equals(payload.subarray(150, 420))).toBe(true);
+    expect((await s.getRange(id(0), key, 990, 1000))?.equals(payload.subarray(990, 1000))).toBe(true);
+
+    // A flipped byte in sub-block 7 does not affect a read of sub-block 2 ...
+    const file = blockFile(dir);
+    const bytes = readFileSync(file);
+    const payloadAt = bytes.length - 1000;
+    bytes[payloadAt + 750] = (bytes[payloadAt + 750] as number) ^ 0xff;
+    writeFileSync(file, bytes);
+    expect((await s.getRange(id(0), key, 200, 210))?.equals(payload.subarray(200, 210))).toBe(true);
+    // ... but a read touching it is a miss, counted, and the file is gone (the caller refetches).
+    expect(await s.getRange(id(0), key, 700, 800)).toBeUndefined();
+    expect(corrupt).toEqual(['payload-checksum']);
+    expect(s.stats()).toMatchObject({ corrupt: 1, entries: 0 });
+    expect(existsSync(file)).toBe(false);
+    // After a refetch the block is whole again.
+    await s.put(id(0), payload);
+    expect((await s.get(id(0)))?.equals(payload)).toBe(true);
+    await s.close();
+  });
+
+  it('a corrupt header or checksum table fails a slice read too', async () => {
+    const dir = newDir();
+    const s = await DiskBlockStore.open({ dir, capacityBytes: 1e6, minFreeBytes: 0, subBlockBytes: 100 });
+    await s.put(id(0), data(0));
+    const file = blockFile(dir);
+    const bytes = readFileSync(file);
+    bytes[40] = (bytes[40] as number) ^ 1; // inside the meta JSON / table, covered by the header crc
+    writeFileSync(file, bytes);
+    expect(await s.getRange(id(0), blockKeyOf(id(0)), 0, 10)).toBeUndefined();
+    expect(s.stats().corrupt).toBe(1);
+    await s.close();
+  });
+
+  it('removes the previous format layout directory at open (its blocks are misses)', async () => {
+    const dir = newDir();
+    mkdirSync(join(dir, 'v1', 'blocks', 'ab'), { recursive: true });
+    writeFileSync(join(dir, 'v1', 'blocks', 'ab', 'old.blk'), 'x'.repeat(100));
+    const s = await DiskBlockStore.open({ dir, capacityBytes: 1e6, minFreeBytes: 0 });
+    expect(existsSync(join(dir, 'v1'))).toBe(false);
+    expect(s.stats().entries).toBe(0);
+    await s.close();
+  });
 });
+
+function blockFile(dir: string): string {
+  const root = join(dir, CACHE_LAYOUT, 'blocks');
+  const sub = readdirSync(root)[0] as string;
+  return join(root, sub, readdirSync(join(root, sub))[0] as string);
+}

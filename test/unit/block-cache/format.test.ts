@@ -1,6 +1,13 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { decodeBlock, encodeHeader, headerLength } from '../../../mount-client/block-cache/format.ts';
+import {
+  checkHeader,
+  decodeBlock,
+  encodeHeader,
+  FORMAT_VERSION,
+  headerLength,
+  verifySlice,
+} from '../../../mount-client/block-cache/format.ts';
 import type { BlockId } from '../../../mount-client/block-cache/types.ts';
 
 const id: BlockId = {
@@ -40,5 +47,34 @@ describe('block file format', () => {
       reason: 'mismatch',
     });
     expect(decodeBlock(Buffer.alloc(10), id, 200)).toEqual({ ok: false, reason: 'short' });
+  });
+
+  it('checksums each sub-block: a slice verifies on its own, a flipped bit fails only its sub-block', () => {
+    const payload = Buffer.from(Array.from({ length: 200 }, (_, i) => i));
+    const f = Buffer.concat([encodeHeader(id, payload, 64), payload]);
+    expect(f.length).toBe(headerLength(id, 64) + 200);
+    const h = checkHeader(f.subarray(0, headerLength(id, 64)), id, 200);
+    if ('error' in h) throw new Error(h.error);
+    expect(h.subBlockSize).toBe(64);
+    expect(h.subCrcs.length).toBe(4); // 64 + 64 + 64 + 8
+    const body = f.subarray(h.headerLength);
+    expect(verifySlice(h, 1, body.subarray(64, 192))).toBe(true);
+    expect(verifySlice(h, 3, body.subarray(192))).toBe(true);
+    const bad = Buffer.from(body);
+    bad[70] = (bad[70] as number) ^ 1;
+    expect(verifySlice(h, 0, bad.subarray(0, 64))).toBe(true);
+    expect(verifySlice(h, 1, bad.subarray(64, 128))).toBe(false);
+    expect(decodeBlock(Buffer.concat([f.subarray(0, h.headerLength), bad]), id, 200)).toEqual({
+      ok: false,
+      reason: 'payload-checksum',
+    });
+    // A slice that does not cover whole sub-blocks is never accepted.
+    expect(verifySlice(h, 1, body.subarray(64, 100))).toBe(false);
+  });
+
+  it('rejects a block written in another format version (old cache files are misses)', () => {
+    const f = file(Buffer.alloc(200, 1));
+    f.writeUInt16LE(FORMAT_VERSION - 1, 4);
+    expect(decodeBlock(f, id, 200)).toEqual({ ok: false, reason: 'format' });
   });
 });
