@@ -36,6 +36,7 @@ const schema = z.object({
     .number()
     .int()
     .min(5 * MiB)
+    .max(5 * 1024 * MiB) // S3's single-PUT limit
     .default(64 * MiB),
   /**
    * Preferred multipart part size (grown as needed to stay within 10,000 parts). 8 MiB is the AWS

@@ -257,6 +257,9 @@ export async function startStack(opts: StackOptions = {}): Promise<LocalStack> {
       STRATA_INGEST_QUEUE_URL: queues.ingest.url,
       STRATA_RECONCILE_QUEUE_URL: queues.reconcile.url,
       ...(upstash ? { UPSTASH_REDIS_REST_URL: upstash.url, UPSTASH_REDIS_REST_TOKEN: upstash.token } : {}),
+      // fauxqs refuses request bodies over 11 MiB, so anything larger must go multipart locally
+      // (AWS takes single PUTs up to 5 GiB; the deployed default stays 64 MiB).
+      STRATA_MULTIPART_THRESHOLD: String(8 * 1024 * 1024),
       ...opts.env,
     };
     // Handlers are imported into this process and read process.env at cold start, like in Lambda.

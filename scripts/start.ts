@@ -177,7 +177,7 @@ function printBanner(stack: LocalStack, devJson: string, elapsedMs: number): voi
     'try:',
     `  curl ${d.apiUrl}/health`,
     '  npx strata ls /',
-    '  npx strata upload ./README.md /docs/README.md',
+    '  npx strata upload ./README.md --to /docs',
     '  mkdir -p /tmp/strata && npx strata mount /tmp/strata',
     'Ctrl-C stops everything.',
   ];

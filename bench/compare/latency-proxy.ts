@@ -20,6 +20,8 @@ export interface LatencyProxyOptions {
 export interface LatencyProxy {
   url: string;
   requests(): number;
+  /** Sum of the per-request time-to-first-byte targets applied so far (ms). */
+  plannedDelayMs(): number;
   /** Points the proxy at another upstream (e.g. the emulator, known only after the stack started). */
   setTarget(target: string): void;
   /** Changes the injected latency for subsequent requests (0 = a plain pass-through hop). */
@@ -33,11 +35,13 @@ export async function startLatencyProxy(options: LatencyProxyOptions): Promise<L
   let ttfb = options.ttfbMs;
   let jitter = options.jitterMs ?? options.ttfbMs / 5;
   let count = 0;
+  let planned = 0;
 
   const server = http.createServer((req, res) => {
     count++;
     const started = performance.now();
     const delay = Math.max(0, ttfb + (Math.random() * 2 - 1) * jitter);
+    planned += delay;
     if (!target) {
       res.writeHead(502, { 'content-type': 'text/plain' });
       res.end('latency proxy: no upstream configured yet');
@@ -74,6 +78,7 @@ export async function startLatencyProxy(options: LatencyProxyOptions): Promise<L
   return {
     url: `http://127.0.0.1:${port}`,
     requests: () => count,
+    plannedDelayMs: () => planned,
     setTarget: (t) => {
       target = new URL(t);
     },

@@ -38,6 +38,12 @@ export function normalizePath(input: unknown, options: PathOptions = {}): string
       code: 'invalid_path',
     });
   }
+  if (!input.isWellFormed()) {
+    // A lone surrogate has no UTF-8 encoding: two different strings would map to one S3 key.
+    throw new ValidationError('path is not well-formed Unicode (a lone surrogate); fix the encoding', {
+      code: 'invalid_path',
+    });
+  }
   if (!input.startsWith('/')) {
     throw new ValidationError(`path must be absolute (start with "/"): ${JSON.stringify(input)}`, {
       code: 'invalid_path',

@@ -31,6 +31,8 @@ describe('normalizePath', () => {
     ['/a/./b', /"\." or "\.\."/],
     ['/a/b\u0000c', /control character/],
     ['/a/b\nc', /control character/],
+    ['/a\uD800', /well-formed/],
+    ['/a\uDC00b', /well-formed/],
     ['/a/', /directory/],
     ['/', /directory/],
     ['/.by-date/2024-01-01/x', /reserved/],
