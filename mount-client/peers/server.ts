@@ -150,7 +150,7 @@ export class PeerServer {
         res.destroy();
         return done('error' in late ? statusOf(late.error) : 500);
       }
-      res.addTrailers({ [CRC_HEADER]: String(crc32c(late.data)) });
+      res.addTrailers({ [CRC_HEADER]: String(checksum(late.data)) });
       res.end(late.data);
       return done(200, late.data.length);
     }
@@ -171,7 +171,7 @@ export class PeerServer {
     res.writeHead(200, {
       'content-type': 'application/octet-stream',
       'content-length': data.length,
-      [CRC_HEADER]: String(crc32c(data)),
+      [CRC_HEADER]: String(checksum(data)),
     });
     res.end(method === 'HEAD' ? undefined : data);
     return done(200, method === 'HEAD' ? 0 : data.length);
@@ -183,6 +183,22 @@ export class PeerServer {
  * only read-throughs take the trailer path.
  */
 const EARLY_HEADERS_MS = 20;
+
+/**
+ * crc32c per block buffer. The data path hands out the same read-only Buffer for a block while it
+ * sits in its memory tier, so when several peers ask for one block the owner checksums it once.
+ * Keyed by the Buffer itself (WeakMap), so an entry lives exactly as long as the bytes it describes.
+ */
+const checksums = new WeakMap<Buffer, number>();
+
+function checksum(data: Buffer): number {
+  let crc = checksums.get(data);
+  if (crc === undefined) {
+    crc = crc32c(data);
+    checksums.set(data, crc);
+  }
+  return crc;
+}
 
 function delay(ms: number): Promise<undefined> {
   return new Promise((resolve) => setTimeout(() => resolve(undefined), ms));
