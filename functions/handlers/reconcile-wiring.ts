@@ -9,6 +9,7 @@ import { SqsShardQueue } from '../adapters/aws/reconcile-queue.ts';
 import { PgReconcileIndex, PgRunLedger } from '../adapters/pg/reconcile-store.ts';
 import type { ServerConfig } from '../config.ts';
 import type { ReconcileListing, ShardQueue } from '../core/reconcile/ports.ts';
+import { metadataCache } from './http/cache.ts';
 import { deps } from './http/index.ts';
 
 export interface ReconcileWiring {
@@ -26,7 +27,11 @@ export function reconcileWiring(): ReconcileWiring {
   current.config ??= d.config;
   const cfg = current.config;
   current.listing ??= new S3ReconcileListing(d.s3, { bucket: cfg.bucket });
-  current.index ??= new PgReconcileIndex(d.pool, { dataPrefix: cfg.dataPrefix });
+  current.index ??= new PgReconcileIndex(d.pool, {
+    dataPrefix: cfg.dataPrefix,
+    // Heals invalidate the metadata cache exactly as the indexer's batches do.
+    onApplied: (paths, dirs) => metadataCache(d.redis, cfg.env.STRATA_CACHE_TTL_MS).invalidate(paths, dirs),
+  });
   current.ledger ??= new PgRunLedger(d.pool, cfg.dataPrefix);
   if (!current.queue) {
     const url = cfg.env.STRATA_RECONCILE_QUEUE_URL;

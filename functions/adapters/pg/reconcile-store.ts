@@ -49,17 +49,25 @@ const COLUMN: Record<keyof ReconcileCounts, string> = {
 export interface ReconcileStoreOptions {
   dataPrefix: string;
   batchSize?: number;
+  /**
+   * Called after a heal transaction commits with the changed paths and directories — the same
+   * post-commit step as the indexer's (metadata cache invalidation), so a healed path is never
+   * served stale from Redis.
+   */
+  onApplied?: (paths: string[], dirs: string[]) => Promise<void>;
 }
 
 export class PgReconcileIndex implements ReconcileIndex {
   private readonly dataPrefix: string;
   private readonly batchSize: number;
+  private readonly onApplied: ReconcileStoreOptions['onApplied'];
   constructor(
     private readonly pool: Pool,
     options: ReconcileStoreOptions,
   ) {
     this.dataPrefix = options.dataPrefix;
     this.batchSize = options.batchSize ?? INDEX_BATCH;
+    this.onApplied = options.onApplied;
   }
 
   /** A key under the data prefix as the path bound with the same position in byte order. */
@@ -184,6 +192,12 @@ export class PgReconcileIndex implements ReconcileIndex {
       const applied = await applyObjectChanges(client, kept, { source: 'drift', runId: context.runId });
       return { recent, applied };
     });
+    if (result.applied.applied.length > 0 && this.onApplied) {
+      await this.onApplied(
+        result.applied.applied.map((a) => a.path),
+        result.applied.dirs,
+      );
+    }
     if (result.applied.dirs.length > 0 || result.applied.days.length > 0) {
       // Same post-commit step as the indexer; best effort (uncompacted deltas still sum right).
       await compactRollups(this.pool, result.applied.dirs, result.applied.days).catch(() => false);
