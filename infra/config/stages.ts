@@ -18,8 +18,8 @@ export type DatabaseConfig =
       readers: number;
       deletionProtection: boolean;
       backupRetentionDays: number;
-      /** RDS Proxy pools connections so a burst of Lambda environments cannot exhaust max_connections. */
-      proxy: boolean;
+      // Every Aurora stage gets an RDS Proxy (not a setting): it pools connections so a burst of
+      // Lambda environments cannot exhaust max_connections.
     }
   | { kind: 'external'; url: string };
 
@@ -96,7 +96,6 @@ export const stages: Record<StageName, StageConfig> = {
       readers: 0,
       deletionProtection: false,
       backupRetentionDays: 1,
-      proxy: true,
     },
     upstash: { kind: 'none' },
     logRetention: 'ONE_WEEK',
@@ -115,7 +114,6 @@ export const stages: Record<StageName, StageConfig> = {
       readers: 1,
       deletionProtection: true,
       backupRetentionDays: 14,
-      proxy: true,
     },
     upstash: { kind: 'secret', secretName: 'strata/prod/upstash' },
     api: { throttleRateLimit: 2000, throttleBurstLimit: 5000 },

@@ -246,14 +246,11 @@ export class StrataFunction extends NodejsFunction {
     return this;
   }
 
-  /** Finds and aborts stale multipart uploads under the data prefix. */
+  /**
+   * Aborts expired multipart uploads under the data prefix. The sessions table says which ones, so
+   * no ListBucketMultipartUploads (uploads abandoned outside Strata are the bucket lifecycle rule's job).
+   */
   bindAbortUploads(): this {
-    this.addToRolePolicy(
-      new iam.PolicyStatement({
-        actions: ['s3:ListBucketMultipartUploads'],
-        resources: [this.bucket.bucketArn],
-      }),
-    );
     this.addToRolePolicy(
       new iam.PolicyStatement({ actions: ['s3:AbortMultipartUpload'], resources: [this.dataObjects] }),
     );
