@@ -270,8 +270,9 @@ async function complete(req: ApiRequest) {
     );
   }
   if (sha256 && !s.sha256) {
-    // Large files are hashed alongside the upload, so the digest arrives here; the indexer gets it
-    // from the session through settleUploads — so it is stored before S3 completes the object.
+    // Large files are hashed alongside the upload, so the digest arrives here, after S3 fixed the
+    // object's metadata: the index gets it from the session (settleUploads / markCompleted), so it
+    // is stored before S3 completes the object.
     await d.pool.query('UPDATE upload_sessions SET sha256 = $2 WHERE id = $1 AND sha256 IS NULL', [
       s.id,
       sha256,
@@ -303,7 +304,9 @@ async function complete(req: ApiRequest) {
     }
     throw err;
   }
-  await markCompleted(d.pool, s.id);
+  // Records S3's ETag so the indexer can tell this session's object from any other of the same
+  // size, and hands the digest to the index if the object's event was indexed first.
+  await markCompleted(d.pool, s.id, etag);
   return { uploadId: s.id, path: s.path, state: 'completed', size: s.size, ...(etag ? { etag } : {}) };
 }
 

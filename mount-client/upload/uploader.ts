@@ -11,23 +11,27 @@
  *   and every finished part is recorded in the resume state so an interrupted upload sends only
  *   the missing parts next time. The SHA-256 of a large file is computed alongside the upload and
  *   sent with `complete`, so hashing never delays the first byte.
- * - Unchanged files (same size and SHA-256 as the index) are skipped; the remote side is read with
- *   one /v1/list per directory rather than one resolve per file.
+ * - Unchanged files (same size and SHA-256 as the index) are skipped; the remote side is read
+ *   lazily through RemoteIndex (one /v1/list per directory that exists remotely, none below a
+ *   directory that does not), so listing overlaps hashing and PUTs instead of preceding them.
  */
 import { randomUUID } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import pLimit, { type LimitFunction } from 'p-limit';
 import { Agent, request } from 'undici';
-import type { ListResponse, ResolveResponse, UploadSession } from '../../functions/core/api-types.ts';
+import type { ResolveResponse, UploadSession } from '../../functions/core/api-types.ts';
 import { ConflictError, NotFoundError, StrataError } from '../../functions/core/errors.ts';
 import type { ApiClient } from '../api/client.ts';
 import { IN_MEMORY_MAX, readAndHash, sha256File } from './hash.ts';
+import { type RemoteFile, RemoteIndex } from './remote-index.ts';
 import type { ResumeState, ResumeStore } from './resume-state.ts';
 import { DEFAULT_RETRY, isRetryableStatus, PutError, type RetryPolicy, withRetries } from './retry.ts';
 import type { LocalFile } from './scan.ts';
 
 /** Files up to this size go through the batch endpoint (the server signs single PUTs for them). */
 export const BATCH_MAX_BYTES = 16 * 1024 * 1024;
+/** The API's default multipart threshold (STRATA_MULTIPART_THRESHOLD): see uploadLarge. */
+const HASH_BEFORE_POST_MAX = 64 * 1024 * 1024;
 /** The API's batch limit. */
 export const BATCH_SIZE = 100;
 /**
@@ -35,6 +39,12 @@ export const BATCH_SIZE = 100;
  * latency of small files, without exhausting file descriptors or the emulator.
  */
 export const DEFAULT_CONCURRENCY = 16;
+/**
+ * Batches of small files being hashed/presigned/PUT at once. One batch call takes a few hundred
+ * milliseconds on a busy API while 100 PUTs of 4 KiB take about as long; four in flight keep the
+ * PUT slots fed with a margin for API latency spikes.
+ */
+const GROUPS_IN_FLIGHT = 4;
 
 export type FileStatus = 'uploaded' | 'skipped' | 'failed';
 
@@ -82,10 +92,7 @@ export interface UploaderOptions {
   onPart?: (file: LocalFile, partNumber: number) => void;
 }
 
-interface Remote {
-  size: number;
-  sha256?: string;
-}
+type RemoteLookup = (path: string) => Promise<RemoteFile | undefined>;
 
 export class Uploader {
   private readonly api: ApiClient;
@@ -126,18 +133,27 @@ export class Uploader {
         done({ local: f.abs, remote: f.remote, size: 0, status: 'skipped', reason: 'empty' }, 0);
       } else nonEmpty.push(f);
     }
-    const remote =
-      this.options.skipUnchanged === false ? new Map<string, Remote>() : await this.remoteIndex(nonEmpty);
+    const index =
+      this.options.skipUnchanged === false
+        ? undefined
+        : new RemoteIndex(
+            this.api,
+            nonEmpty.map((f) => f.remote),
+            this.options.signal,
+          );
+    const remote: RemoteLookup = (path) => index?.lookup(path) ?? Promise.resolve(undefined);
 
     const small = nonEmpty.filter((f) => f.size <= BATCH_MAX_BYTES);
     const large = nonEmpty.filter((f) => f.size > BATCH_MAX_BYTES);
     const groups: LocalFile[][] = [];
     for (let i = 0; i < small.length; i += BATCH_SIZE) groups.push(small.slice(i, i + BATCH_SIZE));
-    // A few batches in flight so presigning the next 100 overlaps the PUTs of the previous ones.
-    const groupLimit = pLimit(4);
+    // Groups overlap: while one group's PUTs run, the next ones are hashed and presigned, so the
+    // PUT slots never wait for the API. Hashing and PUTs share `this.limit`, so extra groups in
+    // flight cost memory (≤ 1 MiB per small file held), not oversubscription.
+    const groupLimit = pLimit(GROUPS_IN_FLIGHT);
     await Promise.all([
       ...groups.map((g) => groupLimit(() => this.uploadGroup(g, remote, done))),
-      ...large.map((f) => this.uploadLarge(f, remote.get(f.remote), done)),
+      ...large.map((f) => this.uploadLarge(f, remote, done)),
     ]);
     const order = new Map(files.map((f, i) => [f.abs, i]));
     results.sort((a, b) => (order.get(a.local) ?? 0) - (order.get(b.local) ?? 0));
@@ -162,44 +178,13 @@ export class Uploader {
     this.emit();
   }
 
-  /** What the index holds under each parent directory of `files` (one paged list per directory). */
-  private async remoteIndex(files: LocalFile[]): Promise<Map<string, Remote>> {
-    const out = new Map<string, Remote>();
-    const dirs = new Set(files.map((f) => f.remote.slice(0, f.remote.lastIndexOf('/')) || '/'));
-    const listLimit = pLimit(8);
-    await Promise.all(
-      [...dirs].map((dir) =>
-        listLimit(async () => {
-          let cursor: string | undefined;
-          do {
-            let page: ListResponse;
-            try {
-              page = await this.api.request<ListResponse>('GET', '/v1/list', {
-                query: { path: dir, cursor, limit: 1000 },
-                signal: this.options.signal,
-              });
-            } catch (err) {
-              if (err instanceof NotFoundError) return; // a new directory: nothing to skip
-              throw err;
-            }
-            for (const e of page.entries) {
-              if (e.type === 'file')
-                out.set(e.path, { size: e.size, ...(e.sha256 ? { sha256: e.sha256 } : {}) });
-            }
-            cursor = page.nextCursor;
-          } while (cursor);
-        }),
-      ),
-    );
-    return out;
-  }
-
   /** True when the index already holds these exact bytes. */
   private async unchanged(
     f: LocalFile,
-    r: Remote | undefined,
+    remote: RemoteLookup,
     sha256: () => Promise<string>,
   ): Promise<boolean> {
+    const r = await remote(f.remote);
     if (!r || r.size !== f.size) return false;
     let remoteSha = r.sha256;
     if (!remoteSha) {
@@ -217,7 +202,7 @@ export class Uploader {
 
   private async uploadGroup(
     group: LocalFile[],
-    remote: Map<string, Remote>,
+    remote: RemoteLookup,
     done: (r: FileResult, bytes: number) => void,
   ): Promise<void> {
     if (this.options.signal?.aborted) {
@@ -227,11 +212,13 @@ export class Uploader {
     const prepared: Array<{ f: LocalFile; sha256: string; data?: Buffer }> = [];
     await Promise.all(
       group.map((f) =>
-        this.limit(async () => {
+        (async () => {
           try {
-            const h =
-              f.size <= IN_MEMORY_MAX ? await readAndHash(f.abs) : { sha256: await sha256File(f.abs) };
-            if (await this.unchanged(f, remote.get(f.remote), async () => h.sha256)) {
+            // The limiter bounds open files; the listing wait below holds no PUT slot.
+            const h = await this.limit(async () =>
+              f.size <= IN_MEMORY_MAX ? await readAndHash(f.abs) : { sha256: await sha256File(f.abs) },
+            );
+            if (await this.unchanged(f, remote, async () => h.sha256)) {
               done({ ...base(f), status: 'skipped', reason: 'unchanged', sha256: h.sha256 }, 0);
               return;
             }
@@ -239,7 +226,7 @@ export class Uploader {
           } catch (err) {
             done(failed(f, message(err)), 0);
           }
-        }),
+        })(),
       ),
     );
     if (prepared.length === 0) return;
@@ -338,7 +325,7 @@ export class Uploader {
 
   private async uploadLarge(
     f: LocalFile,
-    r: Remote | undefined,
+    remote: RemoteLookup,
     done: (r: FileResult, bytes: number) => void,
   ): Promise<void> {
     try {
@@ -349,7 +336,7 @@ export class Uploader {
         digest ??= sha256File(f.abs);
         return digest;
       };
-      if (await this.unchanged(f, r, sha256)) {
+      if (await this.unchanged(f, remote, sha256)) {
         done({ ...base(f), status: 'skipped', reason: 'unchanged', sha256: await sha256() }, 0);
         return;
       }
@@ -379,15 +366,24 @@ export class Uploader {
           await this.options.resume?.remove(this.api.apiUrl, f.abs, f.remote, f.size, f.mtimeMs);
         }
       }
+      // Up to the API's default single-PUT threshold the digest goes into the request: a single
+      // PUT has no `complete` to carry it later, and with it S3 verifies the body. Above, hashing
+      // first would delay the first byte by a full read of the file.
+      const known = f.size <= HASH_BEFORE_POST_MAX ? await sha256() : undefined;
       const session = await this.api.request<UploadSession>('POST', '/v1/uploads', {
-        body: { path: f.remote, size: f.size, contentType: contentTypeOf(f.abs) },
+        body: {
+          path: f.remote,
+          size: f.size,
+          contentType: contentTypeOf(f.abs),
+          ...(known ? { sha256: known } : {}),
+        },
         headers: { 'idempotency-key': randomUUID() },
         retry: true, // safe: the Idempotency-Key makes a repeated POST return the same session
         signal: this.options.signal,
       });
       if (session.mode === 'single') {
         await this.limit(() => this.putSingle(f, session));
-        done({ ...base(f), status: 'uploaded', mode: 'single' }, f.size);
+        done({ ...base(f), status: 'uploaded', mode: 'single', ...(known ? { sha256: known } : {}) }, f.size);
         return;
       }
       done(await this.runMultipart(f, session, undefined, sha256()), f.size);

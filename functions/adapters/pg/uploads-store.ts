@@ -37,16 +37,19 @@ export interface SessionRow {
   createdAt: Date;
   expiresAt: Date;
   completedAt: Date | null;
+  /** Unquoted ETag S3 returned at multipart completion (migration 0021). */
+  completedEtag: string | null;
 }
 
 export type NewSession = Omit<
   SessionRow,
-  'state' | 'quotaPrefixes' | 'reservedBytes' | 'createdAt' | 'completedAt'
+  'state' | 'quotaPrefixes' | 'reservedBytes' | 'createdAt' | 'completedAt' | 'completedEtag'
 >;
 
 const COLUMNS = `id, path, key, size::float8 AS size, sha256, content_type, to_char(date, 'YYYY-MM-DD') AS date,
   metadata, mode, s3_upload_id, part_size::float8 AS part_size, part_count, state, token_id, idempotency_key,
-  body_hash, quota_prefixes, reserved_bytes::float8 AS reserved_bytes, created_at, expires_at, completed_at`;
+  body_hash, quota_prefixes, reserved_bytes::float8 AS reserved_bytes, created_at, expires_at, completed_at,
+  completed_etag`;
 
 // biome-ignore lint/suspicious/noExplicitAny: pg rows are untyped
 function toRow(r: any): SessionRow {
@@ -72,6 +75,7 @@ function toRow(r: any): SessionRow {
     createdAt: r.created_at,
     expiresAt: r.expires_at,
     completedAt: r.completed_at,
+    completedEtag: r.completed_etag ?? null,
   };
 }
 
@@ -160,13 +164,68 @@ export async function openSession(pool: Pool, s: NewSession): Promise<OpenResult
   });
 }
 
-/** Marks a pending session completed (S3 confirmed the object); the reservation waits for settlement. */
-export async function markCompleted(db: Db, id: string): Promise<boolean> {
-  const { rowCount } = await db.query(
-    `UPDATE upload_sessions SET state = 'completed', completed_at = now() WHERE id = $1 AND state = 'pending'`,
-    [id],
+/** S3 quotes ETags in responses; the index stores them bare. */
+export function bareEtag(etag: string): string {
+  return etag.replace(/^"|"$/g, '');
+}
+
+/**
+ * Marks a multipart session completed (S3 confirmed the object) and records the ETag S3 returned;
+ * the reservation waits for settlement. A session the indexer already settled (its event was
+ * faster than this call) is `completed` already and only gains the ETag.
+ *
+ * Then, for that race, copies what the session declared onto the indexed object if the indexer got
+ * there first (see settleUploads for the usual order). The session update runs (and commits) first:
+ * an indexer batch that locked this session waits for nothing here and this statement waits for
+ * its commit, and a batch that locks it later sees the ETag — either way one side writes the digest.
+ */
+export async function markCompleted(db: Db, id: string, etag?: string): Promise<boolean> {
+  const { rows } = await db.query(
+    `UPDATE upload_sessions SET state = 'completed', completed_at = COALESCE(completed_at, now()),
+            completed_etag = COALESCE($2, completed_etag)
+      WHERE id = $1 AND state IN ('pending', 'completed') AND mode = 'multipart'
+      RETURNING ${COLUMNS}`,
+    [id, etag === undefined ? null : bareEtag(etag)],
   );
-  return (rowCount ?? 0) > 0;
+  const s = rows[0] ? toRow(rows[0]) : undefined;
+  if (!s) return false;
+  if (s.completedEtag) await copyDeclaredToIndex(db, [{ session: s, etag: s.completedEtag }]);
+  return true;
+}
+
+/**
+ * Writes a completed multipart session's declared sha256, content type and metadata onto the index
+ * row of the object it produced — the object S3 assembled has no x-amz-meta-sha256 when the digest
+ * was only known at `complete` (clients hash large files alongside the upload), and without it the
+ * index cannot tell a re-sync that the file is unchanged. Only fills what the row lacks, and only on
+ * the row whose ETag is the one S3 returned for this session.
+ *
+ * The `by-date` day is not touched here: the session's date travels as object metadata
+ * (`strata-date`, set at CreateMultipartUpload) and the indexer files the object under it, so day
+ * rollups stay consistent.
+ */
+async function copyDeclaredToIndex(
+  db: Db,
+  done: Array<{ session: SessionRow; etag: string }>,
+): Promise<void> {
+  const rows = done.filter((d) => d.session.sha256 || d.session.metadata);
+  if (rows.length === 0) return;
+  await db.query(
+    `UPDATE objects o SET sha256 = COALESCE(o.sha256, d.sha256),
+            content_type = COALESCE(o.content_type, d.content_type),
+            metadata = COALESCE(o.metadata, d.metadata), updated_at = now()
+       FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::jsonb[])
+            AS d(path, etag, sha256, content_type, metadata)
+      WHERE o.path = d.path AND o.etag = d.etag AND o.state = 'active'
+        AND (o.sha256 IS NULL OR o.content_type IS NULL OR (o.metadata IS NULL AND d.metadata IS NOT NULL))`,
+    [
+      rows.map((d) => d.session.path),
+      rows.map((d) => d.etag),
+      rows.map((d) => d.session.sha256),
+      rows.map((d) => d.session.contentType),
+      rows.map((d) => (d.session.metadata ? JSON.stringify(d.session.metadata) : null)),
+    ],
+  );
 }
 
 /**
@@ -254,8 +313,10 @@ export interface SettledUpload {
  * Settles objects the indexer has just recorded, inside the indexer's batch transaction (pass the
  * transaction's client). For each object the oldest open session of the same key and size is marked
  * completed and its reservation leaves `reserved`; every quota covering the key gains `size` bytes of
- * `used`, with or without a session (objects written out of band count too). Returns what each
- * session declared (sha256, content type, date, metadata) so the index can record it.
+ * `used`, with or without a session (objects written out of band count too). A multipart session
+ * whose completion ETag matches the object also writes its declared sha256 (and content type and
+ * metadata where the row has none) onto the index row — the digest of a large file is often known
+ * only at `complete`, after S3 fixed the object's metadata. Returns what each session declared.
  *
  * Overwrites count their full size: `used` is bytes ingested, not bytes currently stored (see
  * settleDeletes for the other direction).
@@ -274,12 +335,14 @@ export async function settleUploads(
   const open = rows.map(toRow).sort((a, b) => a.createdAt.getTime() - b.createdAt.getTime());
   const taken = new Set<string>();
   const releases = new Map<string, number>();
+  const matched: Array<{ session: SessionRow; etag: string }> = [];
   const out: SettledUpload[] = [];
   for (const obj of completed) {
     const s = open.find((r) => !taken.has(r.id) && r.key === obj.key && r.size === obj.size);
     const settled: SettledUpload = { key: obj.key, size: obj.size, etag: obj.etag };
     if (s) {
       taken.add(s.id);
+      matched.push({ session: s, etag: obj.etag });
       for (const p of s.quotaPrefixes) releases.set(p, (releases.get(p) ?? 0) + s.reservedBytes);
       settled.session = {
         id: s.id,
@@ -291,6 +354,11 @@ export async function settleUploads(
     }
     out.push(settled);
   }
+  // Multipart sessions whose completion ETag is the object's: the index gets what they declared.
+  await copyDeclaredToIndex(
+    client,
+    matched.filter((m) => m.session.completedEtag === bareEtag(m.etag)),
+  );
   if (taken.size > 0) {
     await client.query(
       `UPDATE upload_sessions SET state = CASE WHEN state = 'pending' THEN 'completed' ELSE state END,

@@ -10,8 +10,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { GetObjectCommand, HeadObjectCommand } from '@aws-sdk/client-s3';
+import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ResolveResponse } from '../../../functions/core/api-types.ts';
+import type { ResolveResponse, UploadSession } from '../../../functions/core/api-types.ts';
 import { type LocalStack, startStack } from '../../../local/stack.ts';
 import { ApiClient } from '../../../mount-client/api/client.ts';
 import { ResumeStore } from '../../../mount-client/upload/resume-state.ts';
@@ -99,11 +100,11 @@ describe('strata upload client', () => {
       for (const r of again.results.filter((x) => x.remote !== '/client/src1/big.bin')) {
         expect(r, r.remote).toMatchObject({ status: 'skipped', reason: 'unchanged' });
       }
-      // A large file's digest reaches the index only if the indexer records the session's sha256
-      // (it is sent at complete); without a recorded digest identity cannot be proven, so the
-      // client uploads again rather than guess.
+      // The multipart file's digest was only sent at `complete`; the index records it from the
+      // session (settleUploads), so the second run skips the large file too.
+      expect(indexed).toMatchObject({ sha256: sha(big), contentType: 'application/octet-stream' });
       const bigAgain = again.results.find((x) => x.remote === '/client/src1/big.bin');
-      expect(bigAgain?.status).toBe(indexed.sha256 === sha(big) ? 'skipped' : 'uploaded');
+      expect(bigAgain).toMatchObject({ status: 'skipped', reason: 'unchanged' });
     } finally {
       await uploader.close();
     }
@@ -143,6 +144,53 @@ describe('strata upload client', () => {
     expect(sentSecond.sort((a, b) => a - b)).toEqual([3, 4, 5]);
     expect(resumed.results[0]).toMatchObject({ partsSent: 3, partCount: 5 });
     expect(await objectSha('/resume/resume.bin')).toBe(sha(body));
+  });
+
+  it('a multipart upload whose sha256 came only with `complete` is indexed with it; `strata sync` skips it', async () => {
+    // Prepare: a file uploaded by a producer that hashed it alongside the upload (no digest at POST).
+    const src = join(dir, 'src5');
+    await mkdir(src, { recursive: true });
+    const body = randomBytes(6 * MiB + 1);
+    await writeFile(join(src, 'late.csv'), body);
+    const session = await api.request<UploadSession>('POST', '/v1/uploads', {
+      body: { path: '/late/late.csv', size: body.length, contentType: 'text/csv', metadata: { team: 'a' } },
+    });
+    expect(session.mode).toBe('multipart');
+    const parts = [];
+    for (const p of session.parts ?? []) {
+      const start = (p.partNumber - 1) * (session.partSize ?? 0);
+      const chunk = body.subarray(start, start + (session.partSize ?? 0));
+      const res = await request(p.url, {
+        method: 'PUT',
+        body: chunk,
+        headers: { 'content-length': String(chunk.length) },
+      });
+      await res.body.text();
+      expect(res.statusCode).toBe(200);
+      parts.push({ partNumber: p.partNumber, etag: String(res.headers.etag) });
+    }
+    await api.request('POST', `/v1/uploads/${session.uploadId}/complete`, {
+      body: { parts, sha256: sha(body) },
+    });
+
+    // Act: the indexer records the object; then a sync of the same bytes.
+    await stack.drain();
+    const indexed = await api.request<ResolveResponse>('GET', '/v1/resolve', {
+      query: { path: '/late/late.csv' },
+    });
+    const env = { ...process.env, STRATA_API_URL: stack.dev.apiUrl, STRATA_TOKEN: stack.adminToken };
+    const cli = join(process.cwd(), 'mount-client/cli/main.ts');
+    const { stdout } = await run(
+      process.execPath,
+      ['--import', 'tsx', cli, 'sync', src, '--to', '/late', '--json'],
+      {
+        env,
+      },
+    );
+
+    // Assess: the session's digest, type and metadata are in the index, and nothing was re-sent.
+    expect(indexed).toMatchObject({ sha256: sha(body), contentType: 'text/csv', metadata: { team: 'a' } });
+    expect(JSON.parse(stdout)).toMatchObject({ files: 1, uploaded: 0, skipped: 1, failed: 0 });
   });
 
   it('`strata sync --delete --dry-run` lists deletions and deletes nothing', async () => {
