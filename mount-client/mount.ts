@@ -173,7 +173,9 @@ export async function startMount(o: MountOptions): Promise<RunningMount> {
 
   const client = new ApiClient({ apiUrl: o.apiUrl, token: o.token });
   const api: IndexApi = httpIndexApi(client);
-  const meta = new MetadataCache(api);
+  // 64 subdirectories listed ahead per listed directory (4 at a time): a `find`/`ls -R` over a
+  // wide tree overlaps its readdirs' API round trips; wider dirs are walked at API speed beyond it.
+  const meta = new MetadataCache(api, { listAheadDirs: 64 });
   const byDate = new ByDateView(api);
   const extensions = o.extensions ?? [];
   const peer = extensions.find((e) => e.peer)?.peer;

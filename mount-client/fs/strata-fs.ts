@@ -99,6 +99,29 @@ export class StrataFs {
     return this.attr(await this.node(canonical(path)));
   }
 
+  /**
+   * getattr from memory (a listed directory's entry, or a remembered node), for the FUSE fast
+   * path; undefined when it needs the API (the binding then calls getattr). A known-absent path
+   * also returns undefined, so the ENOENT is produced in one place.
+   */
+  getattrNow(path: string): Attr | undefined {
+    const node = this.nodeNow(canonical(path));
+    return node ? this.attr(node) : undefined;
+  }
+
+  /** getxattr from memory; `null` = the attribute does not exist; undefined = ask getxattr. */
+  getxattrNow(path: string, name: string): Buffer | null | undefined {
+    const node = this.nodeNow(canonical(path));
+    if (!node) return undefined;
+    const value = name === XATTR_ETAG ? node.etag : name === XATTR_SHA256 ? node.sha256 : undefined;
+    return value === undefined ? null : Buffer.from(value, 'utf8');
+  }
+
+  private nodeNow(path: string): Node | undefined {
+    if (ByDateView.owns(path)) return undefined;
+    return this.o.meta.statNow(path) ?? undefined;
+  }
+
   async readdir(path: string): Promise<{ names: string[]; attrs: Attr[] }> {
     const p = canonical(path);
     const node = await this.node(p);

@@ -15,7 +15,7 @@
  */
 import Fuse, { type Operations, type Stat } from 'fuse-native';
 import type { Attr, StrataFs } from '../fs/strata-fs.ts';
-import { isExpected, toErrno } from './errno.ts';
+import { isExpected, NO_ATTRIBUTE_ERRNO, toErrno } from './errno.ts';
 
 /** Called once per FUSE op with its duration and errno (0 on success). */
 export type OpObserver = (op: string, seconds: number, errno: number) => void;
@@ -78,13 +78,22 @@ export function fuseOperations(fs: StrataFs, options: BindingOptions = {}): Oper
         () => fs.statfs(),
         (err, v) => cb(err, v),
       ),
-    getattr: (path, cb) =>
+    getattr: (path, cb) => {
+      // `find`/`ls -lR` issue one of these per entry: answer from the cached listing without a
+      // promise when possible.
+      const start = process.hrtime.bigint();
+      const now = fs.getattrNow(path);
+      if (now) {
+        observe('getattr', Number(process.hrtime.bigint() - start) / 1e9, 0);
+        return cb(0, stat(now));
+      }
       run(
         'getattr',
         path,
         () => fs.getattr(path),
         (err, a) => cb(err, a && stat(a)),
-      ),
+      );
+    },
     fgetattr: (path, fd, cb) =>
       run(
         'fgetattr',
@@ -140,13 +149,22 @@ export function fuseOperations(fs: StrataFs, options: BindingOptions = {}): Oper
         () => fs.release(fd),
         (err) => cb(err),
       ),
-    getxattr: (path, name, _position, cb) =>
+    getxattr: (path, name, _position, cb) => {
+      // `ls -l` asks for ACL/SELinux attributes of every file: answer ENODATA from memory.
+      const start = process.hrtime.bigint();
+      const now = fs.getxattrNow(path, name);
+      if (now !== undefined) {
+        const errno = now === null ? NO_ATTRIBUTE_ERRNO : 0;
+        observe('getxattr', Number(process.hrtime.bigint() - start) / 1e9, errno);
+        return cb(errno, now);
+      }
       run(
         'getxattr',
         path,
         () => fs.getxattr(path, name),
         (err, v) => cb(err, v ?? null),
-      ),
+      );
+    },
     listxattr: (path, cb) =>
       run(
         'listxattr',

@@ -28,6 +28,9 @@ export function toErrno(err: unknown): number {
   return Fuse.EIO;
 }
 
+/** "No such attribute", for the binding's getxattr fast path (no error object is built there). */
+export const NO_ATTRIBUTE_ERRNO: number = Fuse.ENODATA;
+
 /** True for errors that are an ordinary answer (ENOENT …) rather than a fault worth logging. */
 export function isExpected(err: unknown): boolean {
   return (

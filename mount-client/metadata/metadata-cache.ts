@@ -12,6 +12,7 @@
  * during a change from storing its (possibly stale) answer.
  */
 import { LRUCache } from 'lru-cache';
+import pLimit from 'p-limit';
 import { NotFoundError } from '../../functions/core/errors.ts';
 import { ancestorsOf, baseName, joinPath, parentOf } from '../../functions/core/paths.ts';
 import type { IndexApi } from './index-api.ts';
@@ -31,6 +32,13 @@ export interface MetadataCacheOptions {
   maxListedEntries?: number;
   /** /v1/list page size: 1000 keeps each response well under API Gateway's limits. */
   pageSize?: number;
+  /**
+   * After listing a directory, list up to this many of its subdirectories in the background (0 =
+   * off, the default here so API-call counts stay exact; the mount turns it on). Tree walkers
+   * (`find`, `ls -R`, `du`) descend into every subdirectory next, one readdir at a time, so the
+   * API round trips overlap the kernel's walk instead of adding up.
+   */
+  listAheadDirs?: number;
 }
 
 const NEGATIVE = Symbol('negative');
@@ -70,7 +78,15 @@ export class MetadataCache {
       sizeCalculation: (l) => Math.max(1, l.nodes.length),
     });
     this.pageSize = options.pageSize ?? 1000;
+    this.listAheadDirs = options.listAheadDirs ?? 0;
   }
+
+  private readonly listAheadDirs: number;
+  /**
+   * At most 4 background listings at once: enough to hide API latency behind a tree walk, few
+   * enough that a `ls` of a directory with thousands of subdirectories does not flood the API.
+   */
+  private readonly listAhead = pLimit(4);
 
   /** The node at `path`; throws NotFoundError (cached as a negative entry) when there is none. */
   async stat(path: string): Promise<Node> {
@@ -87,10 +103,29 @@ export class MetadataCache {
     return this.lookups.do(path, () => this.lookup(path));
   }
 
+  /**
+   * stat() answered from memory only, for the FUSE fast path (getattr/lookup/getxattr of entries
+   * in a listed directory, which `find` and `ls -lR` issue by the thousand): the node, `null` for a
+   * known-absent path, `undefined` when only the API can tell.
+   */
+  statNow(path: string): Node | null | undefined {
+    if (path === '/') return this.rootNode();
+    const cached = this.entries.get(path);
+    if (cached === NEGATIVE) return null;
+    if (cached) return cached;
+    const listing = this.dirs.get(parentOf(path));
+    if (listing) return listing.byName.get(baseName(path)) ?? null;
+    return undefined;
+  }
+
   /** All children of a directory, paging through /v1/list once and caching the listing. */
   async readdir(path: string): Promise<Node[]> {
     const cached = this.dirs.get(path);
-    if (cached) return cached.nodes;
+    if (cached) {
+      // A walker reached a directory listed ahead: keep the next level one step ahead of it.
+      this.listSubdirsAhead(cached.nodes);
+      return cached.nodes;
+    }
     const listing = await this.listings.do(path, () => this.list(path));
     return listing.nodes;
   }
@@ -186,7 +221,7 @@ export class MetadataCache {
     }
   }
 
-  private async list(path: string): Promise<Listing> {
+  private async list(path: string, listAhead = true): Promise<Listing> {
     const epoch = this.epoch;
     const nodes: Node[] = [];
     const byName = new Map<string, Node>();
@@ -207,8 +242,26 @@ export class MetadataCache {
       if (path !== '/' && !this.entries.has(path)) {
         this.entries.set(path, { path, type: 'dir', size: 0, mtimeMs: 0 });
       }
+      // One level at a time (background listings do not cascade): the walker's own readdir of a
+      // listed-ahead directory moves the window down, so an untouched subtree is never crawled.
+      if (listAhead) this.listSubdirsAhead(nodes);
     }
     return listing;
+  }
+
+  /** Background listings of the first subdirectories (best effort: a failure costs nothing). */
+  private listSubdirsAhead(nodes: Node[]): void {
+    if (this.listAheadDirs <= 0) return;
+    let queued = 0;
+    for (const n of nodes) {
+      if (queued >= this.listAheadDirs) break;
+      if (n.type !== 'dir' || this.dirs.has(n.path)) continue;
+      queued++;
+      void this.listAhead(async () => {
+        if (this.dirs.has(n.path)) return;
+        await this.listings.do(n.path, () => this.list(n.path, false)).catch(() => undefined);
+      });
+    }
   }
 
   private learnLocation(path: string, bucket: string | undefined, key: string | undefined): void {

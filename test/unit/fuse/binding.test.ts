@@ -68,4 +68,24 @@ describe('fuseOperations', () => {
     expect(names).toEqual(['f.txt']);
     expect(stats[0]?.size).toBe(10);
   });
+
+  it('answers getattr and getxattr of listed entries from memory, synchronously', async () => {
+    await call(ops.readdir!, '/');
+    const resolves = index.calls.resolve;
+    let sync: unknown[] | undefined;
+    ops.getattr!('/f.txt', (...r: unknown[]) => {
+      sync = r;
+    });
+    expect(sync?.[0]).toBe(0);
+    expect((sync?.[1] as { size: number } | undefined)?.size).toBe(10);
+    sync = undefined;
+    ops.getxattr!('/f.txt', 'security.selinux', 0, (...r: unknown[]) => {
+      sync = r;
+    });
+    expect(sync?.[0]).toBe(Fuse.ENODATA);
+    const [err, value] = await call<[number, Buffer]>(ops.getxattr!, '/f.txt', 'user.strata.etag', 0);
+    expect(err).toBe(0);
+    expect(value.length).toBeGreaterThan(0);
+    expect(index.calls.resolve).toBe(resolves);
+  });
 });

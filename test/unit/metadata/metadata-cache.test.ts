@@ -108,4 +108,34 @@ describe('MetadataCache', () => {
     index.put('/top.bin', { size: 99, etag: 'x' });
     expect((await meta.stat('/top.bin')).size).toBe(99);
   });
+
+  it('lists subdirectories ahead of a tree walk, one level at a time, and answers statNow from memory', async () => {
+    // Prepare: /w has three subdirectories, each with a file and a nested directory.
+    const index = new MemoryIndex();
+    for (const d of ['x', 'y', 'z']) {
+      index.put(`/w/${d}/f.txt`, { size: 1, etag: `e-${d}` });
+      index.put(`/w/${d}/deeper/g.txt`, { size: 2, etag: `g-${d}` });
+    }
+    index.resetCalls();
+    const meta = new MetadataCache(index, { listAheadDirs: 2 });
+
+    // Act: list /w, let the background listings finish.
+    await meta.readdir('/w');
+    await new Promise((r) => setTimeout(r, 20));
+
+    // Assess: /w plus two subdirectories listed (the cap), none of the level below.
+    expect(index.calls.list).toBe(3);
+    const before = index.calls.list;
+    await meta.readdir('/w/x'); // listed ahead: served from memory, and it moves the window ...
+    await new Promise((r) => setTimeout(r, 20));
+    expect(index.calls.list).toBe(before + 1); // ... one call: /w/x/deeper, not /w/x again
+    await meta.readdir('/w/x/deeper');
+    expect(index.calls.list).toBe(before + 1);
+
+    // statNow: listed entries and known-absent names from memory, unknown paths undefined.
+    expect(meta.statNow('/w/x/f.txt')).toMatchObject({ type: 'file', etag: 'e-x' });
+    expect(meta.statNow('/w/x/nope')).toBeNull();
+    expect(meta.statNow('/elsewhere/file')).toBeUndefined();
+    expect(index.calls.resolve).toBe(0);
+  });
 });
