@@ -80,7 +80,7 @@ try {
   const fleet = await Promise.all(
     ports.map((p, i) => mount('abc'[i]!, ['--peers', peers, '--peer-listen', `127.0.0.1:${p}`])),
   );
-  const coldSeconds = await timed(fleet.map((n) => `cat '${n.file}' > /dev/null &`).join(' ') + ' wait');
+  const coldSeconds = await timed(`${fleet.map((n) => `cat '${n.file}' > /dev/null &`).join(' ')} wait`);
   const fleetGets = (await Promise.all(fleet.map((n) => gets(n.m)))).reduce((a, b) => a + b, 0);
   rows.push([
     `cold fleet: A, B, C read the same ${sizeMiB} MiB at once — total S3 GETs`,
