@@ -10,6 +10,7 @@
  *   deleted, as Lambda does.
  */
 import {
+  ChangeMessageVisibilityBatchCommand,
   DeleteMessageBatchCommand,
   type Message,
   ReceiveMessageCommand,
@@ -86,9 +87,39 @@ export function startPoller(options: PollerOptions): Poller {
     return batch;
   };
 
+  /**
+   * Keeps an in-flight batch hidden while its handler runs. In AWS the queue's visibility timeout
+   * is ≥ 6× the function timeout, so a running invocation never sees its messages redelivered;
+   * locally the timeout is seconds (so failures retry quickly), which a long handler — a reconcile
+   * segment — would outlive. Extending visibility while the handler runs gives both.
+   */
+  const heartbeat = (messages: Message[]): (() => void) => {
+    const every = Math.max(500, (options.visibilityTimeoutSeconds * 1000) / 2);
+    const timer = setInterval(() => {
+      for (let i = 0; i < messages.length; i += SQS_MAX_RECEIVE) {
+        options.sqs
+          .send(
+            new ChangeMessageVisibilityBatchCommand({
+              QueueUrl: options.queueUrl,
+              Entries: messages.slice(i, i + SQS_MAX_RECEIVE).map((m, j) => ({
+                Id: String(j),
+                ReceiptHandle: m.ReceiptHandle,
+                VisibilityTimeout: options.visibilityTimeoutSeconds,
+              })),
+            }),
+          )
+          .catch((err: Error) =>
+            options.log({ event: 'visibility_extend_failed', queue: options.name, error: err.message }),
+          );
+      }
+    }, every);
+    return () => clearInterval(timer);
+  };
+
   const process = async (messages: Message[]): Promise<void> => {
     const event: SQSEvent = { Records: messages.map((m) => toRecord(m, options)) };
     let failedIds: Set<string>;
+    const stopHeartbeat = heartbeat(messages);
     try {
       const result = (await options.handler(event)) as SQSBatchResponse | undefined | null;
       failedIds = failuresOf(result, event);
@@ -101,6 +132,8 @@ export function startPoller(options: PollerOptions): Poller {
       });
       logLastAttempts(messages, new Set(messages.map((m) => m.MessageId ?? '')), options);
       return;
+    } finally {
+      stopHeartbeat();
     }
     if (failedIds.size > 0) {
       options.log({ event: 'batch_item_failures', queue: options.name, messageIds: [...failedIds] });

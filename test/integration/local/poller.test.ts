@@ -120,6 +120,28 @@ describe('SQS poller with Lambda semantics', () => {
     await p.stop();
   });
 
+  it('keeps a batch hidden while a slow handler outlives the visibility timeout', async () => {
+    const q = await queuePair(5);
+    await send(q.url, ['slow']);
+    const seen: string[] = [];
+    let stolen = -1;
+    const p = run(q, async (e) => {
+      seen.push(...e.Records.map((r) => r.body));
+      // Another consumer polls after two visibility timeouts (1 s each): without the heartbeat
+      // SQS would hand the in-flight message to it.
+      await new Promise((r) => setTimeout(r, 2000));
+      const other = await sqs.send(new ReceiveMessageCommand({ QueueUrl: q.url, WaitTimeSeconds: 1 }));
+      stolen = other.Messages?.length ?? 0;
+    });
+    await until(
+      async () => seen.length === 1 && stolen >= 0 && (await depth(q.url)) === 0,
+      'slow batch done',
+    );
+    await p.stop();
+    expect(stolen).toBe(0);
+    expect(seen).toEqual(['slow']);
+  });
+
   it('redelivers only the item reported in batchItemFailures', async () => {
     const q = await queuePair(5);
     await send(q.url, ['1', '2', '3', '4', '5']);
