@@ -119,6 +119,8 @@ export const httpRoutes: HttpRoute[] = [
   { routeKey: 'GET /v1/uploads/{id}/parts', lambda: 'uploads' },
   { routeKey: 'POST /v1/uploads/{id}/complete', lambda: 'uploads' },
   { routeKey: 'DELETE /v1/uploads/{id}', lambda: 'uploads' },
+  { routeKey: 'PUT /v1/quotas', lambda: 'uploads' },
+  { routeKey: 'GET /v1/quotas', lambda: 'uploads' },
   { routeKey: 'POST /v1/tokens', lambda: 'admin' },
   { routeKey: 'GET /v1/tokens', lambda: 'admin' },
   { routeKey: 'DELETE /v1/tokens/{id}', lambda: 'admin' },

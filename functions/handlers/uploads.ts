@@ -19,15 +19,18 @@ import {
 import {
   findByIdempotencyKey,
   getSession,
+  listQuotas,
   markCompleted,
   type NewSession,
   openSession,
   openSessions,
+  type Quota,
   releaseSession,
   type SessionRow,
+  setQuota,
 } from '../adapters/pg/uploads-store.ts';
 import type { UploadSession } from '../core/api-types.ts';
-import { assertVisible, type Principal } from '../core/auth.ts';
+import { assertVisible, isVisible, type Principal } from '../core/auth.ts';
 import {
   ConflictError,
   NotFoundError,
@@ -35,8 +38,9 @@ import {
   StrataError,
   ValidationError,
 } from '../core/errors.ts';
+import { normalizePath } from '../core/paths.ts';
 import { partRange, validatePartList } from '../core/upload-parts.ts';
-import { partLength, planUpload } from '../core/upload-plan.ts';
+import { MAX_OBJECT_BYTES, partLength, planUpload } from '../core/upload-plan.ts';
 import {
   parseIdempotencyKey,
   parseSha256,
@@ -379,7 +383,50 @@ async function batch(req: ApiRequest) {
   return { results };
 }
 
+/** A quota as the API shows it: what is left is what the next presign is checked against. */
+function quotaView(q: Quota) {
+  return { ...q, remainingBytes: Math.max(0, q.limitBytes - q.reservedBytes - q.usedBytes) };
+}
+
+/**
+ * Largest quota accepted: 2^53 − 1 bytes (8 PiB) is exact in JSON numbers and far above any bucket
+ * a deployment would cap; bigint in PostgreSQL holds it.
+ */
+const MAX_QUOTA_BYTES = Number.MAX_SAFE_INTEGER;
+
+/** PUT /v1/quotas {prefix, bytes}: create or change a directory's byte quota (admin). */
+async function putQuota(req: ApiRequest) {
+  const body = req.body as { prefix?: unknown; bytes?: unknown } | undefined;
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    throw new ValidationError('body must be {"prefix":"/team-a","bytes":1099511627776}');
+  }
+  const unknown = Object.keys(body).filter((k) => k !== 'prefix' && k !== 'bytes');
+  if (unknown.length > 0) throw new ValidationError(`unknown field "${unknown[0]}"; allowed: prefix, bytes`);
+  if (typeof body.prefix !== 'string') {
+    throw new ValidationError('prefix must be a directory path such as "/team-a" (or "/" for everything)');
+  }
+  const bytes = body.bytes;
+  if (typeof bytes !== 'number' || !Number.isSafeInteger(bytes) || bytes < 0 || bytes > MAX_QUOTA_BYTES) {
+    throw new ValidationError(
+      `bytes must be a whole number of bytes ≥ 0 (0 blocks new uploads), got ${JSON.stringify(bytes)}; e.g. ${MAX_OBJECT_BYTES} for 5 TiB`,
+    );
+  }
+  const dataPrefix = req.deps.config.dataPrefix;
+  const dir = normalizePath(body.prefix, { directory: true, dataPrefix });
+  // An admin token limited to some prefixes governs quotas inside them only.
+  assertVisible(req.principal, dir);
+  // Lowering a quota below what is used is allowed: uploads then get 413 until files are deleted.
+  return quotaView(await setQuota(req.deps.pool, dataPrefix, dir, bytes));
+}
+
+async function getQuotas(req: ApiRequest) {
+  const quotas = await listQuotas(req.deps.pool);
+  return { quotas: quotas.filter((q) => isVisible(req.principal, q.prefix)).map(quotaView) };
+}
+
 export const handler = httpApi({
+  'PUT /v1/quotas': { scope: 'admin', handler: putQuota },
+  'GET /v1/quotas': { scope: 'admin', handler: getQuotas },
   'POST /v1/uploads': {
     scope: 'write',
     handler: async (req) => {

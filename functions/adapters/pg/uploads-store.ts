@@ -437,6 +437,15 @@ export async function setQuota(
   return { prefix: r.prefix, limitBytes: r.l, reservedBytes: r.r, usedBytes: r.u };
 }
 
+/** Every quota, by prefix (admin listing; the table holds one row per configured prefix). */
+export async function listQuotas(db: Db): Promise<Quota[]> {
+  const { rows } = await db.query(
+    `SELECT prefix, limit_bytes::float8 AS l, reserved_bytes::float8 AS r, used_bytes::float8 AS u
+       FROM upload_quotas ORDER BY prefix`,
+  );
+  return rows.map((r) => ({ prefix: r.prefix, limitBytes: r.l, reservedBytes: r.r, usedBytes: r.u }));
+}
+
 export async function getQuota(db: Db, prefix: string): Promise<Quota | undefined> {
   const { rows } = await db.query(
     `SELECT prefix, limit_bytes::float8 AS l, reserved_bytes::float8 AS r, used_bytes::float8 AS u

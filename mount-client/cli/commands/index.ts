@@ -8,6 +8,7 @@ import { register as importCmd } from './import.ts';
 import { register as ls } from './ls.ts';
 import { register as migrate } from './migrate.ts';
 import { register as mount } from './mount.ts';
+import { register as quota } from './quota.ts';
 import { register as reconcile } from './reconcile.ts';
 import { register as rm } from './rm.ts';
 import { register as stat } from './stat.ts';
@@ -30,4 +31,5 @@ export const commands: RegisterCommand[] = [
   cat,
   rm,
   token,
+  quota,
 ];
