@@ -24,7 +24,7 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
@@ -161,6 +161,7 @@ for (const [name, v] of [
 ] as const)
   if (!Number.isInteger(v) || v < 1) throw new Error(`${name} must be a positive integer, got ${v}`);
 
+const benchStart = Date.now();
 const reg = new CleanupRegistry();
 reg.installSignalHandlers(log);
 const crash = (err: unknown) => {
@@ -209,6 +210,7 @@ const results = emptyResults({
   },
   notes: [
     'rclone and s3fs cache directory listings for 1 s (`--dir-cache-time 1s`, `stat_cache_expire=1`) so a new file can become visible within the 2 s target; their defaults (5 min, 15 min) would make warm metadata faster and visibility minutes slower.',
+    'rclone 1.60 cannot upload files over 8 MiB to this emulator: its multipart upload ends in `InvalidPart` at CompleteMultipartUpload (reproduced against a bare fauxqs 2.4.1, with 1 or 4 concurrent parts and with `--s3-disable-checksum`), and fauxqs refuses single PUTs over 11 MiB — so the big-file upload has no rclone figure; the tree (files ≤ 1 MiB) uploads fine.',
     'The emulator (fauxqs) and all clients share the 2 cores, so throughput figures are bounded by CPU, not the network; compare ratios within one run.',
   ],
 });
@@ -677,6 +679,12 @@ if (!args['no-upload'])
     log(`uploads ${profile} done`);
   }
 log(`measured in ${((Date.now() - started) / 1000).toFixed(0)} s`);
+results.meta.machine['load at end'] = loadavg()
+  .map((x) => x.toFixed(2))
+  .join(' / ');
+results.meta.notes.push(
+  `The whole run (setup, data load, measurements, uploads) took ${((Date.now() - benchStart) / 60_000).toFixed(1)} min; load averages (1/5/15 min) at start and end are in the machine line — other work on the machine inflates times.`,
+);
 
 const failures = await reg.runAll();
 for (const f of failures) fail('setup', 'cleanup', f.name, f.error);

@@ -311,9 +311,16 @@ export function targetsTable(targets: TargetResult[]): string {
       t.measured === undefined
         ? '—'
         : t.description.includes('seconds')
-          ? `${t.measured.toFixed(2)} s`
-          : ratio(t.measured);
-    const met = t.met === undefined ? 'not measured' : t.met ? '**met**' : 'not met';
+          ? `${t.bound === '>' ? '> ' : ''}${t.measured.toFixed(2)} s`
+          : `${t.bound && t.bound !== '=' ? `${t.bound} ` : ''}${ratio(t.measured)}`;
+    const met =
+      t.met === undefined
+        ? t.measured === undefined
+          ? 'not measured'
+          : 'undecided (a side was cut off)'
+        : t.met
+          ? '**met**'
+          : 'not met';
     lines.push(`| ${t.profile} | ${t.description} | ${measured} | ${met} |`);
   }
   return lines.join('\n');
