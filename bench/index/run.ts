@@ -123,9 +123,81 @@ async function throughput() {
       `raw 100-row upsert ceiling: ${Math.round(ceilingRate).toLocaleString('en')} rows/s`,
       `${(indexerRate / ceilingRate).toFixed(2)}× ceiling`,
     ]);
+    await handlerOnly(pool);
     await pool.end();
   } finally {
     await db.stop();
+  }
+}
+
+/**
+ * The query handler called in-process (what one Lambda environment does per request, without the
+ * local stack's HTTP adapter and in-process runtime, which share one Node thread with everything
+ * else). Caches cold = no cache at all (every request reads PostgreSQL); warm = in-process LRU hot.
+ */
+async function handlerOnly(pool: ReturnType<typeof createPool>) {
+  const { createToken } = await import('../../functions/adapters/pg/tokens.ts');
+  const { setDeps, guardRedis } = await import('../../functions/handlers/http/deps.ts');
+  const { resetMetadataCache } = await import('../../functions/handlers/http/cache.ts');
+  const { handler } = await import('../../functions/handlers/query.ts');
+  const { token } = await createToken(pool, { name: 'bench', scopes: ['read'] });
+  const paths = Array.from({ length: FILES }, (_, j) => `/d${j % 1000}/s${(j >> 10) % 10}/f${j}.bin`).filter(
+    (_, j) => j < EVENTS,
+  );
+  const run = async (label: string, ttlMs: string) => {
+    resetMetadataCache();
+    setDeps({
+      config: parseConfig({ STRATA_BUCKET: TB, STRATA_DATA_PREFIX: TP, STRATA_CACHE_TTL_MS: ttlMs }),
+      pool,
+      redis: guardRedis(undefined),
+    });
+    const ev = (path: string) =>
+      ({
+        version: '2.0',
+        routeKey: 'GET /v1/resolve',
+        rawPath: '/v1/resolve',
+        headers: { authorization: `Bearer ${token}` },
+        queryStringParameters: { path },
+        requestContext: { requestId: 'b', http: { method: 'GET' } },
+      }) as never;
+    if (ttlMs !== '0') for (const p of paths) await handler(ev(p)); // fill the cache
+    const lat: number[] = [];
+    const c0 = process.cpuUsage();
+    const t0 = performance.now();
+    await Promise.all(
+      Array.from({ length: 8 }, async (_, w) => {
+        for (let i = w; i < paths.length; i += 8) {
+          const s = performance.now();
+          const r = await handler(ev(paths[i] as string));
+          if (r.statusCode !== 200) throw new Error(`resolve: HTTP ${r.statusCode} ${r.body}`);
+          lat.push(performance.now() - s);
+        }
+      }),
+    );
+    const secs = (performance.now() - t0) / 1000;
+    const cpu = process.cpuUsage(c0);
+    lat.sort((a, b) => a - b);
+    return {
+      label,
+      rps: paths.length / secs,
+      p50: pct(lat, 50),
+      p99: pct(lat, 99),
+      cpuUs: (cpu.user + cpu.system) / paths.length,
+    };
+  };
+  const cold = await run('cold', '0');
+  const warm = await run('warm', '600000');
+  // The local stack later in this process must get its own cold-start clients, not these.
+  const { resetDeps } = await import('../../functions/handlers/http/deps.ts');
+  resetDeps();
+  resetMetadataCache();
+  for (const r of [cold, warm]) {
+    rows.push([
+      `Resolve handler in-process, ${r.label === 'cold' ? 'no cache (PostgreSQL every time)' : 'in-process cache hot'}, ${paths.length.toLocaleString('en')} paths, 8 concurrent`,
+      `${Math.round(r.rps).toLocaleString('en')} req/s, ${Math.round(r.cpuUs)} µs CPU/req`,
+      `p50 ${ms(r.p50)}, p99 ${ms(r.p99)}`,
+      r.label === 'warm' ? `${(warm.rps / cold.rps).toFixed(2)}× cold` : '',
+    ]);
   }
 }
 
