@@ -457,6 +457,52 @@ export async function getQuota(db: Db, prefix: string): Promise<Quota | undefine
 }
 
 /**
+ * One multi-row INSERT of sessions with the quota prefixes each reserved in. With `unlessQuota`,
+ * inserts nothing when any quota covers any of the keys (the caller then takes the locking path).
+ */
+async function insertSessions(
+  db: Db,
+  accepted: Array<{ s: NewSession; prefixes: string[] }>,
+  unlessQuota = false,
+  // biome-ignore lint/suspicious/noExplicitAny: pg rows are untyped
+): Promise<any[]> {
+  const col = <T>(f: (s: NewSession) => T) => accepted.map((a) => f(a.s));
+  const { rows } = await db.query(
+    `INSERT INTO upload_sessions (id, path, key, size, sha256, content_type, date, metadata, mode, s3_upload_id,
+       part_size, part_count, token_id, quota_prefixes, reserved_bytes, expires_at)
+     SELECT u.id, u.path, u.key, u.size, u.sha256, u.content_type, u.date, u.metadata, u.mode, u.s3_upload_id,
+            u.part_size, u.part_count, u.token_id, COALESCE(string_to_array(NULLIF(u.prefixes, ''), E'\\x1f'), ARRAY[]::text[]), u.size, u.expires_at
+       FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::date[], $8::jsonb[],
+                   $9::text[], $10::text[], $11::bigint[], $12::int[], $13::text[], $14::text[], $15::timestamptz[])
+         AS u(id, path, key, size, sha256, content_type, date, metadata, mode, s3_upload_id, part_size, part_count,
+              token_id, prefixes, expires_at)
+      WHERE NOT $16::boolean OR NOT EXISTS (
+              SELECT 1 FROM upload_quotas q WHERE EXISTS (SELECT 1 FROM unnest($3::text[]) k WHERE starts_with(k, q.key_prefix)))
+     RETURNING ${COLUMNS}`,
+    [
+      col((s) => s.id),
+      col((s) => s.path),
+      col((s) => s.key),
+      col((s) => s.size),
+      col((s) => s.sha256),
+      col((s) => s.contentType),
+      col((s) => s.date),
+      col((s) => (s.metadata ? JSON.stringify(s.metadata) : null)),
+      col((s) => s.mode),
+      col((s) => s.s3UploadId),
+      col((s) => s.partSize),
+      col((s) => s.partCount),
+      col((s) => s.tokenId),
+      // Arrays of arrays must be rectangular in PostgreSQL: pass each list joined by U+001F.
+      accepted.map((a) => a.prefixes.join('\u001f')),
+      col((s) => s.expiresAt),
+      unlessQuota,
+    ],
+  );
+  return rows;
+}
+
+/**
  * Opens many sessions (no Idempotency-Key) in one transaction — the batch endpoint's path: one
  * round trip per step instead of per entry. Each entry is checked against the quotas in order; an
  * entry that does not fit gets a QuotaExceededError in its slot and reserves nothing.
@@ -466,6 +512,19 @@ export async function openSessions(
   sessions: NewSession[],
 ): Promise<Array<SessionRow | QuotaExceededError>> {
   if (sessions.length === 0) return [];
+  // Fast path — no quota covers any of the keys, the common case: one autocommitted statement
+  // instead of BEGIN / lock quotas / INSERT / COMMIT (four round trips to the database per batch).
+  // A quota created concurrently is missed exactly as it would be by the locking path had the batch
+  // come a moment earlier; settlement still counts these objects as used.
+  const fast = await insertSessions(
+    pool,
+    sessions.map((s) => ({ s, prefixes: [] })),
+    true,
+  );
+  if (fast.length > 0) {
+    const byId = new Map(fast.map((r) => [r.id as string, toRow(r)]));
+    return sessions.map((s) => byId.get(s.id) as SessionRow);
+  }
   return withTransaction(pool, async (c) => {
     const { rows: quotas } = await c.query<{ prefix: string; key_prefix: string; remaining: string }>(
       `SELECT prefix, key_prefix, (limit_bytes - reserved_bytes - used_bytes)::text AS remaining FROM upload_quotas q
@@ -498,36 +557,7 @@ export async function openSessions(
       out.push(undefined);
     }
     if (accepted.length > 0) {
-      const col = <T>(f: (s: NewSession) => T) => accepted.map((a) => f(a.s));
-      const { rows } = await c.query(
-        `INSERT INTO upload_sessions (id, path, key, size, sha256, content_type, date, metadata, mode, s3_upload_id,
-           part_size, part_count, token_id, quota_prefixes, reserved_bytes, expires_at)
-         SELECT u.id, u.path, u.key, u.size, u.sha256, u.content_type, u.date, u.metadata, u.mode, u.s3_upload_id,
-                u.part_size, u.part_count, u.token_id, COALESCE(string_to_array(NULLIF(u.prefixes, ''), E'\\x1f'), ARRAY[]::text[]), u.size, u.expires_at
-           FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::date[], $8::jsonb[],
-                       $9::text[], $10::text[], $11::bigint[], $12::int[], $13::text[], $14::text[], $15::timestamptz[])
-             AS u(id, path, key, size, sha256, content_type, date, metadata, mode, s3_upload_id, part_size, part_count,
-                  token_id, prefixes, expires_at)
-         RETURNING ${COLUMNS}`,
-        [
-          col((s) => s.id),
-          col((s) => s.path),
-          col((s) => s.key),
-          col((s) => s.size),
-          col((s) => s.sha256),
-          col((s) => s.contentType),
-          col((s) => s.date),
-          col((s) => (s.metadata ? JSON.stringify(s.metadata) : null)),
-          col((s) => s.mode),
-          col((s) => s.s3UploadId),
-          col((s) => s.partSize),
-          col((s) => s.partCount),
-          col((s) => s.tokenId),
-          // Arrays of arrays must be rectangular in PostgreSQL: pass each list joined by U+001F.
-          accepted.map((a) => a.prefixes.join('\u001f')),
-          col((s) => s.expiresAt),
-        ],
-      );
+      const rows = await insertSessions(c, accepted);
       const byId = new Map(rows.map((r) => [r.id as string, toRow(r)]));
       let k = 0;
       for (let i = 0; i < out.length; i++) {

@@ -162,4 +162,21 @@ describe('uploads store', () => {
     const a = out[0] as { quotaPrefixes: string[] };
     expect(a.quotaPrefixes).toContain('/q5');
   });
+
+  it('openSessions keeps entry order and reserves only in the quotas covering each entry', async () => {
+    // (This file's root quota covers everything; the no-quota single-statement path is exercised
+    // by the batch test of uploads-api.test.ts.)
+    await setQuota(pool, PREFIX, '/q6', 10);
+    const out = await openSessions(pool, [session('/free/b', 5), session('/q6/x', 8), session('/free/a', 7)]);
+    expect(out.map((o) => (o instanceof QuotaExceededError ? o.message : [o.path, o.reservedBytes]))).toEqual(
+      [
+        ['/free/b', 5],
+        ['/q6/x', 8],
+        ['/free/a', 7],
+      ],
+    );
+    expect((out[0] as { quotaPrefixes: string[] }).quotaPrefixes).not.toContain('/q6');
+    expect((out[1] as { quotaPrefixes: string[] }).quotaPrefixes).toContain('/q6');
+    expect((await getQuota(pool, '/q6'))?.reservedBytes).toBe(8);
+  });
 });
