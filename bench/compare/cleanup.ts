@@ -60,13 +60,16 @@ export class CleanupRegistry {
    * exits at once (the user insists). Returns a function that removes the handlers.
    */
   installSignalHandlers(log: (line: string) => void = (l) => process.stderr.write(`${l}\n`)): () => void {
-    let cleaning = false;
+    let cleaningSince = 0;
     const handler = (signal: NodeJS.Signals) => {
-      if (cleaning) {
+      // One Ctrl-C arrives twice (from the terminal to the whole process group, and relayed by
+      // npm/tsx), so only a signal a moment later means "stop cleaning up".
+      if (cleaningSince > 0 && Date.now() - cleaningSince < 2000) return;
+      if (cleaningSince > 0) {
         log(`${signal} again: exiting without finishing cleanup (pending: ${this.pending().join(', ')})`);
         process.exit(1);
       }
-      cleaning = true;
+      cleaningSince = Date.now();
       log(`${signal}: unmounting and stopping everything the bench started…`);
       void this.runAll().then((failures) => {
         for (const f of failures) log(`cleanup of ${f.name} failed: ${f.error.message}`);
