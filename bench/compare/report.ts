@@ -189,6 +189,8 @@ export function fmtValue(v: number, unit: MetricDef['unit']): string {
 }
 
 function cell(s: Summary | undefined, unit: MetricDef['unit'], cut?: Cutoff): string {
+  if (cut && s)
+    return `${fmtValue(s.median, unit)} in ${s.n} run${s.n > 1 ? 's' : ''}, then > ${fmtValue(cut.seconds, unit)} (cut off)`;
   if (cut) return `> ${fmtValue(cut.seconds, unit)} (cut off)`;
   if (!s) return '—';
   const range = s.n > 1 ? ` (${fmtValue(s.min, unit)}–${fmtValue(s.max, unit)})` : '';
@@ -435,6 +437,18 @@ export function headline(r: BenchResults): string[] {
   return out;
 }
 
+/** Markdown headings one level deeper, leaving fenced code (shell comments start with `# `) alone. */
+export function demoteHeadings(md: string): string {
+  let fenced = false;
+  return md
+    .split('\n')
+    .map((line) => {
+      if (/^\s*(```|~~~)/.test(line)) fenced = !fenced;
+      return !fenced && /^#+ /.test(line) ? `#${line}` : line;
+    })
+    .join('\n');
+}
+
 export interface AreaDoc {
   area: string;
   content: string;
@@ -513,7 +527,7 @@ export function renderMarkdown(
     );
     for (const a of areas) {
       // Demote the area's headings one level so they nest under this section.
-      out.push(`<!-- docs/benchmarks/${a.area}.md -->`, a.content.replace(/^(#+) /gm, '#$1 ').trimEnd(), '');
+      out.push(`<!-- docs/benchmarks/${a.area}.md -->`, demoteHeadings(a.content).trimEnd(), '');
     }
   }
   return `${out.join('\n')}\n`;

@@ -7,6 +7,7 @@ import {
   type BenchResults,
   buildCharts,
   comparisonTable,
+  demoteHeadings,
   emptyResults,
   evaluateTargets,
   headline,
@@ -79,6 +80,18 @@ describe('aggregation and ratios', () => {
     // rclone has no find sample and no cutoff: not measurable.
     expect(targets.find((t) => t.description.includes('rclone'))?.met).toBeUndefined();
     expect(comparisonTable(r, 's3like')).toContain('> 30.0 (cut off)');
+    // A tool that finished some runs before being cut off shows both.
+    record(r, 's3like', 'rclone', 'find_cold', 12);
+    r.cutoffs.push({ profile: 's3like', tool: 'rclone', metric: 'find_cold', seconds: 30 });
+    expect(comparisonTable(r, 's3like')).toContain('| 12.0 in 1 run, then > 30.0 (cut off) |');
+  });
+});
+
+describe('demoteHeadings', () => {
+  it('nests area headings one level deeper but leaves fenced shell comments alone', () => {
+    expect(demoteHeadings('# A\n## B\n```\n# comment\n```\n#hashtag')).toBe(
+      '## A\n### B\n```\n# comment\n```\n#hashtag',
+    );
   });
 });
 
