@@ -18,7 +18,8 @@ export class MemoryBlockCache {
     this.enabled = maxBytes > 0;
   }
 
-  private readonly enabled: boolean;
+  /** False with a 0-byte budget (`--memory-cache 0`): nothing is ever held. */
+  readonly enabled: boolean;
 
   get(key: string): Buffer | undefined {
     return this.enabled ? this.lru.get(key) : undefined;

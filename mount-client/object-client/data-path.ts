@@ -257,6 +257,11 @@ class DataPathImpl implements DataPath {
    * (format.ts): a 4 KiB read no longer reads and checksums a whole 8 MiB block. Undefined on a
    * miss or a corrupt slice (the file is dropped), and the caller loads the whole block.
    */
+  /** Whether whole blocks are kept in memory (`--memory-cache` > 0). */
+  get memoryTier(): boolean {
+    return this.p.memory.enabled;
+  }
+
   async diskSlice(id: BlockId, key: string, start: number, end: number): Promise<Buffer | undefined> {
     if (this.closed || this.flights.has(key) || !this.p.disk.hasKey(key)) return undefined;
     const got = await this.p.disk.getRange(id, key, start, end);
@@ -339,6 +344,9 @@ class DataPathImpl implements DataPath {
       const id: BlockId = { object: v, index: i, blockSize: bs };
       const key = keyOf(i);
       if (this.flights.has(key) || this.pending.has(key) || this.p.memory.has(key)) continue;
+      // Without a memory tier a prefetched disk block would be read, verified and dropped: only
+      // blocks that still have to come from a peer or S3 are worth fetching ahead.
+      if (!this.p.memory.enabled && this.p.disk.hasKey(key)) continue;
       const len = blockLength(id);
       if (!this.p.budget.tryAcquire(len)) {
         this.counts.prefetch.dropped++;
@@ -428,9 +436,10 @@ class Reader implements FileReader {
     let out: Buffer | undefined;
     if (first === last) {
       const base = first * bs;
-      if (random && !this.dp.hot(this.keyOf(first))) {
-        // A random read of a block not in memory: verify and return only its sub-blocks from disk
-        // rather than pulling the whole block into memory for one small read.
+      if ((random || !this.dp.memoryTier) && !this.dp.hot(this.keyOf(first))) {
+        // A random read of a block not in memory, or any read without a memory tier: verify and
+        // return only its sub-blocks from disk rather than reading the whole block for one small
+        // read (without a memory tier, a sequential stream would re-read each block 64 times).
         out = await this.dp.diskSlice(id(first), this.keyOf(first), offset - base, end - base);
       }
       if (!out) {
