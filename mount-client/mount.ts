@@ -63,6 +63,8 @@ export interface MountExtension {
   peer?: BlockFetcher;
   start?(ctx: { dataPath: DataPath; api: ApiClient; log: Logger }): Promise<void>;
   stop?(): Promise<void>;
+  /** Extra top-level sections for the /stats JSON (e.g. `{ peers: {...} }`); the core fields win. */
+  stats?(): Record<string, unknown>;
 }
 
 export interface RunningMount {
@@ -235,6 +237,7 @@ export async function startMount(o: MountOptions): Promise<RunningMount> {
       o.metricsPort === undefined
         ? undefined
         : await serveMetrics(o.metricsPort, () => ({
+            ...Object.assign({}, ...extensions.map((e) => e.stats?.() ?? {})),
             dataPath: dataPath.stats(),
             metadata: meta.stats(),
             openFiles: fs.openHandles,

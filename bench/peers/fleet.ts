@@ -8,12 +8,17 @@
  *      Peer-hit throughput vs local-hit throughput (target ≥ 0.7×).
  *   3. For context: E, a fresh mount without peers, reads the file from S3.
  *
+ * CPU: utime + stime of every mount process (from /proc/<pid>/stat) is sampled around each phase,
+ * so each row also gives CPU seconds per GiB read — summed over the owners and the reader for peer
+ * hits, the reader alone for local hits. On a shared, loaded machine a process gets a fraction of a
+ * core, so the throughput ratio follows the CPU ratio; the CPU figures are the load-independent ones.
+ *
  * Usage: npx tsx bench/peers/fleet.ts [--size-mib 1024] [--block-size 8M]
  * Needs /dev/fuse, libfuse2 and fuse3 (as the FUSE tests do).
  */
 import { exec, execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -47,6 +52,17 @@ async function freePort(): Promise<number> {
   return port;
 }
 
+const TICKS = Number((await sh('getconf CLK_TCK')).stdout.trim()) || 100;
+
+/** CPU seconds (user + system) a process has used so far. */
+function cpuSeconds(pid: number | undefined): number {
+  if (pid === undefined) return 0;
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) / TICKS;
+}
+
 async function timed(cmd: string): Promise<number> {
   const t0 = performance.now();
   await sh(cmd, { maxBuffer: MiB });
@@ -59,7 +75,10 @@ const gets = async (m: MountProcess) => (await m.stats()).dataPath.s3.gets ?? 0;
 const root = mkdtempSync(join(tmpdir(), 'strata-bench-peers-'));
 const backend = await startBackend();
 const mounts: Array<{ m: MountProcess; dir: string }> = [];
-const rows: Array<[string, string, string]> = [];
+const rows: Array<[string, string, string, string]> = [];
+const GiB = 1024 * MiB;
+const cpuOf = (ms: MountProcess[]) => ms.reduce((sum, m) => sum + cpuSeconds(m.child.pid), 0);
+const perGiB = (cpu: number) => `${(cpu / (bytes / GiB)).toFixed(2)} s`;
 try {
   process.stderr.write(`uploading ${sizeMiB} MiB…\n`);
   await backend.put('/bench/big.bin', randomBytes(bytes));
@@ -74,50 +93,81 @@ try {
     return { m, file: join(dir, 'bench/big.bin') };
   };
 
-  // 1. Cold fleet, three readers at once.
-  const ports = await Promise.all(['a', 'b', 'c'].map(() => freePort()));
-  const peers = ports.map((p) => `127.0.0.1:${p}`).join(',');
-  const fleet = await Promise.all(
-    ports.map((p, i) => mount('abc'[i]!, ['--peers', peers, '--peer-listen', `127.0.0.1:${p}`])),
-  );
+  // 1. Cold fleet, three readers at once. The ports are picked before the mounts start (each must
+  // list the others), so another process may take one in between: then the mount exits with a
+  // "port is in use" error and the whole fleet is started again on fresh ports.
+  let fleet: Array<{ m: MountProcess; file: string }> = [];
+  let peers = '';
+  for (let attempt = 1; ; attempt++) {
+    const ports = await Promise.all(['a', 'b', 'c'].map(() => freePort()));
+    peers = ports.map((p) => `127.0.0.1:${p}`).join(',');
+    const started = await Promise.allSettled(
+      ports.map((p, i) =>
+        mount(`${'abc'[i]}${attempt}`, ['--peers', peers, '--peer-listen', `127.0.0.1:${p}`]),
+      ),
+    );
+    if (started.every((r) => r.status === 'fulfilled')) {
+      fleet = started.map((r) => (r as PromiseFulfilledResult<(typeof fleet)[number]>).value);
+      break;
+    }
+    const failure = started.find((r) => r.status === 'rejected') as PromiseRejectedResult;
+    for (const r of started) if (r.status === 'fulfilled') await r.value.m.stop().catch(() => undefined);
+    if (attempt === 3 || !/in use/.test(String(failure.reason))) throw failure.reason;
+  }
+  const fleetMounts = fleet.map((n) => n.m);
+  const cold0 = cpuOf(fleetMounts);
   const coldSeconds = await timed(`${fleet.map((n) => `cat '${n.file}' > /dev/null &`).join(' ')} wait`);
+  const coldCpu = cpuOf(fleetMounts) - cold0;
   const fleetGets = (await Promise.all(fleet.map((n) => gets(n.m)))).reduce((a, b) => a + b, 0);
   rows.push([
     `cold fleet: A, B, C read the same ${sizeMiB} MiB at once — total S3 GETs`,
     `${fleetGets} GETs for ${blocks} blocks`,
     `${(fleetGets / blocks).toFixed(2)}× blocks (target ≤ 1.10×; 3.00× without peers)`,
+    '',
   ]);
   rows.push([
     'cold fleet aggregate read throughput (3 readers)',
     `${mbps(3 * bytes, coldSeconds).toFixed(0)} MB/s`,
     '',
+    `${perGiB(coldCpu / 3)} (A+B+C, per GiB read by each)`,
   ]);
 
   // 2. Peer hits vs local hits, one reader (D, client-only), same run.
   const d = await mount('d', ['--peers', peers, '--peer-client-only']);
+  const owners0 = cpuOf(fleetMounts);
+  const reader0 = cpuOf([d.m]);
   const peerSeconds = await timed(`cat '${d.file}' > /dev/null`);
+  const ownersCpu = cpuOf(fleetMounts) - owners0;
+  const readerCpu = cpuOf([d.m]) - reader0;
+  const peerCpu = ownersCpu + readerCpu;
   const dGets = await gets(d.m);
+  const d0 = cpuOf([d.m]);
   const localSeconds = await timed(`cat '${d.file}' > /dev/null`);
+  const localCpu = cpuOf([d.m]) - d0;
   const peer = mbps(bytes, peerSeconds);
   const local = mbps(bytes, localSeconds);
   rows.push([
     `D (fresh, client-only) reads it: every block a peer hit (${dGets} S3 GETs)`,
     `${peer.toFixed(0)} MB/s`,
-    `${(peer / local).toFixed(2)}× local (target ≥ 0.70×)`,
+    `**${(peer / local).toFixed(2)}× local** (target ≥ 0.70×)`,
+    `${perGiB(peerCpu)} (D ${perGiB(readerCpu)} + owners ${perGiB(ownersCpu)}) = ${(peerCpu / Math.max(localCpu, 1e-9)).toFixed(1)}× local`,
   ]);
   rows.push([
     'D reads it again: local cache hits (memory + disk)',
     `${local.toFixed(0)} MB/s`,
     '1.00× local',
+    perGiB(localCpu),
   ]);
 
   // 3. Context: a fresh mount without peers reads from S3.
   const e = await mount('e', []);
+  const e0 = cpuOf([e.m]);
   const s3 = mbps(bytes, await timed(`cat '${e.file}' > /dev/null`));
   rows.push([
     `E (fresh, no peers) reads it from S3 (${await gets(e.m)} GETs)`,
     `${s3.toFixed(0)} MB/s`,
     `${(s3 / local).toFixed(2)}× local`,
+    `${perGiB(cpuOf([e.m]) - e0)} (E only; the emulator's CPU not counted)`,
   ]);
 } finally {
   for (const { m, dir } of mounts) {
@@ -132,5 +182,5 @@ const { stdout: load } = await sh('cat /proc/loadavg');
 console.log(
   `\n${sizeMiB} MiB file, ${blockSize} blocks, load average at the end: ${load.split(' ').slice(0, 3).join(' ')}\n`,
 );
-console.log('| measurement | result | ratio |\n|---|---:|---:|');
-for (const [a, b, c] of rows) console.log(`| ${a} | ${b} | ${c} |`);
+console.log('| measurement | result | ratio | CPU per GiB (mount processes) |\n|---|---:|---:|---:|');
+for (const [a, b, c, cpu] of rows) console.log(`| ${a} | ${b} | ${c} | ${cpu} |`);

@@ -22,6 +22,7 @@
  * every byte, at the same CPU cost as one crc over the payload.
  */
 import { crc32c } from '@node-rs/crc32';
+import { rememberSubBlockCrcs, subBlockCrcs } from './payload-crcs.ts';
 import type { BlockId } from './types.ts';
 
 export const MAGIC = Buffer.from('STRB', 'latin1');
@@ -81,9 +82,9 @@ export function encodeHeader(id: BlockId, payload: Buffer, sub = subBlockSize(id
   h.writeUInt32LE(sub, 24);
   h.writeUInt32LE(count, 28);
   m.copy(h, FIXED);
-  for (let i = 0; i < count; i++) {
-    h.writeUInt32LE(crc32c(payload.subarray(i * sub, (i + 1) * sub)), tableAt + 4 * i);
-  }
+  // Reuses the table when the bytes were already checksummed (e.g. verified on arrival from a peer).
+  const crcs = subBlockCrcs(payload, sub);
+  for (let i = 0; i < count; i++) h.writeUInt32LE(crcs[i] as number, tableAt + 4 * i);
   h.writeUInt32LE(crc32c(h.subarray(0, end)), end);
   return h;
 }
@@ -192,5 +193,7 @@ export function decodeBlock(file: Buffer, id: BlockId, expectedLength: number): 
   if (file.length !== h.headerLength + h.payloadLength) return { ok: false, reason: 'length' };
   const payload = file.subarray(h.headerLength);
   if (!verifySlice(h, 0, payload)) return { ok: false, reason: 'payload-checksum' };
+  // Verified: a peer server answering for this block sends these instead of checksumming it again.
+  rememberSubBlockCrcs(payload, h.subBlockSize, h.subCrcs);
   return { ok: true, payload };
 }

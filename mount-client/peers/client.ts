@@ -3,10 +3,12 @@
  * before they are returned, and a signed ping used to probe ejected peers back in. One undici Agent
  * keeps connections to each peer alive, so a hit costs one round trip, not a TCP handshake.
  */
-import { crc32c } from '@node-rs/crc32';
 import { Agent, request } from 'undici';
+import { subBlockSize } from '../block-cache/format.ts';
+import { rememberSubBlockCrcs } from '../block-cache/payload-crcs.ts';
 import { type BlockId, blockLength } from '../block-cache/types.ts';
 import type { PeerSigner } from './auth.ts';
+import { crcFromTable, SubBlockCrc } from './crc.ts';
 import { PeerFetchError } from './errors.ts';
 import { CRC_HEADER, encodeBlockRequest, PING_PATH } from './wire.ts';
 
@@ -48,7 +50,6 @@ export class PeerClient {
     });
   }
 
-  /** The block from `address`, verified; throws PeerFetchError (with a kind) on any failure. */
   /**
    * The block from `address`, verified; throws PeerFetchError (with a kind) on any failure.
    * `timeoutMs` bounds the wait for the response headers, which a live owner sends at once even when
@@ -81,8 +82,11 @@ export class PeerClient {
       }
       const data = Buffer.allocUnsafe(expected);
       let filled = 0;
-      // crc32c chunk by chunk while each is hot in cache, instead of a second pass over the block.
-      let crc = 0;
+      // crc32c per cache sub-block, chunk by chunk while each is hot in the CPU cache: one pass gives
+      // both the whole-block crc32c to check and the table this node's disk cache writes (remembered
+      // below, so the cache write does not checksum the block a second time).
+      const sub = subBlockSize(id.blockSize);
+      const crcs = new SubBlockCrc(sub, expected);
       for await (const chunk of res.body as AsyncIterable<Buffer>) {
         if (filled + chunk.length > expected) {
           res.body.destroy();
@@ -91,7 +95,7 @@ export class PeerClient {
           });
         }
         chunk.copy(data, filled);
-        crc = crc32c(chunk, crc);
+        crcs.update(chunk);
         filled += chunk.length;
       }
       if (filled !== expected) {
@@ -101,7 +105,8 @@ export class PeerClient {
       }
       // A header when the owner had the block at hand, a trailer when it read the block through.
       const crcHeader = res.headers[CRC_HEADER] ?? res.trailers[CRC_HEADER];
-      const actual = crc;
+      const table = crcs.finish();
+      const actual = crcFromTable(table, sub, expected);
       if (typeof crcHeader !== 'string' || Number(crcHeader) !== actual) {
         throw new PeerFetchError(
           'checksum',
@@ -109,6 +114,7 @@ export class PeerClient {
           { peer: address },
         );
       }
+      rememberSubBlockCrcs(data, sub, table);
       return data;
     } catch (err) {
       throw classify(err, address, signal, timeouts);

@@ -79,7 +79,21 @@ export function peerMountExtension(o: PeerMountOptions): MountExtension | undefi
       await peering?.close();
       peering = undefined;
     },
+    stats() {
+      return { peers: peerStats(peering) };
+    },
   };
 }
 
 type PeerApi = Parameters<typeof apiRegistry>[0];
+
+/** The /stats section: this node's address, members and their state, and the peer counters. */
+export function peerStats(peering: Peering | undefined): Record<string, unknown> {
+  if (!peering) return { running: false };
+  return {
+    running: true,
+    address: peering.address || null,
+    members: peering.membership.snapshot(),
+    ...peering.metrics.stats(),
+  };
+}

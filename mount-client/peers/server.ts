@@ -11,10 +11,12 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { crc32c } from '@node-rs/crc32';
 import { StrataError } from '../../functions/core/errors.ts';
+import { subBlockSize } from '../block-cache/format.ts';
+import { subBlockCrcs } from '../block-cache/payload-crcs.ts';
 import { type BlockId, blockLength } from '../block-cache/types.ts';
 import type { PeerSigner } from './auth.ts';
+import { crcFromTable } from './crc.ts';
 import type { PeerMetrics } from './metrics.ts';
 import { BLOCKS_PREFIX, CRC_HEADER, decodeBlockRequest, LENGTH_HEADER, PING_PATH } from './wire.ts';
 
@@ -150,7 +152,7 @@ export class PeerServer {
         res.destroy();
         return done('error' in late ? statusOf(late.error) : 500);
       }
-      res.addTrailers({ [CRC_HEADER]: String(checksum(late.data)) });
+      res.addTrailers({ [CRC_HEADER]: String(checksum(late.data, id)) });
       res.end(late.data);
       return done(200, late.data.length);
     }
@@ -171,7 +173,7 @@ export class PeerServer {
     res.writeHead(200, {
       'content-type': 'application/octet-stream',
       'content-length': data.length,
-      [CRC_HEADER]: String(checksum(data)),
+      [CRC_HEADER]: String(checksum(data, id)),
     });
     res.end(method === 'HEAD' ? undefined : data);
     return done(200, method === 'HEAD' ? 0 : data.length);
@@ -185,16 +187,20 @@ export class PeerServer {
 const EARLY_HEADERS_MS = 20;
 
 /**
- * crc32c per block buffer. The data path hands out the same read-only Buffer for a block while it
- * sits in its memory tier, so when several peers ask for one block the owner checksums it once.
- * Keyed by the Buffer itself (WeakMap), so an entry lives exactly as long as the bytes it describes.
+ * Whole-block crc32c for the wire, derived from the block's sub-block table (crc.ts). The table is
+ * the one the disk cache verified the block against, or was computed when the block was first
+ * stored (block-cache/payload-crcs.ts), so a cached block is sent without a crc32c pass over its
+ * bytes; only a block no layer has checksummed yet is scanned, once, and its table is kept for the
+ * disk-cache write that follows. The whole-block value is kept per Buffer too (WeakMap, lives
+ * exactly as long as the bytes), so several peers asking for one hot block cost one derivation.
  */
 const checksums = new WeakMap<Buffer, number>();
 
-function checksum(data: Buffer): number {
+function checksum(data: Buffer, id: BlockId): number {
   let crc = checksums.get(data);
   if (crc === undefined) {
-    crc = crc32c(data);
+    const sub = subBlockSize(id.blockSize);
+    crc = crcFromTable(subBlockCrcs(data, sub), sub, data.length);
     checksums.set(data, crc);
   }
   return crc;

@@ -24,13 +24,22 @@ const blocks = (bytes: number) => Math.ceil(bytes / MiB);
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 const SECRET = 'fuse-peer-test-secret-0123456789abcdef';
 
-/** A port that was free a moment ago: the mounts must know each other's ports before they start. */
+/**
+ * A port that was free a moment ago: the mounts must know each other's ports before they start, so
+ * another process may take one in between — beforeAll then starts the fleet again on fresh ports.
+ */
 async function freePort(): Promise<number> {
   const srv = createServer();
   await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
   const port = (srv.address() as { port: number }).port;
   await new Promise<void>((r) => srv.close(() => r()));
   return port;
+}
+
+interface PeerSection {
+  running: boolean;
+  hits: number;
+  members: Array<{ address: string; live: boolean }>;
 }
 
 async function s3Gets(m: MountProcess): Promise<number> {
@@ -73,11 +82,16 @@ describe.skipIf(skip)('peer block sharing between real mounts', () => {
   beforeAll(async () => {
     root = mkdtempSync(join(tmpdir(), 'strata-fuse-peers-'));
     backend = await startBackend();
-    for (const n of names) {
-      mkdirSync(mnt(n));
-      ports.set(n, await freePort());
+    for (const n of names) mkdirSync(mnt(n));
+    for (let attempt = 1; ; attempt++) {
+      for (const n of names) ports.set(n, await freePort());
+      const started = await Promise.allSettled(names.map((n) => mountNode(n)));
+      const failed = started.find((r) => r.status === 'rejected');
+      if (!failed) break;
+      for (const m of mounts.values()) await m.stop().catch(() => undefined);
+      mounts.clear();
+      if (attempt === 3 || !/in use/.test(String(failed.reason))) throw failed.reason;
     }
-    await Promise.all(names.map((n) => mountNode(n)));
   });
 
   afterAll(async () => {
@@ -112,6 +126,13 @@ describe.skipIf(skip)('peer block sharing between real mounts', () => {
     const fleetGetsForA = afterA.reduce((s, g, i) => s + g - before[i]!, 0);
     expect(fleetGetsForA).toBe(blocks(bytes.length));
     expect(after).toEqual(afterA);
+    // The mount's /stats JSON carries the peer tier: B's hits, and the members it sees
+    const stats = (await mounts.get('b')!.stats()) as unknown as { peers: PeerSection };
+    expect(stats.peers.running).toBe(true);
+    expect(stats.peers.hits).toBeGreaterThan(0);
+    expect(stats.peers.members.map((m) => m.address).sort()).toEqual(
+      names.map((n) => `127.0.0.1:${ports.get(n)}`).sort(),
+    );
   });
 
   it('a cold fleet reading one file at once costs about one S3 GET per block', async () => {

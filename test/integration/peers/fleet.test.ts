@@ -114,6 +114,9 @@ describe('a fleet of three', () => {
     const target = encodeBlockRequest(id);
     const url = `http://${a.address}${target}`;
     const good = new PeerSigner(SECRET);
+    // Cached first, so the answer takes the header path (a read-through may answer early, with the
+    // crc32c as a trailer — server.test.ts covers that path).
+    await a.dp.loadBlock(id);
     const rejectedBefore = a.peering.metrics.stats().rejected;
     // Act
     const unsigned = await request(url);

@@ -30,4 +30,14 @@ describe('peerMountExtension', () => {
     await expect(ext?.peer?.fetch(id)).rejects.toMatchObject({ kind: 'no_peers' });
     await expect(ext?.peer?.fetch(id)).rejects.toBeInstanceOf(PeerFetchError);
   });
+
+  it('reports the peer section of /stats as not running before the data path exists', () => {
+    const ext = peerMountExtension({
+      peers: ['10.0.0.2:7431'],
+      registry: false,
+      secret: SECRET,
+      blockSize: 8 << 20,
+    });
+    expect(ext?.stats?.()).toEqual({ peers: { running: false } });
+  });
 });
