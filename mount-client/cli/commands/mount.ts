@@ -119,13 +119,33 @@ export const register: RegisterCommand = (program, ctx) => {
         maxS3Concurrency: positiveInt(flags.maxS3Concurrency, '--max-s3-concurrency'),
         allowOther: flags.allowOther ?? false,
         ...(flags.metricsPort !== undefined ? { metricsPort: port(flags.metricsPort) } : {}),
-        presign: flags.presign ?? false,
+        presign: flags.presign ?? (await noAwsCredentials()),
         uid: flags.uid !== undefined ? positiveInt(flags.uid, '--uid', 0) : (process.getuid?.() ?? 0),
         gid: flags.gid !== undefined ? positiveInt(flags.gid, '--gid', 0) : (process.getgid?.() ?? 0),
         ...faultsFromEnv(),
       });
     });
 };
+
+/**
+ * Without --presign, a node reads S3 with the AWS default credential chain (env, profile, SSO, EC2
+ * instance profile, …). When that chain has nothing — an on-prem node, or a laptop against the
+ * local stack — reading through presigned URLs from the API is the only way that can work, so the
+ * mount says so and switches instead of failing every read with EIO.
+ */
+async function noAwsCredentials(): Promise<boolean> {
+  const { defaultProvider } = await import('@aws-sdk/credential-provider-node');
+  try {
+    // One quick IMDS attempt: off EC2 the instance-metadata probe would otherwise retry for seconds.
+    await defaultProvider({ timeout: 1000, maxRetries: 0 })();
+    return false;
+  } catch {
+    process.stderr.write(
+      'strata mount: no AWS credentials found (env, profile, instance profile); reading through presigned URLs from the API (--presign)\n',
+    );
+    return true;
+  }
+}
 
 function positiveInt(text: string, flag: string, min = 1): number {
   const n = Number(text);
