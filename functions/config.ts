@@ -49,6 +49,15 @@ const schema = z.object({
     .min(5 * MiB)
     .max(5 * 1024 * MiB)
     .default(8 * MiB),
+  /**
+   * Prefix of every Redis key Strata writes (metadata cache, peer registry), so two deployments
+   * sharing one Redis database (stages on one Upstash DB, parallel test stacks on one REDIS_URL)
+   * never read each other's entries. Default: derived from the bucket and data prefix.
+   */
+  STRATA_CACHE_NAMESPACE: z
+    .string()
+    .regex(/^[\x21-\x7e]{1,200}$/, 'printable ASCII without spaces, at most 200 characters')
+    .optional(),
   /** In-process metadata cache TTL: bounds staleness of a warm Lambda after an overwrite. */
   STRATA_CACHE_TTL_MS: z.coerce.number().int().min(0).default(1000),
   /**
@@ -89,6 +98,8 @@ export interface ServerConfig {
   region: string;
   s3Endpoint?: string;
   sqsEndpoint?: string;
+  /** Redis key namespace (STRATA_CACHE_NAMESPACE, else `<bucket>/<data prefix>`). */
+  cacheNamespace: string;
 }
 
 export function parseConfig(source: NodeJS.ProcessEnv = process.env): ServerConfig {
@@ -105,6 +116,8 @@ export function parseConfig(source: NodeJS.ProcessEnv = process.env): ServerConf
     region: env.AWS_REGION,
     s3Endpoint: env.STRATA_S3_ENDPOINT,
     sqsEndpoint: env.STRATA_SQS_ENDPOINT,
+    cacheNamespace:
+      env.STRATA_CACHE_NAMESPACE ?? `${env.STRATA_BUCKET}/${normalizePrefix(env.STRATA_DATA_PREFIX)}`,
   };
 }
 

@@ -25,7 +25,25 @@ export class HandlerMissingError extends Error {
   }
 }
 
-export async function loadHandler(name: LambdaName): Promise<Handler> {
+/**
+ * Loaded handlers, one per lambda name (the cold start happens once per process, like one warm
+ * Lambda environment). Without this every invocation re-entered `import()` — through tsx's loader
+ * hooks — which cost about a quarter of the CPU of a cached resolve request.
+ */
+const loaded = new Map<LambdaName, Promise<Handler>>();
+
+export function loadHandler(name: LambdaName): Promise<Handler> {
+  let p = loaded.get(name);
+  if (!p) {
+    p = importHandler(name);
+    // A failed import (module not there yet, syntax error) is retried on the next invocation.
+    p.catch(() => loaded.delete(name));
+    loaded.set(name, p);
+  }
+  return p;
+}
+
+async function importHandler(name: LambdaName): Promise<Handler> {
   const spec = lambdas[name];
   if (!spec) throw new Error(`unknown lambda ${name}; see functions/handlers/routes.ts`);
   const file = join(REPO_ROOT, spec.entry);

@@ -257,6 +257,10 @@ export async function startStack(opts: StackOptions = {}): Promise<LocalStack> {
       STRATA_INGEST_QUEUE_URL: queues.ingest.url,
       STRATA_RECONCILE_QUEUE_URL: queues.reconcile.url,
       ...(upstash ? { UPSTASH_REDIS_REST_URL: upstash.url, UPSTASH_REDIS_REST_TOKEN: upstash.token } : {}),
+      // An external Redis (REDIS_URL, or a url in options) may be shared with other stacks — parallel
+      // test files, a second `npm start` — which use the same bucket name: a namespace of its own
+      // keeps their caches and peer registries apart. A redis-server we started is ours alone.
+      ...(redis && redis.pid === undefined ? { STRATA_CACHE_NAMESPACE: `local-${randomUUID()}` } : {}),
       // fauxqs refuses request bodies over 11 MiB, so anything larger must go multipart locally
       // (AWS takes single PUTs up to 5 GiB; the deployed default stays 64 MiB).
       STRATA_MULTIPART_THRESHOLD: String(8 * 1024 * 1024),

@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import pLimit from 'p-limit';
-import { Agent, request } from 'undici';
+import { Pool as HttpPool } from 'undici';
 import { applyObjectChanges, type ObjectChange } from '../../functions/adapters/pg/index-store.ts';
 import { createPool, withTransaction } from '../../functions/adapters/pg/pool.ts';
 import { RedisGuard } from '../../functions/adapters/redis/client.ts';
@@ -38,6 +38,10 @@ const { values: args } = parseArgs({
     lag: { type: 'string', default: '200' },
     files: { type: 'string', default: '10000' },
     requests: { type: 'string', default: '20000' },
+    /** Which parts to run (comma-separated): indexer, stack. Profiling one part is easier alone. */
+    parts: { type: 'string', default: 'indexer,stack' },
+    /** Concurrent HTTP requests for the resolve runs (the client keeps this many sockets alive). */
+    'http-concurrency': { type: 'string', default: '32' },
     out: { type: 'string' },
   },
 });
@@ -46,6 +50,8 @@ const CONC = Number(args.concurrency);
 const LAG_SAMPLES = Number(args.lag);
 const FILES = Number(args.files);
 const REQUESTS = Number(args.requests);
+const PARTS = new Set(String(args.parts).split(','));
+const HTTP_CONC = Number(args['http-concurrency']);
 
 function pct(sorted: number[], p: number): number {
   if (sorted.length === 0) return Number.NaN;
@@ -211,12 +217,16 @@ async function throughStack() {
     log: () => {},
     env: { POWERTOOLS_METRICS_DISABLED: 'true', POWERTOOLS_LOG_LEVEL: 'SILENT', STRATA_LOG_LEVEL: 'SILENT' },
   });
-  const agent = new Agent({ connections: 64, keepAliveTimeout: 30_000 });
+  // One keep-alive socket per concurrent request: no TCP handshake per request (a Lambda
+  // client — the mount — keeps its connections alive the same way).
+  const agent = new HttpPool(stack.dev.apiUrl, { connections: HTTP_CONC, keepAliveTimeout: 30_000 });
   const auth = { authorization: `Bearer ${stack.adminToken}` };
   const get = async (path: string, query: Record<string, string>) => {
-    const url = new URL(stack.dev.apiUrl + path);
-    for (const [k, v] of Object.entries(query)) url.searchParams.set(k, v);
-    const res = await request(url, { headers: auth, dispatcher: agent });
+    const res = await agent.request({
+      method: 'GET',
+      path: `${path}?${new URLSearchParams(query).toString()}`,
+      headers: auth,
+    });
     const text = await res.body.text();
     return { status: res.statusCode, text };
   };
@@ -267,7 +277,7 @@ async function throughStack() {
     // 3. resolve cold then warm.
     const resolveRun = async (label: string) => {
       const lat: number[] = [];
-      const limit = pLimit(32);
+      const limit = pLimit(HTTP_CONC);
       const n = Math.min(REQUESTS, FILES);
       const t0 = performance.now();
       await Promise.all(
@@ -288,7 +298,7 @@ async function throughStack() {
     const cold = await resolveRun('cold');
     const warm = await resolveRun('warm');
     rows.push([
-      `Resolve over HTTP, caches cold (first lookup of ${Math.min(REQUESTS, FILES)} paths; ${redisNote}; 32 concurrent)`,
+      `Resolve over HTTP, caches cold (first lookup of ${Math.min(REQUESTS, FILES)} paths; ${redisNote}; ${HTTP_CONC} concurrent keep-alive)`,
       `${Math.round(cold.rps).toLocaleString('en')} req/s`,
       `p50 ${ms(cold.p50)}, p99 ${ms(cold.p99)}`,
       '',
@@ -329,10 +339,14 @@ async function throughStack() {
   }
 }
 
-log('1/2 indexer throughput vs ceiling …');
-await throughput();
-log('2/2 lag, resolve and list through the local stack …');
-await throughStack();
+if (PARTS.has('indexer')) {
+  log('indexer throughput vs ceiling …');
+  await throughput();
+}
+if (PARTS.has('stack')) {
+  log('lag, resolve and list through the local stack …');
+  await throughStack();
+}
 const table = [
   '| measurement | result | reference | ratio |',
   '| --- | --- | --- | --- |',

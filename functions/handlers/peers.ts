@@ -8,13 +8,17 @@
  * Both need only the `read` scope — every mount client must be able to join.
  */
 import { z } from 'zod';
+import { cacheKeys } from '../adapters/redis/metadata-cache.ts';
 import type { PeerInfo, PeersResponse } from '../core/api-types.ts';
 import { type ApiRequest, httpApi, parseWith } from './http/index.ts';
 
 /** Clients heartbeat every ~10 s; 30 s tolerates two lost heartbeats before a peer is dropped. */
 export const DEFAULT_PEER_TTL_SECONDS = 30;
-const Z = 'strata:peers';
-const H = 'strata:peers:info';
+/** Redis keys in the deployment's namespace: a sorted set of peer ids by expiry, and their info. */
+function keys(req: ApiRequest): { Z: string; H: string } {
+  const z = cacheKeys(req.deps.config.cacheNamespace).peers;
+  return { Z: z, H: `${z}:info` };
+}
 
 const heartbeatBody = z.object({
   id: z.string().regex(/^[A-Za-z0-9._:-]{1,128}$/, 'id: 1–128 characters of [A-Za-z0-9._:-]'),
@@ -26,6 +30,7 @@ async function heartbeat(req: ApiRequest) {
   const body = parseWith(heartbeatBody, req.body ?? {}, 'body');
   const now = Date.now();
   const lastSeen = new Date(now).toISOString();
+  const { Z, H } = keys(req);
   const info: PeerInfo = { id: body.id, address: body.address, lastSeen };
   const ok = await req.deps.redis.run('peers.heartbeat', async (r) => {
     const p = r.pipeline();
@@ -48,6 +53,7 @@ async function heartbeat(req: ApiRequest) {
 
 async function list(req: ApiRequest): Promise<PeersResponse> {
   const now = Date.now();
+  const { Z, H } = keys(req);
   const fromRedis = await req.deps.redis.run('peers.list', async (r) => {
     const ids = await r.zrange<string[]>(Z, now, '+inf', { byScore: true });
     if (ids.length === 0) return [];

@@ -58,7 +58,7 @@ const pageQuery = z.object({ cursor: z.string().optional(), limit: pageLimit });
 const changesQuery = z.object({ since: z.coerce.number().int().min(0).default(0), limit: pageLimit });
 
 function cacheOf(d: Deps) {
-  return metadataCache(d.redis, d.config.env.STRATA_CACHE_TTL_MS);
+  return metadataCache(d.redis, d.config.env.STRATA_CACHE_TTL_MS, d.config.cacheNamespace);
 }
 
 function dirPath(raw: string, d: Deps): string {

@@ -8,8 +8,9 @@
  * Negative answers (path not found) are cached too: a new upload invalidates them.
  *
  * Redis failures never fail a request: RedisGuard logs and counts them and the caller reads
- * PostgreSQL. Keys: `strata:r:<path>` (string) and `strata:l:<dir>` (hash: page key → page), so one
- * DEL drops every cached page of a directory.
+ * PostgreSQL. Keys: `strata:<ns>:r:<path>` (string) and `strata:<ns>:l:<dir>` (hash: page key →
+ * page), so one DEL drops every cached page of a directory. `<ns>` is the deployment's namespace
+ * (config STRATA_CACHE_NAMESPACE): deployments sharing one Redis database never see each other's keys.
  */
 import { LRUCache } from 'lru-cache';
 import type { RedisGuard } from './client.ts';
@@ -22,18 +23,26 @@ export interface MetadataCacheOptions {
   /** In-process entries: resolve answers are ~0.5 KiB, list pages up to ~200 KiB. */
   maxResolve?: number;
   maxListDirs?: number;
+  /** Per-deployment key namespace (config `cacheNamespace`). */
+  namespace?: string;
 }
 
 /** A cached value: the answer, or null for "not found". */
 export type Cached<T> = { value: T | null } | undefined;
 
-const R = 'strata:r:';
-const L = 'strata:l:';
+/** Redis key prefixes for one namespace. */
+export function cacheKeys(namespace: string): { resolve: string; list: string; peers: string } {
+  const base = `strata:${namespace}:`;
+  return { resolve: `${base}r:`, list: `${base}l:`, peers: `${base}peers` };
+}
 
 export class MetadataCache<TResolve extends object, TList extends object> {
   private readonly resolveLocal: LRUCache<string, { value: TResolve | null }>;
   private readonly listLocal: LRUCache<string, Map<string, TList>>;
   private readonly redisTtl: number;
+  private readonly R: string;
+  private readonly L: string;
+  readonly namespace: string;
   stats = { localHits: 0, redisHits: 0, misses: 0 };
 
   constructor(
@@ -42,6 +51,10 @@ export class MetadataCache<TResolve extends object, TList extends object> {
   ) {
     const ttl = options.localTtlMs ?? 1000;
     this.redisTtl = options.redisTtlSeconds ?? 60;
+    this.namespace = options.namespace ?? 'default';
+    const keys = cacheKeys(this.namespace);
+    this.R = keys.resolve;
+    this.L = keys.list;
     // ttl 0 disables the local level entirely (lru-cache treats 0 as "no TTL").
     this.resolveLocal = new LRUCache({
       max: options.maxResolve ?? 10_000,
@@ -65,7 +78,7 @@ export class MetadataCache<TResolve extends object, TList extends object> {
       this.stats.localHits++;
       return local;
     }
-    const raw = await this.redis.run('get', (r) => r.get<string>(R + path));
+    const raw = await this.redis.run('get', (r) => r.get<string>(this.R + path));
     if (typeof raw === 'string') {
       const entry = JSON.parse(raw) as { value: TResolve | null };
       this.resolveLocal.set(path, entry);
@@ -79,7 +92,7 @@ export class MetadataCache<TResolve extends object, TList extends object> {
   async setResolve(path: string, value: TResolve | null): Promise<void> {
     const entry = { value };
     this.resolveLocal.set(path, entry);
-    await this.redis.run('set', (r) => r.set(R + path, JSON.stringify(entry), { ex: this.redisTtl }));
+    await this.redis.run('set', (r) => r.set(this.R + path, JSON.stringify(entry), { ex: this.redisTtl }));
   }
 
   async getList(dir: string, page: string): Promise<TList | undefined> {
@@ -88,7 +101,7 @@ export class MetadataCache<TResolve extends object, TList extends object> {
       this.stats.localHits++;
       return local;
     }
-    const raw = await this.redis.run('hget', (r) => r.hget<string>(L + dir, page));
+    const raw = await this.redis.run('hget', (r) => r.hget<string>(this.L + dir, page));
     if (typeof raw === 'string') {
       const value = JSON.parse(raw) as TList;
       this.rememberList(dir, page, value);
@@ -103,8 +116,8 @@ export class MetadataCache<TResolve extends object, TList extends object> {
     this.rememberList(dir, page, value);
     await this.redis.run('hset', async (r) => {
       const p = r.pipeline();
-      p.hset(L + dir, { [page]: JSON.stringify(value) });
-      p.expire(L + dir, this.redisTtl);
+      p.hset(this.L + dir, { [page]: JSON.stringify(value) });
+      p.expire(this.L + dir, this.redisTtl);
       return p.exec();
     });
   }
@@ -125,7 +138,11 @@ export class MetadataCache<TResolve extends object, TList extends object> {
       this.listLocal.delete(d);
       this.resolveLocal.delete(d);
     }
-    const keys = [...paths.map((p) => R + p), ...dirs.map((d) => R + d), ...dirs.map((d) => L + d)];
+    const keys = [
+      ...paths.map((p) => this.R + p),
+      ...dirs.map((d) => this.R + d),
+      ...dirs.map((d) => this.L + d),
+    ];
     // Chunked so a 100-event batch with deep paths stays one small request per chunk.
     for (let i = 0; i < keys.length; i += 500) {
       const chunk = keys.slice(i, i + 500);

@@ -5,8 +5,12 @@
  *
  * Verified tokens are cached in-process for a few seconds (a resolve must not pay a second
  * database round-trip); `forgetToken(id)` drops an entry at revocation, so in one process a
- * revocation is immediate and across Lambdas it takes effect within TOKEN_CACHE_TTL_MS.
+ * revocation is immediate and across Lambdas it takes effect within TOKEN_CACHE_TTL_MS. The cache
+ * never holds the secret: it is keyed by SHA-256 of the whole presented token, and a hit is
+ * confirmed by comparing that digest with the one stored in the entry in constant time (a heap
+ * dump shows digests only, and a lookup leaks no timing about how much of a secret matched).
  */
+import { createHash, timingSafeEqual } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import type { Pool } from '../../adapters/pg/pool.ts';
 import { readQuery } from '../../adapters/pg/pool.ts';
@@ -33,11 +37,20 @@ interface TokenRow {
   revoked_at: Date | null;
 }
 
-const cache = new LRUCache<string, { row: TokenRow; secret: string }>({ max: 1000, ttl: TOKEN_CACHE_TTL_MS });
+interface CachedToken {
+  row: TokenRow;
+  /** SHA-256 of the full presented token (the cache key, as bytes). */
+  digest: Buffer;
+  principal: Principal;
+}
+
+/** Keyed by hex SHA-256 of the presented token; 1,000 tokens per warm environment is generous. */
+const cache = new LRUCache<string, CachedToken>({ max: 1000, ttl: TOKEN_CACHE_TTL_MS });
 const lastUsedWritten = new LRUCache<string, true>({ max: 1000, ttl: LAST_USED_INTERVAL_MS });
 
 export function forgetToken(id: string): void {
-  cache.delete(id);
+  // At most 1,000 entries and revocation is rare: a scan beats maintaining a second index.
+  for (const [key, entry] of cache.entries()) if (entry.row.id === id) cache.delete(key);
 }
 
 export function bearerToken(headers: Record<string, string | undefined>): string | undefined {
@@ -65,8 +78,10 @@ export async function authenticate(
   }
   const parsed = parseToken(raw);
   if (!parsed) throw new UnauthorizedError('malformed token: expected the stk_… string printed at creation');
-  let entry = cache.get(parsed.id);
-  if (!entry || entry.secret !== parsed.secret) {
+  const digest = createHash('sha256').update(raw).digest();
+  const key = digest.toString('hex');
+  let entry = cache.get(key);
+  if (!entry || !timingSafeEqual(entry.digest, digest)) {
     const { rows } = await readQuery<TokenRow>(
       pool,
       'SELECT id, secret_hash, scopes, prefixes, expires_at, revoked_at FROM tokens WHERE id = $1',
@@ -76,8 +91,17 @@ export async function authenticate(
     if (!row || !secretMatches(parsed.secret, row.secret_hash)) {
       throw new UnauthorizedError('unknown token: it was never issued here or its secret is wrong');
     }
-    entry = { row, secret: parsed.secret };
-    cache.set(parsed.id, entry);
+    entry = {
+      row,
+      digest,
+      // Built once per verification, not per request: prefix normalization is per-request CPU otherwise.
+      principal: Object.freeze({
+        tokenId: row.id,
+        scopes: row.scopes,
+        prefixes: normalizePrefixes(row.prefixes),
+      }) as Principal,
+    };
+    cache.set(key, entry);
   }
   const { row } = entry;
   if (row.revoked_at) throw new UnauthorizedError(`token ${row.id} was revoked; ask an admin for a new one`);
@@ -91,5 +115,5 @@ export async function authenticate(
     // Fire-and-forget: bookkeeping must never fail or slow a request.
     pool.query('UPDATE tokens SET last_used_at = now() WHERE id = $1', [row.id]).catch(() => {});
   }
-  return { tokenId: row.id, scopes: row.scopes, prefixes: normalizePrefixes(row.prefixes) };
+  return entry.principal;
 }

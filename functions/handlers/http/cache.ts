@@ -6,6 +6,7 @@
 
 import type { RedisGuard } from '../../adapters/redis/client.ts';
 import { MetadataCache } from '../../adapters/redis/metadata-cache.ts';
+import { config } from '../../config.ts';
 import type { ResolveResponse } from '../../core/api-types.ts';
 
 export type ResolveCacheValue = Omit<ResolveResponse, 'url' | 'urlExpiresAt'>;
@@ -14,12 +15,17 @@ export type ListCacheValue = { entries: unknown[]; nextCursor?: string };
 let cache: MetadataCache<ResolveCacheValue, ListCacheValue> | undefined;
 let boundTo: RedisGuard | undefined;
 
+/**
+ * The cache bound to `redis`. `namespace` is the deployment's Redis key namespace (config
+ * `cacheNamespace`); callers without a config at hand get the process config's.
+ */
 export function metadataCache(
   redis: RedisGuard,
   localTtlMs: number,
+  namespace?: string,
 ): MetadataCache<ResolveCacheValue, ListCacheValue> {
-  if (!cache || boundTo !== redis) {
-    cache = new MetadataCache(redis, { localTtlMs });
+  if (!cache || boundTo !== redis || (namespace !== undefined && cache.namespace !== namespace)) {
+    cache = new MetadataCache(redis, { localTtlMs, namespace: namespace ?? config().cacheNamespace });
     boundTo = redis;
   }
   return cache;

@@ -126,6 +126,23 @@ describe('query API', () => {
     expect((await call(query, event('GET /v1/stats', { query: { path: '/x' }, token }))).status).toBe(404);
   });
 
+  it('serves a verified token from the in-process cache only for the exact same secret', async () => {
+    const { token } = await createToken(db.pool, { name: 'cached', scopes: ['read'] });
+    const ok = await call(query, event('GET /v1/resolve', { query: { path: '/x/1' }, token }));
+    expect(ok.status).toBe(200);
+    // Same token id, different secret: the cache (keyed by the token's digest) must not answer.
+    const forged = `${token.slice(0, -4)}${token.endsWith('AAAA') ? 'BBBB' : 'AAAA'}`;
+    const bad = await call(query, event('GET /v1/resolve', { query: { path: '/x/1' }, token: forged }));
+    expect(bad.status).toBe(401);
+    // Revocation through the admin API drops the cached entry at once in this process.
+    const id = token.split('_')[1] as string;
+    const revoked = await call(admin, event('DELETE /v1/tokens/{id}', { params: { id } }));
+    expect(revoked.status).toBeLessThan(300);
+    expect((await call(query, event('GET /v1/resolve', { query: { path: '/x/1' }, token }))).status).toBe(
+      401,
+    );
+  });
+
   it('rejects bad input with 400 and a precise message', async () => {
     const r = await call(query, event('GET /v1/list', { query: { path: '/x', limit: '5000' } }));
     expect(r.status).toBe(400);
@@ -217,6 +234,26 @@ describe('peers API', () => {
       const before = cache.stats.redisHits;
       expect((await call(query, event('GET /v1/resolve', { query: { path: '/x/1' } }))).body.etag).toBe('e0');
       expect(cache.stats.redisHits).toBe(before + 1);
+
+      // Another deployment on the same Redis database (a second stage, a parallel test stack)
+      // has its own namespace: it sees neither these cache entries nor these peers.
+      const otherConfig = parseConfig({
+        STRATA_BUCKET: 'b',
+        STRATA_DATA_PREFIX: 'data/',
+        DATABASE_URL: 'postgres://unused',
+        STRATA_CACHE_NAMESPACE: 'other-stage',
+      });
+      setDeps({ config: otherConfig });
+      try {
+        expect((await call(peers, event('GET /v1/peers'))).body.peers).toEqual([]);
+        const other = metadataCache(guard, config.env.STRATA_CACHE_TTL_MS, otherConfig.cacheNamespace);
+        other.clearLocal();
+        expect(await other.getResolve('/x/1')).toBeUndefined();
+        expect(other.stats.redisHits).toBe(0);
+      } finally {
+        setDeps({ config });
+        resetMetadataCache();
+      }
     },
   );
 });
