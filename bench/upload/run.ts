@@ -54,7 +54,9 @@ interface Dev {
 }
 
 /** Starts the local stack; returns its dev.json and a stop function. */
-async function startLocalStack(stateDir: string): Promise<{ dev: Dev; stop: () => Promise<void> }> {
+async function startLocalStack(
+  stateDir: string,
+): Promise<{ dev: Dev; stop: () => Promise<void>; pid?: number }> {
   if (values.stack === 'inprocess') {
     const { startStack } = await import('../../local/stack.ts');
     const stack = await startStack({
@@ -92,7 +94,11 @@ async function startLocalStack(stateDir: string): Promise<{ dev: Dev; stop: () =
   const deadline = Date.now() + 120_000;
   for (;;) {
     try {
-      return { dev: JSON.parse(await readFile(join(stateDir, 'dev.json'), 'utf8')) as Dev, stop };
+      return {
+        dev: JSON.parse(await readFile(join(stateDir, 'dev.json'), 'utf8')) as Dev,
+        stop,
+        pid: child.pid,
+      };
     } catch {}
     if (child.exitCode !== null) throw new Error(`the local stack exited with code ${child.exitCode}`);
     if (Date.now() > deadline) {
@@ -106,7 +112,7 @@ async function startLocalStack(stateDir: string): Promise<{ dev: Dev; stop: () =
 const work = await mkdtemp(join(tmpdir(), 'strata-bench-upload-'));
 // PostgreSQL runs as the postgres user when we are root: it must traverse the state directory.
 await chmod(work, 0o755);
-const { dev, stop } = await startLocalStack(join(work, 'stack'));
+const { dev, stop, pid: stackPid } = await startLocalStack(join(work, 'stack'));
 const api = new ApiClient({ apiUrl: dev.apiUrl, token: dev.token, connections: 8 });
 const s3 = new S3Client({
   region: dev.region,
@@ -117,15 +123,39 @@ const s3 = new S3Client({
   responseChecksumValidation: 'WHEN_REQUIRED',
 });
 
-const time = async (fn: () => Promise<unknown>) => {
+/** CPU seconds (user + system) the stack process has used so far; undefined in-process. */
+async function stackCpu(): Promise<number | undefined> {
+  if (!stackPid) return undefined;
+  // /proc/<pid>/stat fields 14 and 15 (utime, stime) in clock ticks (100 Hz on Linux).
+  const fields = (await readFile(`/proc/${stackPid}/stat`, 'utf8')).split(') ')[1]?.split(' ') ?? [];
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+/** CPU milliseconds per unit of work spent by this process (the client) and by the stack. */
+const cpu: string[] = [];
+const time = async (label: string, units: number, fn: () => Promise<unknown>) => {
   const t = performance.now();
+  const c0 = process.cpuUsage();
+  const s0 = await stackCpu();
   await fn();
-  return (performance.now() - t) / 1000;
+  const seconds = (performance.now() - t) / 1000;
+  const c = process.cpuUsage(c0);
+  const s1 = await stackCpu();
+  const per = (ms: number) => (ms / units).toFixed(2);
+  cpu.push(
+    `| ${label} | ${per((c.user + c.system) / 1000)} | ${s0 === undefined || s1 === undefined ? 'n/a' : per((s1 - s0) * 1000)} |`,
+  );
+  return seconds;
 };
 
 try {
   const rows = ['| workload | raw AWS SDK | strata upload | strata / raw |', '|---|---|---|---|'];
   const seconds: string[] = [];
+  // Each row is also printed as soon as it is measured, so a failure later keeps what was measured.
+  const log = (row: string) => {
+    rows.push(row);
+    process.stderr.write(`${row}\n`);
+  };
   const uploader = new Uploader({ api, concurrency, skipUnchanged: true });
   // Warm-up: module loading, token cache and keep-alive connections on both sides.
   const warm = join(work, 'warm.dat');
@@ -144,7 +174,7 @@ try {
     }
     const smallScan = await scanDirectory(smallDir, '/bench/strata-small');
     // Raw SDK: read + PutObject per file, same concurrency.
-    const rawSmall = await time(async () => {
+    const rawSmall = await time('raw small (per file)', fileCount, async () => {
       const limit = pLimit(concurrency);
       await Promise.all(
         smallScan.files.map((f, i) =>
@@ -161,12 +191,12 @@ try {
       );
     });
     let failed = 0;
-    const strataSmall = await time(async () => {
+    const strataSmall = await time('strata small (per file)', fileCount, async () => {
       failed = (await uploader.upload(smallScan.files)).failed;
     });
     if (failed) throw new Error(`strata failed ${failed} small files`);
     const fps = (s: number) => fileCount / s;
-    rows.push(
+    log(
       `| ${fileCount} files × 4 KiB (files/s) | ${fps(rawSmall).toFixed(0)} | ${fps(strataSmall).toFixed(0)} | ${(rawSmall / strataSmall).toFixed(2)}× |`,
     );
     seconds.push(`raw small ${rawSmall.toFixed(2)}`, `strata small ${strataSmall.toFixed(2)}`);
@@ -180,7 +210,7 @@ try {
     for (let off = 0; off < bigBytes; off += chunk.length)
       await fh.write(chunk, 0, Math.min(chunk.length, bigBytes - off));
     await fh.close();
-    const rawBig = await time(async () => {
+    const rawBig = await time('raw big (per MiB)', bigBytes / MiB, async () => {
       await new Upload({
         client: s3,
         params: { Bucket: dev.bucket, Key: 'data/bench/raw-big.bin', Body: createReadStream(big) },
@@ -189,19 +219,20 @@ try {
       }).done();
     });
     let failed = 0;
-    const strataBig = await time(async () => {
+    const strataBig = await time('strata big (per MiB)', bigBytes / MiB, async () => {
       failed = (await uploader.upload((await scanArguments([big], '/bench/strata-big')).files)).failed;
     });
     if (failed) throw new Error('strata failed the large file');
     const mbs = (s: number) => bigBytes / MiB / s;
-    rows.push(
+    log(
       `| 1 file × ${bigBytes / MiB} MiB (MiB/s) | ${mbs(rawBig).toFixed(1)} | ${mbs(strataBig).toFixed(1)} | ${(rawBig / strataBig).toFixed(2)}× |`,
     );
     seconds.push(`raw big ${rawBig.toFixed(2)}`, `strata big ${strataBig.toFixed(2)}`);
   }
   await uploader.close();
   process.stdout.write(
-    `concurrency ${concurrency}; stack ${values.stack}; local S3 = fauxqs; seconds: ${seconds.join(', ')}\n\n${rows.join('\n')}\n`,
+    `concurrency ${concurrency}; stack ${values.stack}; local S3 = fauxqs; seconds: ${seconds.join(', ')}\n\n${rows.join('\n')}\n\n` +
+      `| CPU ms | client (this process) | stack (API + S3 emulator) |\n|---|---|---|\n${cpu.join('\n')}\n`,
   );
 } finally {
   s3.destroy();

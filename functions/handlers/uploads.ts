@@ -15,6 +15,7 @@ import {
   createMultipart,
   presignPart,
   presignPut,
+  presignPuts,
 } from '../adapters/aws/presign-upload.ts';
 import {
   findByIdempotencyKey,
@@ -67,27 +68,53 @@ function sessionMetadata(req: UploadRequest): Record<string, string> | undefined
   return Object.keys(meta).length ? meta : undefined;
 }
 
+function sessionBase(s: SessionRow) {
+  return { uploadId: s.id, path: s.path, mode: s.mode, expiresAt: s.expiresAt.toISOString() };
+}
+
+function expiresInOf(s: SessionRow): number {
+  return Math.max(1, Math.floor((s.expiresAt.getTime() - Date.now()) / 1000));
+}
+
+/** What a single-PUT URL of this session binds. */
+function putSpec(d: Deps, s: SessionRow) {
+  return {
+    bucket: d.config.bucket,
+    key: s.key,
+    size: s.size,
+    contentType: s.contentType,
+    ...(s.sha256 ? { sha256Base64: sha256Base64(s.sha256) } : {}),
+    metadata: sessionMetadata({
+      ...s,
+      sha256: s.sha256 ?? undefined,
+      date: s.date ?? undefined,
+      metadata: s.metadata ?? undefined,
+    }),
+  };
+}
+
+/** Single-PUT URLs for sessions opened together (they share one expiry), by session id. */
+async function presignSingles(d: Deps, sessions: SessionRow[]) {
+  const out = new Map<string, { url: string; headers: Record<string, string> }>();
+  const first = sessions[0];
+  if (!first) return out;
+  const puts = await presignPuts(
+    d.s3,
+    sessions.map((s) => putSpec(d, s)),
+    expiresInOf(first),
+  );
+  sessions.forEach((s, i) => {
+    const put = puts[i];
+    if (put) out.set(s.id, put);
+  });
+  return out;
+}
+
 async function describe(d: Deps, s: SessionRow, firstPart = 1): Promise<UploadSession> {
-  const expiresIn = Math.max(1, Math.floor((s.expiresAt.getTime() - Date.now()) / 1000));
-  const base = { uploadId: s.id, path: s.path, mode: s.mode, expiresAt: s.expiresAt.toISOString() };
+  const expiresIn = expiresInOf(s);
+  const base = sessionBase(s);
   if (s.mode === 'single') {
-    const put = await presignPut(
-      d.s3,
-      {
-        bucket: d.config.bucket,
-        key: s.key,
-        size: s.size,
-        contentType: s.contentType,
-        ...(s.sha256 ? { sha256Base64: sha256Base64(s.sha256) } : {}),
-        metadata: sessionMetadata({
-          ...s,
-          sha256: s.sha256 ?? undefined,
-          date: s.date ?? undefined,
-          metadata: s.metadata ?? undefined,
-        }),
-      },
-      expiresIn,
-    );
+    const put = await presignPut(d.s3, putSpec(d, s), expiresIn);
     return { ...base, url: put.url, headers: put.headers };
   }
   const numbers = partRange(String(firstPart), undefined, s.partCount ?? 0, PART_URLS_PER_RESPONSE);
@@ -358,11 +385,19 @@ async function batch(req: ApiRequest) {
       entryError(index, err);
     }
   }
+  // One expiry for the batch, so its URLs can be signed together with one lifetime.
+  const expiresAt = new Date(Date.now() + d.config.env.STRATA_PRESIGN_EXPIRES_SECONDS * 1000);
+  for (const p of pending) p.session.expiresAt = expiresAt;
   // One transaction for the whole batch: per-entry transactions made the API the bottleneck.
   const opened = await openSessions(
     d.pool,
     pending.map((p) => p.session),
   );
+  // Single-PUT URLs of the whole batch are signed together (presignPuts: one SDK middleware run).
+  const singles = opened.filter(
+    (o): o is SessionRow => !(o instanceof QuotaExceededError) && o.mode === 'single',
+  );
+  const urls = await presignSingles(d, singles);
   await Promise.all(
     opened.map(async (o, k) => {
       const { index, session } = pending[k] as { index: number; session: NewSession };
@@ -377,7 +412,12 @@ async function batch(req: ApiRequest) {
         entryError(index, o);
         return;
       }
-      results[index] = { index, ok: true, upload: await describe(d, o) };
+      const put = urls.get(o.id);
+      results[index] = {
+        index,
+        ok: true,
+        upload: put ? { ...sessionBase(o), url: put.url, headers: put.headers } : await describe(d, o),
+      };
     }),
   );
   return { results };
