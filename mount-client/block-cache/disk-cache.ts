@@ -21,7 +21,8 @@ import { constants as fsc } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { blockKey } from './block-key.ts';
-import { checkHeader, decodeBlock, encodeHeader, headerLength, parseHeader, verifySlice } from './format.ts';
+import { checkHeader, encodeHeader, headerLength, parseHeader, verifySlice } from './format.ts';
+import { rememberSubBlockCrcs } from './payload-crcs.ts';
 import { type BlockId, type BlockStore, blockLength } from './types.ts';
 
 export const CACHE_LAYOUT = 'v2';
@@ -240,21 +241,29 @@ export class DiskBlockStore implements BlockStore {
     return undefined;
   }
 
-  async get(id: BlockId, key = blockKey(id)): Promise<Buffer | undefined> {
+  /**
+   * A whole cached block, verified (every sub-block's crc32c, once). With `into` (a buffer of
+   * exactly the block's length, e.g. from the block pool) the payload is read straight into it —
+   * one preadv of header, payload and one byte past the end (to detect a longer, wrong file) — and
+   * `into` itself is returned; without, a new buffer. A miss or a corrupt file → undefined.
+   */
+  async get(id: BlockId, key = blockKey(id), into?: Buffer): Promise<Buffer | undefined> {
     const size = this.index.get(key);
     if (size === undefined) {
       this.counters.misses++;
       return undefined;
     }
     const len = blockLength(id);
-    const expected = headerLength(id, this.sub(id)) + len;
-    // One pread of exactly header + payload (+1 byte to detect a longer, wrong file).
-    const buf = Buffer.allocUnsafe(expected + 1);
+    if (into && into.length !== len) throw new RangeError(`into is ${into.length} bytes, block is ${len}`);
+    const hl = headerLength(id, this.sub(id));
+    const header = Buffer.allocUnsafe(hl);
+    const payload = into ?? Buffer.allocUnsafe(len);
+    const extra = Buffer.allocUnsafe(1);
     let n: number;
     try {
       const fh = await fs.open(this.filePath(key), fsc.O_RDONLY);
       try {
-        n = (await fh.read(buf, 0, buf.length, 0)).bytesRead;
+        n = (await fh.readv([header, payload, extra], 0)).bytesRead;
       } finally {
         await fh.close();
       }
@@ -266,12 +275,16 @@ export class DiskBlockStore implements BlockStore {
       }
       throw err;
     }
-    const r = decodeBlock(buf.subarray(0, n), id, len);
-    if (!r.ok) return this.corrupt(key, r.reason);
+    const h = checkHeader(header.subarray(0, Math.min(n, hl)), id, len);
+    if ('error' in h) return this.corrupt(key, h.error);
+    if (h.headerLength !== hl || n !== hl + len) return this.corrupt(key, 'length');
+    if (!verifySlice(h, 0, payload)) return this.corrupt(key, 'payload-checksum');
+    // Verified: a peer answering for this block, or a later write, reuses the table.
+    rememberSubBlockCrcs(payload, h.subBlockSize, h.subCrcs);
     this.index.delete(key);
     this.index.set(key, size);
     this.counters.hits++;
-    return r.payload;
+    return payload;
   }
 
   async put(id: BlockId, data: Buffer, key = blockKey(id)): Promise<void> {

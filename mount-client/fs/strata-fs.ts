@@ -154,7 +154,8 @@ export class StrataFs {
     const h = this.handles.get(handle);
     if (!h) throw new BadHandleError(handle);
     if (offset >= h.node.size || length <= 0) return Buffer.alloc(0);
-    return h.reader.read(offset, Math.min(length, h.node.size - offset));
+    // A copy: the reader's bytes may be a pooled block, valid only in the turn they arrive.
+    return h.reader.read(offset, Math.min(length, h.node.size - offset)).then((b) => Buffer.from(b));
   }
 
   /**

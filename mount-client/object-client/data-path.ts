@@ -7,10 +7,12 @@
  *   createDataPath(o: DataPathOptions): Promise<DataPath>
  *   DataPath.open(v: ObjectVersion): FileReader      — one per open file handle (own read-ahead state)
  *   FileReader.read(offset, length): Promise<Buffer> — short only at EOF; empty past EOF. The buffer
- *                                                     may be a view into a cached block: read-only,
- *                                                     copy it out, never keep or mutate it.
+ *                                                     may be a view into a pooled block: read-only,
+ *                                                     copy it out in the turn it resolves (before any
+ *                                                     await of I/O or a timer), never keep it.
  *   FileReader.close(): void
- *   DataPath.loadBlock(id, { viaPeer? }): Promise<Buffer> — one whole block (read-only view).
+ *   DataPath.loadBlock(id, { viaPeer? }): Promise<Buffer> — one whole block (read-only; a private
+ *        copy when the block is pooled, so it may be kept and streamed).
  *        viaPeer:false skips the peer tier: the peer owner uses it to read through without asking
  *        peers again.
  *   DataPath.stats(): DataPathStats;  DataPath.close(): Promise<void> (flushes pending cache writes)
@@ -25,18 +27,35 @@
  * peer is served from memory at once and written to disk in the background (held in `pending`
  * until the rename lands, so it is never fetched twice in between). Peer results are length-checked
  * here (the peer tier verifies its own checksum); any peer failure falls through to S3.
+ *
+ * Memory: block buffers come from a BlockPool (block-cache/block-pool.ts) and are reused once no
+ * tier holds them, so a stream allocates no new 8 MiB backing stores (each used to cost V8 a share
+ * of a full GC). Holders with references: the memory LRU, `pending`, the singleflight until it
+ * settles, a multi-block read until it has copied. `pending` is bounded (writeBacklogBytes): when
+ * the disk falls that far behind, read-ahead stops issuing (backpressure) and a demand-fetched
+ * block is served without being cached (counted in stats().disk.writesSkipped), so memory never
+ * grows with a slow disk.
+ *
+ * Deadlines: a FUSE read fails with EIO (ReadDeadlineError) after readDeadlineMs, before
+ * fuse-native's own 15 s op timeout; the block fetch behind it is bounded by the retry deadline
+ * (retry.ts) and continues for other readers meanwhile. Demand fetches take S3 slots before
+ * read-ahead (limiter.ts).
  */
 import type { Registry } from 'prom-client';
 import { createS3Client } from '../../functions/adapters/aws/s3-client.ts';
 import { blockKey } from '../block-cache/block-key.ts';
+import { BlockPool } from '../block-cache/block-pool.ts';
 import { DiskBlockStore, type DiskCacheStats } from '../block-cache/disk-cache.ts';
+import { subBlockSize } from '../block-cache/format.ts';
 import { MemoryBlockCache } from '../block-cache/memory-cache.ts';
+import { knownSubBlockCrcs, rememberSubBlockCrcs } from '../block-cache/payload-crcs.ts';
 import { Singleflight } from '../block-cache/singleflight.ts';
 import { type BlockFetcher, type BlockId, blockLength, type ObjectVersion } from '../block-cache/types.ts';
 import { type DataPathMetrics, dataPathMetrics, mountRegistry } from '../metrics.ts';
 import { DEFAULT_READ_AHEAD, PrefetchBudget, ReadAhead } from '../prefetch/read-ahead.ts';
+import { S3ReadError } from './errors.ts';
 import { type FaultCounts, type FaultOptions, withFaults } from './faults.ts';
-import { ConcurrencyLimiter } from './limiter.ts';
+import { ConcurrencyLimiter, type Priority } from './limiter.ts';
 import { DEFAULT_RETRY, type RetryPolicy } from './retry.ts';
 import { S3BlockFetcher, type S3FetcherStats } from './s3-fetcher.ts';
 import type { RangeTransport } from './transport.ts';
@@ -90,6 +109,31 @@ export interface DataPathOptions {
   transport?: 'undici' | 'sdk';
   /** Free-disk floor for the cache filesystem (default 5% of it, at least 1 GiB). */
   minFreeBytes?: number;
+  /**
+   * Fetched blocks waiting for their disk-cache write, at most. Default 128 MiB (16 blocks): over a
+   * second of writes even for a slow SATA disk (~150 MB/s); a disk further behind than that is the
+   * bottleneck, and holding more blocks for it only grows memory.
+   */
+  writeBacklogBytes?: number;
+  /** Overall deadline of one read (default READ_DEADLINE_MS). */
+  readDeadlineMs?: number;
+}
+
+/**
+ * 12 s: fuse-native fails an op that has not answered in 15 s (design.md §4) with its own error and
+ * no log; failing at 12 s gives the reader a clean EIO and the mount a log line instead.
+ */
+export const READ_DEADLINE_MS = 12_000;
+
+/** A read that did not complete within its deadline (EIO class, like an exhausted retry budget). */
+export class ReadDeadlineError extends S3ReadError {
+  constructor(what: string, ms: number) {
+    super(
+      `${what}: no data within ${(ms / 1000).toFixed(0)} s (S3 or the cache disk is too slow or unreachable); the read failed with EIO, retry it`,
+      0,
+    );
+    this.name = 'ReadDeadlineError';
+  }
 }
 
 export interface FileReader {
@@ -110,7 +154,8 @@ export interface TierStats {
 
 export interface DataPathStats {
   memory: TierStats & { entries: number; heldBytes: number };
-  disk: DiskCacheStats;
+  disk: DiskCacheStats & { writesSkipped: number; pendingBytes: number };
+  pool: BlockPool['counts'] & { idle: number };
   peer: TierStats & { errors: number };
   s3: S3FetcherStats;
   prefetch: { issued: number; dropped: number; inflightBytes: number };
@@ -162,10 +207,17 @@ export async function createDataPath(o: DataPathOptions): Promise<DataPath> {
     metrics,
   );
   const readAheadMax = o.readAheadMaxBytes ?? DEFAULT_READ_AHEAD.maxBytes;
+  const pool = new BlockPool(blockSize);
   return new DataPathImpl({
     blockSize,
     disk,
-    memory: new MemoryBlockCache(o.memoryCacheBytes ?? 256 * MiB),
+    pool,
+    writeBacklogBytes: o.writeBacklogBytes ?? 128 * MiB,
+    readDeadlineMs: o.readDeadlineMs ?? READ_DEADLINE_MS,
+    memory: new MemoryBlockCache(o.memoryCacheBytes ?? 256 * MiB, {
+      onHold: (b) => pool.retain(b),
+      onDrop: (b) => pool.release(b),
+    }),
     s3,
     peer: o.peer,
     metrics,
@@ -182,6 +234,9 @@ export async function createDataPath(o: DataPathOptions): Promise<DataPath> {
 interface Parts {
   blockSize: number;
   disk: DiskBlockStore;
+  pool: BlockPool;
+  writeBacklogBytes: number;
+  readDeadlineMs: number;
   memory: MemoryBlockCache;
   s3: S3BlockFetcher;
   peer?: BlockFetcher;
@@ -196,6 +251,10 @@ class DataPathImpl implements DataPath {
   private readonly flights = new Singleflight<Buffer>();
   /** Blocks fetched but not yet renamed into the disk cache. */
   private readonly pending = new Map<string, Buffer>();
+  private pendingBytes = 0;
+  private writesSkipped = 0;
+  /** Priority of each block in flight; a demand read joining a prefetch raises it (limiter.ts). */
+  private readonly tickets = new Map<string, Priority>();
   private readonly writes = new Set<Promise<void>>();
   private readonly counts = {
     memory: { hits: 0, bytes: 0 },
@@ -225,19 +284,58 @@ class DataPathImpl implements DataPath {
     return new Reader(this, v, new ReadAhead(this.p.readAhead));
   }
 
-  loadBlock(id: BlockId, opts?: { viaPeer?: boolean }): Promise<Buffer> {
-    return this.loadKeyed(id, blockKey(id), opts?.viaPeer !== false);
+  /**
+   * For callers outside the data path (the peer server streams the block asynchronously): a pooled
+   * buffer may be recycled once the data path drops it, so such callers get a copy (with the
+   * sub-block crc table carried over, so the peer checksum costs no pass over the bytes).
+   */
+  async loadBlock(id: BlockId, opts?: { viaPeer?: boolean }): Promise<Buffer> {
+    const b = await this.loadKeyed(id, blockKey(id), opts?.viaPeer !== false);
+    if (!this.p.pool.owns(b)) return b;
+    const copy = Buffer.allocUnsafe(b.length);
+    b.copy(copy);
+    const sub = subBlockSize(id.blockSize);
+    const crcs = knownSubBlockCrcs(b, sub);
+    if (crcs) rememberSubBlockCrcs(copy, sub, crcs);
+    return copy;
   }
 
-  /** loadBlock with the key already computed (readers memoize keys: sha256 per 128 KiB read adds up). */
-  async loadKeyed(id: BlockId, key: string, viaPeer = true): Promise<Buffer> {
+  /**
+   * loadBlock with the key already computed (readers memoize keys: sha256 per 128 KiB read adds up).
+   * The buffer is valid in the turn it is delivered; keep it longer only with pool.retain (see
+   * block-pool.ts). `demand` false = read-ahead (yields S3 slots to demand reads).
+   */
+  async loadKeyed(id: BlockId, key: string, viaPeer = true, demand = true): Promise<Buffer> {
     if (this.closed) throw new Error('data path is closed');
     const len = blockLength(id);
     if (len === 0) return Buffer.alloc(0);
     const hot = this.hot(key);
     if (hot) return hot;
     this.m.memoryMiss.inc();
-    return this.flights.do(key, () => this.loadCold(id, key, len, viaPeer));
+    const ticket = this.tickets.get(key);
+    if (ticket) {
+      if (demand) ticket.demand = true;
+    }
+    return this.flights.do(key, async () => {
+      const t: Priority = { demand };
+      this.tickets.set(key, t);
+      try {
+        const b = await this.loadCold(id, key, len, viaPeer, t);
+        // The flight's own reference ends with the flight; waiters copy or retain in this turn.
+        this.p.pool.release(b);
+        return b;
+      } finally {
+        this.tickets.delete(key);
+      }
+    });
+  }
+
+  get pool(): BlockPool {
+    return this.p.pool;
+  }
+
+  get readDeadlineMs(): number {
+    return this.p.readDeadlineMs;
   }
 
   /** A block already in memory (hot LRU, or fetched and still being written to disk), counted as a hit. */
@@ -272,14 +370,32 @@ class DataPathImpl implements DataPath {
     return got;
   }
 
-  private async loadCold(id: BlockId, key: string, len: number, viaPeer: boolean): Promise<Buffer> {
+  /** Returns the block with one reference owned by the caller (pooled or not). */
+  private async loadCold(
+    id: BlockId,
+    key: string,
+    len: number,
+    viaPeer: boolean,
+    priority: Priority,
+  ): Promise<Buffer> {
     const m = this.p.metrics;
-    const cached = await this.p.disk.get(id, key);
-    if (cached) {
-      m.blockRequests.inc({ tier: 'disk', result: 'hit' });
-      m.blockBytes.inc({ tier: 'disk' }, cached.length);
-      this.p.memory.set(key, cached);
-      return cached;
+    const pool = this.p.pool;
+    if (this.p.disk.hasKey(key)) {
+      const into = pool.acquire(len);
+      let cached: Buffer | undefined;
+      try {
+        cached = await this.p.disk.get(id, key, into);
+      } finally {
+        if (!cached) pool.release(into);
+      }
+      if (cached) {
+        m.blockRequests.inc({ tier: 'disk', result: 'hit' });
+        m.blockBytes.inc({ tier: 'disk' }, cached.length);
+        this.p.memory.set(key, cached);
+        return cached;
+      }
+    } else {
+      await this.p.disk.get(id, key); // counts the miss
     }
     m.blockRequests.inc({ tier: 'disk', result: 'miss' });
     let data: Buffer | undefined;
@@ -303,7 +419,7 @@ class DataPathImpl implements DataPath {
       }
     }
     if (!data) {
-      data = await this.p.s3.fetch(id);
+      data = await this.p.s3.fetch(id, undefined, priority, (n) => pool.acquire(n));
       m.blockRequests.inc({ tier: 's3', result: 'hit' });
       m.blockBytes.inc({ tier: 's3' }, data.length);
     }
@@ -312,18 +428,34 @@ class DataPathImpl implements DataPath {
     return data;
   }
 
-  /** Background write to the disk cache; a failed write only costs a future miss. */
+  /**
+   * Background write to the disk cache; a failed write only costs a future miss. Past the write
+   * backlog the block is not written (served from memory only): reads never wait for the disk.
+   */
   private persist(id: BlockId, key: string, data: Buffer): void {
+    if (this.pendingBytes > 0 && this.pendingBytes + data.length > this.p.writeBacklogBytes) {
+      this.writesSkipped++;
+      return;
+    }
+    this.p.pool.retain(data);
     this.pending.set(key, data);
+    this.pendingBytes += data.length;
     const w = this.p.disk
       .put(id, data, key)
       .catch(() => undefined)
       .finally(() => {
         if (this.pending.get(key) === data) this.pending.delete(key);
+        this.pendingBytes -= data.length;
+        this.p.pool.release(data);
         this.writes.delete(w);
         this.p.metrics.cacheBytes.set({ tier: 'disk' }, this.p.disk.stats().bytes);
       });
     this.writes.add(w);
+  }
+
+  /** Whether the disk-cache write backlog has room for one more block (read-ahead backpressure). */
+  private writeRoom(len: number): boolean {
+    return this.pendingBytes === 0 || this.pendingBytes + len <= this.p.writeBacklogBytes;
   }
 
   /** Starts best-effort loads of the blocks covering [from, to) that are not already local. */
@@ -348,14 +480,14 @@ class DataPathImpl implements DataPath {
       // blocks that still have to come from a peer or S3 are worth fetching ahead.
       if (!this.p.memory.enabled && this.p.disk.hasKey(key)) continue;
       const len = blockLength(id);
-      if (!this.p.budget.tryAcquire(len)) {
+      if (!this.writeRoom(len) || !this.p.budget.tryAcquire(len)) {
         this.counts.prefetch.dropped++;
         this.p.metrics.prefetchDropped.inc();
         return i;
       }
       this.counts.prefetch.issued++;
       this.p.metrics.prefetchInflight.set(this.p.budget.inflightBytes);
-      this.loadKeyed(id, key)
+      this.loadKeyed(id, key, true, false)
         .catch(() => undefined) // the demand read will surface the error
         .finally(() => {
           this.p.budget.release(len);
@@ -372,7 +504,8 @@ class DataPathImpl implements DataPath {
   stats(): DataPathStats {
     return {
       memory: { ...this.counts.memory, entries: this.p.memory.entries, heldBytes: this.p.memory.bytes },
-      disk: this.p.disk.stats(),
+      disk: { ...this.p.disk.stats(), writesSkipped: this.writesSkipped, pendingBytes: this.pendingBytes },
+      pool: { ...this.p.pool.counts, idle: this.p.pool.idle },
       peer: { ...this.counts.peer },
       s3: { ...this.p.s3.counts },
       prefetch: { ...this.counts.prefetch, inflightBytes: this.p.budget.inflightBytes },
@@ -385,6 +518,7 @@ class DataPathImpl implements DataPath {
     this.closed = true;
     while (this.writes.size) await Promise.all([...this.writes]);
     this.p.memory.clear();
+    this.p.pool.clear();
     await this.p.s3.close();
     await this.p.disk.close();
   }
@@ -420,7 +554,28 @@ class Reader implements FileReader {
     return block.subarray(offset - index * bs, end - index * bs);
   }
 
-  async read(offset: number, length: number): Promise<Buffer> {
+  read(offset: number, length: number): Promise<Buffer> {
+    const ms = this.dp.readDeadlineMs;
+    if (!(ms > 0) || !Number.isFinite(ms)) return this.readBlocks(offset, length);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new ReadDeadlineError(`read of ${this.v.key} at ${offset} (${length} bytes)`, ms)),
+        ms,
+      );
+      this.readBlocks(offset, length).then(
+        (b) => {
+          clearTimeout(timer);
+          resolve(b);
+        },
+        (err: unknown) => {
+          clearTimeout(timer);
+          reject(err);
+        },
+      );
+    });
+  }
+
+  private async readBlocks(offset: number, length: number): Promise<Buffer> {
     if (this.closed) throw new Error(`read after close of ${this.v.key}`);
     if (!Number.isInteger(offset) || offset < 0 || !Number.isInteger(length) || length < 0) {
       throw new RangeError(`invalid read (offset ${offset}, length ${length})`);
@@ -447,18 +602,32 @@ class Reader implements FileReader {
         out = block.subarray(offset - base, end - base);
       }
     } else {
-      const blocks = await Promise.all(
-        Array.from({ length: last - first + 1 }, (_, k) =>
-          this.dp.loadKeyed(id(first + k), this.keyOf(first + k)),
-        ),
-      );
-      out = Buffer.allocUnsafe(end - offset);
-      let pos = 0;
-      for (let k = 0; k < blocks.length; k++) {
-        const base = (first + k) * bs;
-        const s = Math.max(offset, base) - base;
-        const e = Math.min(end, base + bs) - base;
-        pos += (blocks[k] as Buffer).copy(out, pos, s, e);
+      // The blocks arrive in different turns: each is retained on arrival so none is recycled
+      // before all are copied (block-pool.ts), and released whatever the outcome.
+      const pool = this.dp.pool;
+      const held: Buffer[] = [];
+      try {
+        const blocks = await Promise.all(
+          Array.from({ length: last - first + 1 }, (_, k) =>
+            this.dp.loadKeyed(id(first + k), this.keyOf(first + k)).then((b) => {
+              pool.retain(b);
+              held.push(b);
+              return b;
+            }),
+          ),
+        );
+        out = Buffer.allocUnsafe(end - offset);
+        let pos = 0;
+        for (let k = 0; k < blocks.length; k++) {
+          const base = (first + k) * bs;
+          const s = Math.max(offset, base) - base;
+          const e = Math.min(end, base + bs) - base;
+          pos += (blocks[k] as Buffer).copy(out, pos, s, e);
+        }
+      } finally {
+        // A block still loading when another failed is retained after this and never released:
+        // its buffer is then left to the GC instead of being reused, which is safe.
+        for (const b of held.splice(0)) pool.release(b);
       }
     }
     this.dp.countRead(out.length);

@@ -7,7 +7,7 @@ import type { BlockFetcher, BlockId } from '../block-cache/types.ts';
 import { blockLength } from '../block-cache/types.ts';
 import type { DataPathMetrics } from '../metrics.ts';
 import { NotFoundError, PreconditionFailedError, S3ReadError } from './errors.ts';
-import type { ConcurrencyLimiter } from './limiter.ts';
+import { type ConcurrencyLimiter, DEMAND, type Priority } from './limiter.ts';
 import { type RetryPolicy, withRetry } from './retry.ts';
 import type { RangeTransport } from './transport.ts';
 
@@ -30,7 +30,17 @@ export class S3BlockFetcher implements BlockFetcher {
     private readonly metrics?: DataPathMetrics,
   ) {}
 
-  async fetch(id: BlockId, signal?: AbortSignal): Promise<Buffer> {
+  /**
+   * One block by ranged GET. `priority` orders it against other fetches waiting for a slot (a
+   * demand read before read-ahead; see limiter.ts); `alloc` supplies the buffer the body is read
+   * into (the data path's block pool), default a fresh one.
+   */
+  async fetch(
+    id: BlockId,
+    signal?: AbortSignal,
+    priority: Priority = DEMAND,
+    alloc?: (length: number) => Buffer,
+  ): Promise<Buffer> {
     const length = blockLength(id);
     const start = id.index * id.blockSize;
     const o = id.object;
@@ -38,22 +48,33 @@ export class S3BlockFetcher implements BlockFetcher {
       return await withRetry(
         `read s3://${o.bucket}/${o.key} block ${id.index}`,
         this.retry,
-        () =>
-          this.limiter.run(o.bucket, async () => {
-            this.counts.gets++;
-            const t0 = performance.now();
-            try {
-              const data = await this.transport.get({ object: o, start, length, signal });
-              this.counts.ok++;
-              this.counts.bytes += data.length;
-              this.metrics?.s3Gets.inc({ outcome: 'ok' });
-              this.metrics?.s3Latency.observe((performance.now() - t0) / 1000);
-              return data;
-            } catch (err) {
-              this.metrics?.s3Gets.inc({ outcome: outcomeOf(err) });
-              throw err;
-            }
-          }),
+        (_n, ctx) =>
+          this.limiter.run(
+            o.bucket,
+            async () => {
+              ctx.startClock();
+              this.counts.gets++;
+              const t0 = performance.now();
+              try {
+                const data = await this.transport.get({
+                  object: o,
+                  start,
+                  length,
+                  signal: ctx.signal,
+                  alloc,
+                });
+                this.counts.ok++;
+                this.counts.bytes += data.length;
+                this.metrics?.s3Gets.inc({ outcome: 'ok' });
+                this.metrics?.s3Latency.observe((performance.now() - t0) / 1000);
+                return data;
+              } catch (err) {
+                this.metrics?.s3Gets.inc({ outcome: outcomeOf(err) });
+                throw err;
+              }
+            },
+            priority,
+          ),
         (err) => {
           this.counts.retries++;
           this.metrics?.s3Retries.inc({ reason: err.reason });

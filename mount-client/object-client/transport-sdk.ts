@@ -63,7 +63,7 @@ export function createSdkTransport(o: {
         throw classifyNetworkError(err);
       }
       checkSameVersion(req, res.ETag, res.VersionId, totalFromContentRange(res.ContentRange));
-      const out = Buffer.allocUnsafe(req.length);
+      const out = req.alloc ? req.alloc(req.length) : Buffer.allocUnsafe(req.length);
       let off = 0;
       try {
         for await (const chunk of res.Body as unknown as AsyncIterable<Uint8Array>) {

@@ -114,7 +114,7 @@ function rangedGet(
             new TransientError('short-body', `server ignored the Range header for ${req.object.key}`, status),
           );
         }
-        out = Buffer.allocUnsafe(req.length);
+        out = req.alloc ? req.alloc(req.length) : Buffer.allocUnsafe(req.length);
       },
       onResponseData(c, chunk) {
         if (settled) return;

@@ -15,6 +15,8 @@ export interface RangeRequest {
   start: number;
   length: number;
   signal?: AbortSignal;
+  /** Supplies the buffer of exactly `length` bytes the body is read into (default: a new one). */
+  alloc?: (length: number) => Buffer;
 }
 
 export interface RangeTransport {

@@ -17,8 +17,13 @@ import {
   createDataPath,
   type DataPath,
   type DataPathOptions,
+  ReadDeadlineError,
 } from '../../../mount-client/object-client/data-path.ts';
-import { NotFoundError, PreconditionFailedError } from '../../../mount-client/object-client/errors.ts';
+import {
+  NotFoundError,
+  PreconditionFailedError,
+  S3ReadError,
+} from '../../../mount-client/object-client/errors.ts';
 import { seededRandom } from '../../../mount-client/object-client/faults.ts';
 import { type S3Fixture, startS3 } from './s3-fixture.ts';
 
@@ -361,6 +366,94 @@ describe('tiers', () => {
     const dp = await open({ transport: 'sdk' });
     expect(sha(await readAll(dp, v))).toBe(sha(body));
     expect(dp.stats().s3.gets).toBe(4);
+    await dp.close();
+  });
+});
+
+describe('memory bounds, pooled buffers and deadlines', () => {
+  let body: Buffer;
+  let v: ObjectVersion;
+  beforeAll(async () => {
+    body = randomBytes(16 * BS + 4321);
+    v = await s3.put('bounds/stream.bin', body);
+  });
+
+  it('reuses block buffers across a stream and a remount, with byte-exact results', async () => {
+    // Prepare: a memory tier of 4 blocks, so a 17-block stream must evict and recycle.
+    const cacheDir = newDir();
+    const first = await open({ cacheDir, memoryCacheBytes: 4 * BS, readAheadMaxBytes: 2 * BS });
+    // Act
+    expect(sha(await readAll(first, v))).toBe(sha(body));
+    const cold = first.stats().pool;
+    await first.close();
+    const second = await open({ cacheDir, memoryCacheBytes: 4 * BS, readAheadMaxBytes: 2 * BS });
+    const warm = await readAll(second, v);
+    // Random reads that straddle blocks hold two pooled blocks across turns.
+    const r = second.open(v);
+    for (let i = 1; i < 16; i++) {
+      const off = i * BS - 1000;
+      expect((await r.read(off, 3000)).equals(body.subarray(off, off + 3000))).toBe(true);
+    }
+    r.close();
+    // Assess
+    expect(sha(warm)).toBe(sha(body));
+    expect(cold.reused).toBeGreaterThan(0);
+    expect(second.stats().pool.reused).toBeGreaterThan(0);
+    expect(second.stats().s3.gets).toBe(0);
+    await second.close();
+  });
+
+  it('bounds the disk-write backlog: blocks past it are served but not cached', async () => {
+    // Prepare: a backlog of one block; four readers race through the file.
+    const dp = await open({ writeBacklogBytes: BS, memoryCacheBytes: 2 * BS });
+    // Act
+    let maxPending = 0;
+    const sample = setInterval(() => {
+      maxPending = Math.max(maxPending, dp.stats().disk.pendingBytes);
+    }, 1);
+    const [a, b, c, d] = await Promise.all([0, 1, 2, 3].map(() => readAll(dp, v)));
+    clearInterval(sample);
+    await dp.close();
+    // Assess
+    for (const got of [a, b, c, d]) expect(sha(got as Buffer)).toBe(sha(body));
+    expect(maxPending).toBeLessThanOrEqual(BS);
+    const st = dp.stats();
+    expect(st.disk.pendingBytes).toBe(0);
+    // Every block was either written once or shed (never held beyond the backlog).
+    expect(st.disk.writes + st.disk.writesSkipped).toBeGreaterThanOrEqual(17);
+  });
+
+  it('fails a read with EIO (ReadDeadlineError) at its deadline when S3 never answers', async () => {
+    // Prepare: every attempt times out; the retry budget alone would take far longer.
+    const dp = await open({
+      faults: { timeoutRate: 1, timeoutMs: 200, random: seededRandom(3) },
+      retry: { maxAttempts: 1000, baseDelayMs: 1, maxDelayMs: 5, deadlineMs: 60_000 },
+      readDeadlineMs: 300,
+    });
+    // Act
+    const err = await dp
+      .open(v)
+      .read(0, 4096)
+      .catch((e: unknown) => e);
+    // Assess
+    expect(err).toBeInstanceOf(ReadDeadlineError);
+    expect(err).toBeInstanceOf(S3ReadError);
+    expect((err as Error).message).toMatch(/no data within/);
+    await dp.close();
+  });
+
+  it('gives up a block fetch at the retry deadline with an S3ReadError', async () => {
+    const dp = await open({
+      faults: { timeoutRate: 1, timeoutMs: 50, random: seededRandom(4) },
+      retry: { maxAttempts: 1000, baseDelayMs: 1, maxDelayMs: 5, deadlineMs: 300 },
+      readDeadlineMs: 0,
+    });
+    const err = await dp
+      .open(v)
+      .read(0, 4096)
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(S3ReadError);
+    expect((err as Error).message).toMatch(/deadline passed/);
     await dp.close();
   });
 });

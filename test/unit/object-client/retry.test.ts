@@ -74,3 +74,41 @@ describe('withRetry', () => {
     expect(delays).toEqual([100, 200, 300, 300]);
   });
 });
+
+describe('withRetry deadline', () => {
+  it('aborts the attempt in flight and gives up with an EIO-class error when the deadline passes', async () => {
+    // Prepare: attempts that hang until aborted, many attempts allowed.
+    let attempts = 0;
+    const started = Date.now();
+    // Act
+    const err = await withRetry(
+      'read x',
+      { maxAttempts: 100, baseDelayMs: 1, maxDelayMs: 2, deadlineMs: 50 },
+      (_n, ctx) => {
+        attempts++;
+        return new Promise<never>((_res, rej) => {
+          ctx.signal.addEventListener('abort', () => rej(new Error('aborted')), { once: true });
+        });
+      },
+    ).catch((e: unknown) => e);
+    // Assess
+    expect(err).toBeInstanceOf(S3ReadError);
+    expect((err as Error).message).toMatch(/deadline passed/);
+    expect(attempts).toBe(1);
+    expect(Date.now() - started).toBeLessThan(10_000); // not a timing assertion: just "it returned"
+  });
+
+  it('restarts the clock once at startClock (queue time is not charged to the fetch)', async () => {
+    const r = await withRetry(
+      'op',
+      { maxAttempts: 3, baseDelayMs: 1, maxDelayMs: 1, deadlineMs: 200 },
+      async (_n, ctx) => {
+        await new Promise((res) => setTimeout(res, 120)); // "queued" for a slot
+        ctx.startClock();
+        await new Promise((res) => setTimeout(res, 120)); // the transfer itself
+        return ctx.signal.aborted ? 'aborted' : 'ok';
+      },
+    );
+    expect(r).toBe('ok');
+  });
+});
