@@ -61,7 +61,8 @@ export interface MountExtension {
   readonly name: string;
   /** A block tier asked after a local miss and before S3 (at most one extension may set it). */
   peer?: BlockFetcher;
-  start?(ctx: { dataPath: DataPath; api: ApiClient; log: Logger }): Promise<void>;
+  /** `presign`: this node reads S3 through presigned URLs from the API (no credentials of its own). */
+  start?(ctx: { dataPath: DataPath; api: ApiClient; log: Logger; presign: boolean }): Promise<void>;
   stop?(): Promise<void>;
   /** Extra top-level sections for the /stats JSON (e.g. `{ peers: {...} }`); the core fields win. */
   stats?(): Record<string, unknown>;
@@ -218,7 +219,7 @@ export async function startMount(o: MountOptions): Promise<RunningMount> {
     cleanup.push(['change poller', () => poller.stop()]);
 
     for (const ext of extensions) {
-      await ext.start?.({ dataPath, api: client, log });
+      await ext.start?.({ dataPath, api: client, log, presign: o.presign });
       if (ext.stop) cleanup.push([ext.name, () => ext.stop?.()]);
     }
 

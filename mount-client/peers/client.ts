@@ -4,10 +4,11 @@
  * keeps connections to each peer alive, so a hit costs one round trip, not a TCP handshake.
  */
 import { Agent, request } from 'undici';
+import { blockKey } from '../block-cache/block-key.ts';
 import { subBlockSize } from '../block-cache/format.ts';
 import { rememberSubBlockCrcs } from '../block-cache/payload-crcs.ts';
 import { type BlockId, blockLength } from '../block-cache/types.ts';
-import type { PeerSigner } from './auth.ts';
+import { BLOCK_MAC_HEADER, type PeerSigner } from './auth.ts';
 import { crcFromTable, SubBlockCrc } from './crc.ts';
 import { PeerFetchError } from './errors.ts';
 import { CRC_HEADER, encodeBlockRequest, PING_PATH } from './wire.ts';
@@ -111,6 +112,17 @@ export class PeerClient {
         throw new PeerFetchError(
           'checksum',
           `block from peer ${address} fails its crc32c (header ${String(crcHeader)}, computed ${actual}); discarded`,
+          { peer: address },
+        );
+      }
+      // The crc32c only proves the bytes match what the sender computed; the tag proves the sender
+      // holds the cluster secret and vouches for exactly this block, length and crc32c.
+      const tag = res.headers[BLOCK_MAC_HEADER] ?? res.trailers[BLOCK_MAC_HEADER];
+      if (!this.signer.verifyBlockMac(blockKey(id), expected, actual, tag)) {
+        throw new PeerFetchError(
+          'checksum',
+          `block from peer ${address} ${tag === undefined ? 'has no' : 'fails its'} owner tag (${BLOCK_MAC_HEADER}); ` +
+            'discarded — the peer does not hold this cluster secret, or runs an older version',
           { peer: address },
         );
       }

@@ -16,6 +16,7 @@ import { PeerClient } from './client.ts';
 import { PeerFetcher } from './fetcher.ts';
 import { Membership, type MembershipOptions, type PeerRegistry } from './membership.ts';
 import { PeerMetrics } from './metrics.ts';
+import type { ServePolicy } from './policy.ts';
 import { type BlockSource, PeerServer } from './server.ts';
 
 export { DEFAULT_PEER_PORT, parseHostPort, parsePeerList } from './address.ts';
@@ -24,12 +25,15 @@ export { type PeerErrorKind, PeerFetchError } from './errors.ts';
 export { PeerFetcher } from './fetcher.ts';
 export { apiRegistry, type MemberSnapshot, Membership, type PeerRegistry } from './membership.ts';
 export type { PeerMetrics, PeerStats } from './metrics.ts';
+export { applyPolicy, type ServePolicy } from './policy.ts';
 export { pickOwner, rankMembers } from './rendezvous.ts';
 export type { BlockSource, PeerServer } from './server.ts';
 
 export interface PeeringOptions {
   /** The data path's cache-else-S3 loader that the server answers from. */
   source: BlockSource;
+  /** What the peer server reads through for others: bucket, data prefix, presigned-URL origins. */
+  policy: ServePolicy;
   /** Cluster secret shared by every node (≥ 16 characters). */
   secret: string;
   /** host:port the peer server binds; port 0 picks a free one. */
@@ -84,6 +88,7 @@ export async function startPeering(options: PeeringOptions): Promise<Peering> {
     source: options.source,
     signer,
     metrics,
+    policy: options.policy,
     host: listen.host,
     port: listen.port,
     blockSize: options.blockSize,

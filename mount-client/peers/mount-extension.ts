@@ -12,6 +12,15 @@ import { DEFAULT_PEER_PORT } from './address.ts';
 import { PeerFetchError } from './errors.ts';
 import { type Peering, type PeeringOptions, startPeering } from './index.ts';
 import { apiRegistry } from './membership.ts';
+import { normalizeOrigins, type ServePolicy } from './policy.ts';
+
+/** GET /v1/peers/config: what the deployment stores, so the peer server serves that and nothing else. */
+export interface PeerConfigResponse {
+  bucket: string;
+  dataPrefix: string;
+  /** Origins the API's presigned GET URLs point at. */
+  s3Origins: string[];
+}
 
 export interface PeerMountOptions {
   peers: string[];
@@ -48,13 +57,38 @@ export function peerMountExtension(o: PeerMountOptions): MountExtension | undefi
   return {
     name: 'peer sharing',
     peer,
-    async start({ dataPath, api, log }: { dataPath: PeeringOptions['source']; api: PeerApi; log: Logger }) {
+    async start({
+      dataPath,
+      api,
+      log,
+      presign,
+    }: {
+      dataPath: PeeringOptions['source'];
+      api: PeerApi;
+      log: Logger;
+      presign?: boolean;
+    }) {
+      let policy: ServePolicy | undefined;
+      let serve = o.serve !== false;
+      if (serve) {
+        try {
+          policy = await servePolicy(api, presign ?? false);
+        } catch (err) {
+          // Fail closed: without knowing the bucket and prefix the server would serve anything.
+          serve = false;
+          log('warn', 'peer server off (client only): cannot read GET /v1/peers/config', {
+            error: (err as Error).message,
+            fix: 'use a token without prefix limits for peer sharing, and an API that serves /v1/peers/config',
+          });
+        }
+      }
       peering = await startPeering({
+        policy: policy ?? { bucket: '', dataPrefix: '' },
         source: dataPath,
         secret,
         listen: o.listen ?? `127.0.0.1:${DEFAULT_PEER_PORT}`,
         ...(o.advertise ? { advertise: o.advertise } : {}),
-        serve: o.serve !== false,
+        serve,
         peers: o.peers,
         ...(o.registry ? { registry: apiRegistry(api) } : {}),
         ...(o.nodeId ? { nodeId: o.nodeId } : {}),
@@ -86,6 +120,19 @@ export function peerMountExtension(o: PeerMountOptions): MountExtension | undefi
 }
 
 type PeerApi = Parameters<typeof apiRegistry>[0];
+
+/** The deployment's bucket and data prefix; presigned-URL origins only for a node in presign mode. */
+export async function servePolicy(api: PeerApi, presign: boolean): Promise<ServePolicy> {
+  const c = await api.request<PeerConfigResponse>('GET', '/v1/peers/config');
+  if (typeof c?.bucket !== 'string' || !c.bucket || typeof c.dataPrefix !== 'string') {
+    throw new ValidationError('GET /v1/peers/config answered without bucket and dataPrefix');
+  }
+  return {
+    bucket: c.bucket,
+    dataPrefix: c.dataPrefix,
+    ...(presign ? { presignOrigins: normalizeOrigins(c.s3Origins ?? []) } : {}),
+  };
+}
 
 /** The /stats section: this node's address, members and their state, and the peer counters. */
 export function peerStats(peering: Peering | undefined): Record<string, unknown> {

@@ -12,12 +12,14 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { StrataError } from '../../functions/core/errors.ts';
+import { blockKey } from '../block-cache/block-key.ts';
 import { subBlockSize } from '../block-cache/format.ts';
 import { subBlockCrcs } from '../block-cache/payload-crcs.ts';
 import { type BlockId, blockLength } from '../block-cache/types.ts';
-import type { PeerSigner } from './auth.ts';
+import { BLOCK_MAC_HEADER, type PeerSigner } from './auth.ts';
 import { crcFromTable } from './crc.ts';
 import type { PeerMetrics } from './metrics.ts';
+import { applyPolicy, type ServePolicy } from './policy.ts';
 import { BLOCKS_PREFIX, CRC_HEADER, decodeBlockRequest, LENGTH_HEADER, PING_PATH } from './wire.ts';
 
 /** What the server needs from the data path: load a block from cache, else from S3 (never a peer). */
@@ -34,6 +36,11 @@ export interface PeerServerOptions {
   port: number;
   /** The fleet's block size; a request for another size is refused (409) so it falls back to S3. */
   blockSize?: number;
+  /**
+   * Which buckets, keys and presigned-URL origins this node reads through for others (policy.ts).
+   * Required: a server without one would fetch whatever a secret holder asks for with its own role.
+   */
+  policy: ServePolicy;
   /** This node's advertised address, returned by /v1/ping so probes can check they reached the right node. */
   self?: () => string;
 }
@@ -118,7 +125,17 @@ export class PeerServer {
       sendError(res, 400, 'invalid_request', `bad block request: ${decoded.message}`);
       return done(400);
     }
-    const id = decoded.id;
+    const allowed = applyPolicy(this.options.policy, decoded.id);
+    if (!allowed.ok) {
+      sendError(
+        res,
+        allowed.status,
+        allowed.status === 403 ? 'forbidden' : 'invalid_request',
+        allowed.message,
+      );
+      return done(allowed.status);
+    }
+    const id = allowed.id;
     const { blockSize } = this.options;
     if (blockSize !== undefined && id.blockSize !== blockSize) {
       sendError(
@@ -138,11 +155,11 @@ export class PeerServer {
     // For those, answer the headers at once and send the crc32c as a trailer once the bytes are in:
     // the requester's short header timeout then tells a dead or hung owner from one that is busy
     // fetching for it, and it waits for the read-through instead of paying a second S3 GET.
-    const quick = method === 'GET' ? await Promise.race([loading, delay(EARLY_HEADERS_MS)]) : await loading;
+    const quick = method === 'GET' ? await raceDelay(loading, EARLY_HEADERS_MS) : await loading;
     if (quick === undefined) {
       res.writeHead(200, {
         'content-type': 'application/octet-stream',
-        trailer: CRC_HEADER,
+        trailer: `${CRC_HEADER}, ${BLOCK_MAC_HEADER}`,
         [LENGTH_HEADER]: blockLength(id),
       });
       res.flushHeaders();
@@ -152,7 +169,7 @@ export class PeerServer {
         res.destroy();
         return done('error' in late ? statusOf(late.error) : 500);
       }
-      res.addTrailers({ [CRC_HEADER]: String(checksum(late.data, id)) });
+      res.addTrailers(this.integrity(late.data, id));
       res.end(late.data);
       return done(200, late.data.length);
     }
@@ -173,10 +190,19 @@ export class PeerServer {
     res.writeHead(200, {
       'content-type': 'application/octet-stream',
       'content-length': data.length,
-      [CRC_HEADER]: String(checksum(data, id)),
+      ...this.integrity(data, id),
     });
     res.end(method === 'HEAD' ? undefined : data);
     return done(200, method === 'HEAD' ? 0 : data.length);
+  }
+
+  /** The crc32c and the owner's tag over (block key, length, crc32c) that the requester verifies. */
+  private integrity(data: Buffer, id: BlockId): Record<string, string> {
+    const crc = checksum(data, id);
+    return {
+      [CRC_HEADER]: String(crc),
+      [BLOCK_MAC_HEADER]: this.options.signer.blockMac(blockKey(id), data.length, crc),
+    };
   }
 }
 
@@ -206,8 +232,19 @@ function checksum(data: Buffer, id: BlockId): number {
   return crc;
 }
 
-function delay(ms: number): Promise<undefined> {
-  return new Promise((resolve) => setTimeout(() => resolve(undefined), ms));
+/** `p`, or undefined after `ms` if it has not settled; the timer is cleared either way. */
+async function raceDelay<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      p,
+      new Promise<undefined>((resolve) => {
+        timer = setTimeout(() => resolve(undefined), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 function statusOf(err: unknown): number {

@@ -6,6 +6,7 @@ import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { blockKey } from '../../../mount-client/block-cache/block-key.ts';
 import type { BlockId, ObjectVersion } from '../../../mount-client/block-cache/types.ts';
+import { BLOCK_MAC_HEADER } from '../../../mount-client/peers/auth.ts';
 import { PeerSigner, pickOwner } from '../../../mount-client/peers/index.ts';
 import { CRC_HEADER, encodeBlockRequest } from '../../../mount-client/peers/wire.ts';
 import { type S3Fixture, startS3 } from '../data-path/s3-fixture.ts';
@@ -212,6 +213,39 @@ describe('failures', () => {
     expect(stats.hits).toBe(0);
     expect(gets(d)).toBe(blocksOf(v));
     expect(d.peering.membership.snapshot()[0]?.failures).toBeGreaterThanOrEqual(1);
+  });
+
+  it('a peer without the cluster secret is rejected by the owner tag and the block read from S3', async () => {
+    // Prepare: a rogue peer whose bytes and crc32c agree (zeros), tagged with a secret it guessed —
+    // the crc32c alone would pass, only the owner tag can tell it from a real owner
+    const guessed = new PeerSigner('not-the-cluster-secret-0123456789');
+    const rogue = createServer((req, res) => {
+      const url = new URL(req.url ?? '/', 'http://x');
+      const size = Number(url.searchParams.get('blockSize'));
+      const body = Buffer.alloc(size);
+      const crc = crc32c(body);
+      const key = url.pathname.slice('/v1/blocks/'.length);
+      res.writeHead(200, {
+        'content-length': size,
+        [CRC_HEADER]: String(crc),
+        [BLOCK_MAC_HEADER]: guessed.blockMac(key, size, crc),
+      });
+      res.end(body);
+    });
+    servers.push(rogue);
+    await new Promise<void>((resolve) => rogue.listen(0, '127.0.0.1', resolve));
+    const rogueAddress = `127.0.0.1:${(rogue.address() as AddressInfo).port}`;
+    const e = await node('e');
+    e.peering.membership.setMembers([rogueAddress]);
+    const { v, hash } = await file('forged/one.bin', 2 * 1024 * 1024);
+    // Act
+    const got = await readAll(e, v);
+    // Assess: correct bytes, every block from S3, none accepted from the rogue
+    expect(got).toBe(hash);
+    const stats = e.peering.metrics.stats();
+    expect(stats.errors.checksum).toBeGreaterThanOrEqual(1);
+    expect(stats.hits).toBe(0);
+    expect(gets(e)).toBe(blocksOf(v));
   });
 
   it('a peer that accepts but never answers: the read falls back to S3 after the short timeout', async () => {

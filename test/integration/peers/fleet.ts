@@ -23,7 +23,8 @@ export interface FleetNode {
 
 export interface NodeOptions {
   name: string;
-  s3: { region: string; endpoint: string };
+  /** `bucket`: the one the nodes serve (their peer servers refuse any other). */
+  s3: { region: string; endpoint: string; bucket?: string };
   blockSize: number;
   peering?: Partial<PeeringOptions>;
 }
@@ -43,6 +44,7 @@ export async function startNode(o: NodeOptions): Promise<FleetNode> {
       },
     },
     metricsRegistry: new Registry(),
+    policy: { bucket: o.s3.bucket ?? '', dataPrefix: '' },
     ...o.peering,
   });
   dp = await createDataPath({

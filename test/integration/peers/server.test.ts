@@ -7,6 +7,7 @@ import { Registry } from 'prom-client';
 import { request } from 'undici';
 import { afterAll, describe, expect, it } from 'vitest';
 import { NotFoundError, PreconditionFailedError } from '../../../functions/core/errors.ts';
+import { blockKey } from '../../../mount-client/block-cache/block-key.ts';
 import type { BlockId } from '../../../mount-client/block-cache/types.ts';
 import { PeerFetchError, type Peering, PeerSigner, startPeering } from '../../../mount-client/peers/index.ts';
 import type { BlockSource } from '../../../mount-client/peers/server.ts';
@@ -15,6 +16,7 @@ import { encodeBlockRequest } from '../../../mount-client/peers/wire.ts';
 const SECRET = 'server-test-secret-0123456789';
 const BS = 64 * 1024;
 const started: Peering[] = [];
+const POLICY = { bucket: 'b', dataPrefix: '' };
 const delay = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function pair(source: BlockSource): Promise<{ owner: Peering; client: Peering }> {
@@ -22,12 +24,14 @@ async function pair(source: BlockSource): Promise<{ owner: Peering; client: Peer
     secret: SECRET,
     listen: '127.0.0.1:0',
     source,
+    policy: POLICY,
     metricsRegistry: new Registry(),
   });
   const client = await startPeering({
     secret: SECRET,
     listen: '127.0.0.1:0',
     serve: false,
+    policy: POLICY,
     peers: [owner.address],
     source: { loadBlock: () => Promise.reject(new Error('client-only')) },
     metricsRegistry: new Registry(),
@@ -132,6 +136,7 @@ describe('peer server and fetcher', () => {
       secret: SECRET,
       listen: owner.address,
       source: { loadBlock: async () => Buffer.alloc(BS) },
+      policy: POLICY,
       metricsRegistry: new Registry(),
     });
     await expect(again).rejects.toThrow(/in use.*--peer-listen/);
@@ -144,6 +149,7 @@ describe('peer server and fetcher', () => {
       secret: SECRET,
       listen: '127.0.0.1:0',
       source: { loadBlock: async () => block },
+      policy: POLICY,
       metricsRegistry: registry,
     });
     started.push(owner);
@@ -153,6 +159,7 @@ describe('peer server and fetcher', () => {
       serve: false,
       peers: [owner.address],
       source: { loadBlock: async () => block },
+      policy: POLICY,
       metricsRegistry: registry,
     });
     started.push(client);
@@ -162,5 +169,101 @@ describe('peer server and fetcher', () => {
     expect(text).toContain(`strata_peer_served_bytes_total ${BS}`);
     expect(text).toMatch(/strata_peer_fetch_seconds_count\{result="hit"\} 1/);
     expect(text).not.toContain(SECRET);
+  });
+});
+
+describe('what the owner agrees to read through', () => {
+  const PREFIXED = { bucket: 'b', dataPrefix: 'data/' };
+  const S3_ORIGIN = 'http://s3.internal:9000';
+
+  /** An owner with `policy` whose source records every block it was asked to load. */
+  async function owner(policy: Parameters<typeof startPeering>[0]['policy']) {
+    const asked: BlockId[] = [];
+    const peering = await startPeering({
+      secret: SECRET,
+      listen: '127.0.0.1:0',
+      policy,
+      source: {
+        loadBlock: async (b) => {
+          asked.push(b);
+          return Buffer.alloc(Math.min(BS, b.object.size - b.index * BS));
+        },
+      },
+      metricsRegistry: new Registry(),
+    });
+    started.push(peering);
+    const signer = new PeerSigner(SECRET);
+    const ask = async (object: BlockId['object']) => {
+      const target = encodeBlockRequest({ object, index: 0, blockSize: BS });
+      const res = await request(`http://${peering.address}${target}`, {
+        headers: signer.sign('GET', target),
+      });
+      return { status: res.statusCode, body: await res.body.text() };
+    };
+    return { asked, ask };
+  }
+  const object = (o: Partial<BlockId['object']>): BlockId['object'] => ({
+    bucket: 'b',
+    key: 'data/f.bin',
+    size: BS,
+    etag: '"e"',
+    ...o,
+  });
+
+  it('refuses another bucket (403) without fetching anything', async () => {
+    const { asked, ask } = await owner(PREFIXED);
+    const res = await ask(object({ bucket: 'someone-elses-bucket' }));
+    expect(res.status).toBe(403);
+    expect(res.body).toContain('bucket b only');
+    expect(asked).toHaveLength(0);
+  });
+
+  it('refuses keys outside the data prefix (403) without fetching anything', async () => {
+    const { asked, ask } = await owner(PREFIXED);
+    expect((await ask(object({ key: 'tokens/secret.json' }))).status).toBe(403);
+    expect((await ask(object({ key: 'data' }))).status).toBe(403);
+    expect((await ask(object({ key: 'data/' }))).status).toBe(403);
+    expect(asked).toHaveLength(0);
+    expect((await ask(object({ key: 'data/ok.bin' }))).status).toBe(200);
+    expect(asked.map((b) => b.object.key)).toEqual(['data/ok.bin']);
+  });
+
+  it('reading with its own credentials, ignores any URL in the request', async () => {
+    const { asked, ask } = await owner(PREFIXED);
+    const res = await ask(object({ url: 'http://169.254.169.254/latest/meta-data/', urlExpiresAt: 1 }));
+    expect(res.status).toBe(200);
+    expect(asked).toHaveLength(1);
+    expect(asked[0]?.object.url).toBeUndefined();
+    expect(asked[0]?.object.urlExpiresAt).toBeUndefined();
+  });
+
+  it('in presign mode, follows URLs on the S3 endpoint only (403 otherwise, nothing fetched)', async () => {
+    const { asked, ask } = await owner({ ...PREFIXED, presignOrigins: [S3_ORIGIN] });
+    const metadata = await ask(object({ url: 'http://169.254.169.254/latest/meta-data/iam' }));
+    expect(metadata.status).toBe(403);
+    expect(metadata.body).not.toContain('169.254');
+    expect((await ask(object({ url: 'https://s3.internal:9000/b/data/f.bin' }))).status).toBe(403);
+    expect((await ask(object({ url: 'http://s3.internal:9001/b/data/f.bin' }))).status).toBe(403);
+    expect((await ask(object({ url: 'file:///etc/passwd' }))).status).toBe(400);
+    expect(asked).toHaveLength(0);
+    const good = `${S3_ORIGIN}/b/data/f.bin?X-Amz-Signature=abc`;
+    expect((await ask(object({ url: good, urlExpiresAt: 2 }))).status).toBe(200);
+    expect(asked.map((b) => b.object.url)).toEqual([good]);
+  });
+
+  it('sends an owner tag over (block key, length, crc32c) that only the secret can make', async () => {
+    const block = randomBytes(BS);
+    const { owner: o } = await pair({ loadBlock: async () => block });
+    const target = encodeBlockRequest(id());
+    const res = await request(`http://${o.address}${target}`, {
+      headers: new PeerSigner(SECRET).sign('GET', target),
+    });
+    await res.body.dump();
+    const crc = Number(res.headers['x-strata-crc32c']);
+    const tag = res.headers['x-strata-block-mac'];
+    expect(new PeerSigner(SECRET).verifyBlockMac(blockKey(id()), BS, crc, tag)).toBe(true);
+    expect(new PeerSigner('another-secret-0123456789').verifyBlockMac(blockKey(id()), BS, crc, tag)).toBe(
+      false,
+    );
   });
 });

@@ -76,4 +76,22 @@ describe('PeerSigner', () => {
     expect(attempt).toThrow(/openssl rand/);
     expect(attempt).not.toThrow(/hunter2/);
   });
+
+  it('block tags bind the block key, length and crc32c, and need the secret', () => {
+    const owner = new PeerSigner(SECRET);
+    const tag = owner.blockMac('k1', 4096, 0xdeadbeef);
+    expect(owner.verifyBlockMac('k1', 4096, 0xdeadbeef, tag)).toBe(true);
+    expect(owner.verifyBlockMac('k2', 4096, 0xdeadbeef, tag)).toBe(false);
+    expect(owner.verifyBlockMac('k1', 4095, 0xdeadbeef, tag)).toBe(false);
+    expect(owner.verifyBlockMac('k1', 4096, 0xdeadbeee, tag)).toBe(false);
+    expect(owner.verifyBlockMac('k1', 4096, 0xdeadbeef, undefined)).toBe(false);
+    expect(owner.verifyBlockMac('k1', 4096, 0xdeadbeef, ['a'])).toBe(false);
+    expect(owner.verifyBlockMac('k1', 4096, 0xdeadbeef, 'short')).toBe(false);
+    expect(new PeerSigner('some other cluster secret').verifyBlockMac('k1', 4096, 0xdeadbeef, tag)).toBe(
+      false,
+    );
+    // A request signature is never accepted as a block tag.
+    const sig = owner.sign('GET', 'k1', 4096)[SIGNATURE_HEADER];
+    expect(owner.verifyBlockMac('k1', 4096, 0xdeadbeef, sig)).toBe(false);
+  });
 });
