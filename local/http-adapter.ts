@@ -38,12 +38,17 @@ interface CompiledRoute {
   route: HttpRoute;
   method: string;
   segments: string[];
+  /** Per segment: the path parameter's name, or undefined for a literal (parsed once, not per request). */
+  params: Array<string | undefined>;
+  hasParams: boolean;
 }
 
 export function compileRoutes(routes: HttpRoute[]): CompiledRoute[] {
   return routes.map((route) => {
     const [method, path] = route.routeKey.split(' ') as [string, string];
-    return { route, method, segments: path.split('/').slice(1) };
+    const segments = path.split('/').slice(1);
+    const params = segments.map((seg) => /^\{(\w+)\}$/.exec(seg)?.[1]);
+    return { route, method, segments, params, hasParams: params.some((p) => p !== undefined) };
   });
 }
 
@@ -60,15 +65,14 @@ export function matchRoute(
     const params: Record<string, string> = {};
     let ok = true;
     for (let i = 0; i < parts.length && ok; i++) {
-      const want = c.segments[i] as string;
       const got = parts[i] as string;
-      const param = /^\{(\w+)\}$/.exec(want);
-      if (param) {
+      const param = c.params[i];
+      if (param !== undefined) {
         if (got.length === 0) ok = false;
-        else params[param[1] as string] = safeDecode(got);
-      } else ok = want === got;
+        else params[param] = safeDecode(got);
+      } else ok = c.segments[i] === got;
     }
-    if (ok) return { route: c.route, ...(Object.keys(params).length > 0 ? { pathParameters: params } : {}) };
+    if (ok) return { route: c.route, ...(c.hasParams ? { pathParameters: params } : {}) };
   }
   return undefined;
 }
@@ -224,10 +228,13 @@ export async function startHttpAdapter(options: HttpAdapterOptions): Promise<Htt
     });
   });
 
+  // server.address() is a getsockname(2) system call: read it once after listen, not per request.
+  let boundPort = 0;
   const serve = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const method = req.method ?? 'GET';
     const rawUrl = req.url ?? '/';
-    const rawPath = rawUrl.split('?')[0] as string;
+    const q = rawUrl.indexOf('?');
+    const rawPath = q >= 0 ? rawUrl.slice(0, q) : rawUrl;
     const match = matchRoute(compiled, method, rawPath);
     if (!match) {
       req.resume();
@@ -240,14 +247,13 @@ export async function startHttpAdapter(options: HttpAdapterOptions): Promise<Htt
     }
     const body = await readBody(req);
     if (!body) return sendJson(res, 413, { message: 'Request Entity Too Large' });
-    const address = server.address() as AddressInfo;
     const event = buildEvent({
       method,
       rawUrl,
       rawHeaders: req.rawHeaders,
       body,
       sourceIp: req.socket.remoteAddress?.replace(/^::ffff:/, '') ?? '127.0.0.1',
-      domainName: req.headers.host ?? `127.0.0.1:${address.port}`,
+      domainName: req.headers.host ?? `127.0.0.1:${boundPort}`,
       httpVersion: req.httpVersion,
       routeKey: match.route.routeKey,
       pathParameters: match.pathParameters,
@@ -286,6 +292,7 @@ export async function startHttpAdapter(options: HttpAdapterOptions): Promise<Htt
     });
   });
   const { port } = server.address() as AddressInfo;
+  boundPort = port;
   return {
     url: `http://127.0.0.1:${port}`,
     port,

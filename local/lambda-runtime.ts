@@ -74,24 +74,50 @@ export function lambdaContext(name: LambdaName, region: string): Context {
   };
 }
 
+/**
+ * Invocations in flight with their deadlines. One shared, unref'd sweep timer enforces every
+ * timeout: a timer armed and cleared per invocation cost more CPU than a cached resolve itself, and
+ * Lambda timeouts are seconds to minutes, so checking every 100 ms is precise enough.
+ */
+const inFlight = new Set<{ deadline: number; fail: () => void }>();
+let sweeper: NodeJS.Timeout | undefined;
+const SWEEP_MS = 100;
+
+function sweep(): void {
+  const now = Date.now();
+  for (const entry of inFlight) if (now >= entry.deadline) entry.fail();
+  if (inFlight.size === 0 && sweeper) {
+    clearInterval(sweeper);
+    sweeper = undefined;
+  }
+}
+
 /** Invokes a handler with Lambda's timeout: a handler running past it fails like a timed-out Lambda. */
 export async function invokeHandler(name: LambdaName, event: unknown, region: string): Promise<unknown> {
   const handler = await loadHandler(name);
   const context = lambdaContext(name, region);
-  const timeoutMs = lambdas[name].timeoutSeconds * 1000;
-  let timer: NodeJS.Timeout | undefined;
+  const { timeoutSeconds } = lambdas[name];
+  let entry: { deadline: number; fail: () => void } | undefined;
+  const timedOut = new Promise<never>((_, reject) => {
+    entry = {
+      deadline: Date.now() + timeoutSeconds * 1000,
+      fail: () => {
+        inFlight.delete(entry as never);
+        reject(new Error(`lambda ${name} timed out after ${timeoutSeconds} s`));
+      },
+    };
+  });
+  // Unobserved once the handler wins the race; never an unhandled rejection.
+  timedOut.catch(() => {});
+  const e = entry as { deadline: number; fail: () => void };
+  inFlight.add(e);
+  if (!sweeper) {
+    sweeper = setInterval(sweep, SWEEP_MS);
+    sweeper.unref();
+  }
   try {
-    return await Promise.race([
-      handler(event, context),
-      new Promise((_, reject) => {
-        timer = setTimeout(
-          () => reject(new Error(`lambda ${name} timed out after ${lambdas[name].timeoutSeconds} s`)),
-          timeoutMs,
-        );
-        timer.unref();
-      }),
-    ]);
+    return await Promise.race([handler(event, context), timedOut]);
   } finally {
-    clearTimeout(timer);
+    inFlight.delete(e);
   }
 }

@@ -40,6 +40,11 @@ const { values: args } = parseArgs({
     requests: { type: 'string', default: '20000' },
     /** Which parts to run (comma-separated): indexer, stack. Profiling one part is easier alone. */
     parts: { type: 'string', default: 'indexer,stack' },
+    /**
+     * In-process cache TTL of the stack's handlers (STRATA_CACHE_TTL_MS; default: the deployed 1 s).
+     * Longer = the "warm" run measures the in-process level; with 1 s most warm hits come from Redis.
+     */
+    'local-ttl-ms': { type: 'string' },
     /** Concurrent HTTP requests for the resolve runs (the client keeps this many sockets alive). */
     'http-concurrency': { type: 'string', default: '32' },
     out: { type: 'string' },
@@ -52,6 +57,7 @@ const FILES = Number(args.files);
 const REQUESTS = Number(args.requests);
 const PARTS = new Set(String(args.parts).split(','));
 const HTTP_CONC = Number(args['http-concurrency']);
+const LOCAL_TTL = args['local-ttl-ms'];
 
 function pct(sorted: number[], p: number): number {
   if (sorted.length === 0) return Number.NaN;
@@ -215,7 +221,12 @@ async function throughStack() {
     apiPort: 0,
     scheduleIntervalMs: 0,
     log: () => {},
-    env: { POWERTOOLS_METRICS_DISABLED: 'true', POWERTOOLS_LOG_LEVEL: 'SILENT', STRATA_LOG_LEVEL: 'SILENT' },
+    env: {
+      POWERTOOLS_METRICS_DISABLED: 'true',
+      POWERTOOLS_LOG_LEVEL: 'SILENT',
+      STRATA_LOG_LEVEL: 'SILENT',
+      ...(LOCAL_TTL ? { STRATA_CACHE_TTL_MS: LOCAL_TTL } : {}),
+    },
   });
   // One keep-alive socket per concurrent request: no TCP handshake per request (a Lambda
   // client — the mount — keeps its connections alive the same way).

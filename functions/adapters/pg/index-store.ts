@@ -83,14 +83,35 @@ export async function applyObjectChanges(
   if (batch.length === 0) return { applied: [], stale: 0, dirs: [], days: [] };
   const paths = batch.map((c) => c.path);
 
+  // Whether step 5 has anything to settle is asked in the same round trip as the row locks: on
+  // the hot ingest path (no upload session open for these keys, no quota defined) the settle
+  // statements are skipped and the journal append joins the object/rollup statement.
+  let settle: { sessions: boolean; quotas: boolean } | undefined;
   const lockRows = async (ps: string[]) => {
-    const { rows } = await client.query<StoredObject & { fresh: boolean }>(
-      `SELECT path, state, size::float8 AS size, etag, sequencer, to_char(day, 'YYYY-MM-DD') AS day,
-              (parent = '' AND sequencer IS NULL) AS fresh
-         FROM objects WHERE path = ANY($1::text[]) ORDER BY path FOR UPDATE`,
-      [ps],
+    const wanted = new Set(ps);
+    const keys = batch.filter((c) => wanted.has(c.path)).map((c) => c.key);
+    const { rows } = await client.query<
+      StoredObject & { fresh: boolean; has_sessions: boolean; has_quotas: boolean }
+    >(
+      `WITH locked AS MATERIALIZED (
+         SELECT path, state, size::float8 AS size, etag, sequencer, to_char(day, 'YYYY-MM-DD') AS day,
+                (parent = '' AND sequencer IS NULL) AS fresh
+           FROM objects WHERE path = ANY($1::text[]) ORDER BY path FOR UPDATE),
+       probe AS (
+         SELECT EXISTS (SELECT 1 FROM upload_sessions
+                         WHERE key = ANY($2::text[]) AND (reserved_bytes > 0 OR state = 'pending')) AS has_sessions,
+                EXISTS (SELECT 1 FROM upload_quotas) AS has_quotas)
+       SELECT l.*, p.has_sessions, p.has_quotas FROM probe p LEFT JOIN locked l ON true`,
+      [ps, keys],
     );
-    return rows;
+    const first = rows[0];
+    if (first) {
+      settle = {
+        sessions: first.has_sessions || (settle?.sessions ?? false),
+        quotas: first.has_quotas || (settle?.quotas ?? false),
+      };
+    }
+    return rows.filter((r) => r.path !== null);
   };
   // Existing rows: locked in path order, so concurrent batches serialize on shared paths.
   const existing = new Set<string>();
@@ -183,9 +204,41 @@ export async function applyObjectChanges(
   const u = <T>(f: (n: NextObject) => T) => upd.map((w) => f(w.next));
   const dirs = [...rollups.dirs.values()];
   const days = [...rollups.days.entries()].filter(([, d]) => d.files !== 0 || d.bytes !== 0);
-  // One statement (data-modifying CTEs) for the object rows and both rollup delta inserts: each
-  // round trip saved is throughput for the whole batch.
-  await client.query(
+  const created = writes.filter((w) => w.next.state === 'active');
+  const removed = writes.filter(
+    (w) => w.next.state !== 'active' && stored.get(w.next.path)?.state === 'active',
+  );
+  // Step 5 is needed only when an upload session may match a created object or a quota exists.
+  const settleCreated = created.length > 0 && (settle?.sessions !== false || settle?.quotas !== false);
+  const settleRemoved = removed.length > 0 && settle?.quotas !== false;
+  // Without step 5 the journal append (step 6) can ride in the same statement: it stays the last
+  // thing the transaction does, and its advisory lock is still taken before any seq is drawn.
+  const journalInline = !settleCreated && !settleRemoved;
+  const ops = writes.map((w) => journalOp(w.change, opts.source));
+  const journalParams = [
+    ops,
+    col((n) => n.path),
+    col((n) => n.state),
+    col((n) => n.etag),
+    col((n) => n.size),
+    opts.runId ?? null,
+    JOURNAL_LOCK,
+  ];
+  // The journal insert over parameters $p..$p+6. The lock is taken in the same statement, before
+  // any row (and so any seq) is produced: every output row joins the one-row `lock` CTE, which
+  // must be evaluated first.
+  const journalSql = (p: number) =>
+    `lock AS MATERIALIZED (SELECT pg_advisory_xact_lock($${p + 6}::bigint) AS l),
+     jrn AS (
+       INSERT INTO changes (op, path, state, etag, size, run_id)
+       SELECT u.op, u.path, u.state, u.etag, u.size, $${p + 5}
+         FROM lock, unnest($${p}::text[], $${p + 1}::text[], $${p + 2}::text[], $${p + 3}::text[], $${p + 4}::bigint[])
+              WITH ORDINALITY AS u(op, path, state, etag, size, ord)
+        ORDER BY u.ord
+       RETURNING seq)`;
+  // One statement (data-modifying CTEs) for the object rows and both rollup delta inserts — and,
+  // on the hot path, the journal: each round trip saved is throughput for the whole batch.
+  const { rows: inlineSeqs } = await client.query<{ seq: string }>(
     `WITH upd AS (
        UPDATE objects AS o SET parent = u.parent, name = u.name, key = u.key, state = u.state, size = u.size,
               etag = u.etag, version_id = u.version_id, sequencer = u.sequencer, last_modified = u.last_modified,
@@ -204,8 +257,14 @@ export async function applyObjectChanges(
      dy AS (
        INSERT INTO day_rollups (day, files, bytes)
        SELECT * FROM unnest($23::date[], $24::bigint[], $25::bigint[])
-       RETURNING 1)
-     SELECT (SELECT count(*) FROM upd) AS objects, (SELECT count(*) FROM dir) AS dirs, (SELECT count(*) FROM dy) AS days`,
+       RETURNING 1)${
+         journalInline
+           ? `,
+     ${journalSql(26)}
+     SELECT seq FROM jrn`
+           : `
+     SELECT (SELECT count(*) FROM upd) AS objects, (SELECT count(*) FROM dir) AS dirs, (SELECT count(*) FROM dy) AS days`
+       }`,
     [
       u((n) => n.path),
       u((n) => n.parent),
@@ -232,21 +291,17 @@ export async function applyObjectChanges(
       days.map(([day]) => day),
       days.map(([, d]) => d.files),
       days.map(([, d]) => d.bytes),
+      ...(journalInline ? journalParams : []),
     ],
   );
 
-  const created = writes.filter((w) => w.next.state === 'active');
-  if (created.length > 0) {
+  if (settleCreated) {
     await settleUploads(
       client,
       created.map((w) => ({ key: w.next.key, size: w.next.size, etag: w.next.etag ?? '' })),
     );
   }
-
-  const removed = writes.filter(
-    (w) => w.next.state !== 'active' && stored.get(w.next.path)?.state === 'active',
-  );
-  if (removed.length > 0) {
+  if (settleRemoved) {
     await settleDeletes(
       client,
       removed.map((w) => ({ key: w.next.key, size: stored.get(w.next.path)?.size ?? 0 })),
@@ -255,27 +310,9 @@ export async function applyObjectChanges(
 
   // Journal last: the advisory lock serializes the append-to-COMMIT tail of concurrent batches so
   // that seq order equals commit order (docs/index-design.md, "Change journal").
-  // The lock is taken in the same statement, before any row (and so any seq) is produced: every
-  // output row joins the one-row `lock` CTE, which must be evaluated first.
-  const ops = writes.map((w) => journalOp(w.change, opts.source));
-  const { rows: seqs } = await client.query<{ seq: string }>(
-    `WITH lock AS MATERIALIZED (SELECT pg_advisory_xact_lock($7::bigint) AS l)
-     INSERT INTO changes (op, path, state, etag, size, run_id)
-     SELECT u.op, u.path, u.state, u.etag, u.size, $6
-       FROM lock, unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[]) WITH ORDINALITY
-            AS u(op, path, state, etag, size, ord)
-      ORDER BY u.ord
-     RETURNING seq`,
-    [
-      ops,
-      col((n) => n.path),
-      col((n) => n.state),
-      col((n) => n.etag),
-      col((n) => n.size),
-      opts.runId ?? null,
-      JOURNAL_LOCK,
-    ],
-  );
+  const seqs = journalInline
+    ? inlineSeqs
+    : (await client.query<{ seq: string }>(`WITH ${journalSql(1)} SELECT seq FROM jrn`, journalParams)).rows;
   const applied: AppliedChange[] = writes.map((w, i) => ({
     seq: Number(seqs[i]?.seq),
     op: ops[i] as ChangeOp,

@@ -7,7 +7,8 @@
  * then fall back to PostgreSQL. Requests time out quickly because a cache lookup slower than the
  * database it fronts is worse than no cache.
  */
-import { Redis } from '@upstash/redis';
+import { Redis, type Requester } from '@upstash/redis';
+import { Pool } from 'undici';
 
 export interface RedisSettings {
   url: string;
@@ -18,17 +19,61 @@ export interface RedisSettings {
 
 export function createRedis(settings: RedisSettings): Redis {
   const timeoutMs = settings.timeoutMs ?? 500;
-  return new Redis({
+  const redis = new Redis({
     url: settings.url,
     token: settings.token,
     // No SDK-level retries: the guard falls back to PostgreSQL instead of waiting.
     retry: false,
-    // A fresh signal per request (a single shared signal would abort everything after the first timeout).
-    signal: () => AbortSignal.timeout(timeoutMs),
     // Values are JSON we wrote ourselves; skip the SDK's per-value JSON.parse guessing.
     automaticDeserialization: false,
     enableTelemetry: false,
+    readYourWrites: false,
   });
+  // The SDK's transport is WHATWG fetch with a fresh AbortSignal.timeout per request; under load
+  // that was most of a Redis hit's CPU (streams, DOMException, timers). Commands only need
+  // `request`, so they get a keep-alive undici Pool with undici's own cheap timeouts instead.
+  (redis as unknown as { client: Requester }).client = leanRequester(settings.url, settings.token, timeoutMs);
+  return redis;
+}
+
+/**
+ * The Upstash REST protocol over one keep-alive connection pool: POST a JSON command (or an array
+ * of them to `/pipeline`), get `{result}` / `[{result|error}]` back. No `Upstash-Encoding: base64`:
+ * every value Strata stores is JSON text, which the plain encoding carries unchanged.
+ */
+export function leanRequester(url: string, token: string, timeoutMs: number): Requester {
+  const base = new URL(url);
+  const prefix = base.pathname.replace(/\/$/, '');
+  // One process serves one request at a time in Lambda; the local stack serves many, and 32
+  // sockets to a server on the same machine is ample without letting a burst open hundreds.
+  const pool = new Pool(base.origin, { connections: 32, keepAliveTimeout: 30_000 });
+  const headers = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
+  return {
+    readYourWrites: false,
+    async request<TResult>(req: { path?: string[]; body?: unknown }) {
+      const res = await pool.request({
+        method: 'POST',
+        path: `${prefix}/${(req.path ?? []).join('/')}`,
+        headers,
+        body: JSON.stringify(req.body),
+        headersTimeout: timeoutMs,
+        bodyTimeout: timeoutMs,
+      });
+      const text = await res.body.text();
+      let body: { result?: TResult; error?: string };
+      try {
+        body = JSON.parse(text) as { result?: TResult; error?: string };
+      } catch (err) {
+        throw new Error(`Redis REST answered HTTP ${res.statusCode} with non-JSON: ${text.slice(0, 200)}`, {
+          cause: err,
+        });
+      }
+      if (res.statusCode < 200 || res.statusCode >= 300) {
+        throw new Error(`Redis REST error (HTTP ${res.statusCode}): ${body.error ?? text.slice(0, 200)}`);
+      }
+      return body;
+    },
+  };
 }
 
 export interface RedisGuardHooks {
