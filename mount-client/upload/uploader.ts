@@ -45,6 +45,8 @@ export const DEFAULT_CONCURRENCY = 16;
  * PUT slots fed with a margin for API latency spikes.
  */
 const GROUPS_IN_FLIGHT = 4;
+/** Concurrent small-file reads (see the constructor). */
+const READ_CONCURRENCY = 8;
 
 export type FileStatus = 'uploaded' | 'skipped' | 'failed';
 
@@ -97,6 +99,7 @@ type RemoteLookup = (path: string) => Promise<RemoteFile | undefined>;
 export class Uploader {
   private readonly api: ApiClient;
   private readonly limit: LimitFunction;
+  private readonly readLimit: LimitFunction;
   private readonly agent: Agent;
   private readonly retry: RetryPolicy;
   private readonly progress: Progress = { filesTotal: 0, filesDone: 0, bytesTotal: 0, bytesDone: 0 };
@@ -105,6 +108,9 @@ export class Uploader {
     this.api = options.api;
     const concurrency = options.concurrency ?? DEFAULT_CONCURRENCY;
     this.limit = pLimit(concurrency);
+    // Small-file reads+hashes at once: bounds open files and memory; reads of 4 KiB–16 MiB are
+    // fast, so a few keep the next batch ready without competing with PUTs for sockets.
+    this.readLimit = pLimit(READ_CONCURRENCY);
     // One connection per concurrent PUT; keep-alive saves a TCP (and TLS) handshake per small file.
     this.agent = new Agent({ connections: concurrency, keepAliveTimeout: 30_000, pipelining: 1 });
     this.retry = options.retry ?? DEFAULT_RETRY;
@@ -214,8 +220,10 @@ export class Uploader {
       group.map((f) =>
         (async () => {
           try {
-            // The limiter bounds open files; the listing wait below holds no PUT slot.
-            const h = await this.limit(async () =>
+            // Its own limiter: in the PUT limiter's FIFO the next group's reads would queue behind
+            // every PUT already queued, delaying its batch call until the PUT queue drains. The
+            // listing wait below holds no slot at all.
+            const h = await this.readLimit(async () =>
               f.size <= IN_MEMORY_MAX ? await readAndHash(f.abs) : { sha256: await sha256File(f.abs) },
             );
             if (await this.unchanged(f, remote, async () => h.sha256)) {
