@@ -128,6 +128,7 @@ export const httpRoutes: HttpRoute[] = [
   { routeKey: 'GET /v1/reconcile/{id}', lambda: 'reconcileApi' },
   { routeKey: 'POST /v1/peers/heartbeat', lambda: 'peers' },
   { routeKey: 'GET /v1/peers', lambda: 'peers' },
+  { routeKey: 'GET /v1/peers/config', lambda: 'peers' },
 ];
 
 export type QueueName = 'ingest' | 'reconcile';

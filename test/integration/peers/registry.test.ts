@@ -15,6 +15,7 @@ import { BUCKET, DATA_PREFIX, type LocalStack, REGION, startStack } from '../../
 import { ApiClient } from '../../../mount-client/api/client.ts';
 import type { ObjectVersion } from '../../../mount-client/block-cache/types.ts';
 import { apiRegistry } from '../../../mount-client/peers/index.ts';
+import { servePolicy } from '../../../mount-client/peers/mount-extension.ts';
 import { missing } from '../../support/requirements.ts';
 import { type FleetNode, gets, readAll, sha256, startNode } from './fleet.ts';
 
@@ -51,12 +52,15 @@ afterAll(async () => {
 });
 
 async function node(name: string): Promise<FleetNode> {
+  // The serve policy as a mount gets it: from GET /v1/peers/config (the stack's bucket and prefix).
+  const policy = await servePolicy(api, false);
+  expect(policy).toEqual({ bucket: BUCKET, dataPrefix: DATA_PREFIX });
   const n = await startNode({
     name,
     s3: { region: REGION, endpoint: stack.dev.s3Endpoint ?? '' },
     blockSize: BLOCK,
     // Fast refresh so the test sees joins in well under a second.
-    peering: { registry: apiRegistry(api), refreshMs: 200, heartbeatMs: 200, probeTickMs: 50 },
+    peering: { policy, registry: apiRegistry(api), refreshMs: 200, heartbeatMs: 200, probeTickMs: 50 },
   });
   nodes.push(n);
   return n;
