@@ -26,6 +26,7 @@ const { values } = parseArgs({
     'size-mib': { type: 'string' },
     old: { type: 'string' },
     rounds: { type: 'string' },
+    'memory-mib': { type: 'string' },
     child: { type: 'string' },
   },
 });
@@ -48,6 +49,7 @@ async function child(o: {
   tree: string;
   endpoint: string;
   object: { bucket: string; key: string; size: number; etag: string };
+  memoryBytes: number;
 }): Promise<Result> {
   const { createDataPath } = await import(join(o.tree, 'mount-client/object-client/data-path.ts'));
   const { Registry } = await import('prom-client');
@@ -68,6 +70,7 @@ async function child(o: {
       region: 'us-east-1',
       endpoint: o.endpoint,
       metrics: new Registry(),
+      memoryCacheBytes: o.memoryBytes,
     });
   /** Reads the object like the FUSE binding: 128 KiB requests, the sync path when it hits. */
   async function phase(dp: Awaited<ReturnType<typeof open>>): Promise<Phase> {
@@ -108,7 +111,7 @@ async function child(o: {
   }
 }
 
-function runChild(tree: string, endpoint: string, object: unknown): Promise<Result> {
+function runChild(tree: string, endpoint: string, object: unknown, memoryBytes: number): Promise<Result> {
   return new Promise((res, rej) => {
     const p = spawn(
       process.execPath,
@@ -116,7 +119,7 @@ function runChild(tree: string, endpoint: string, object: unknown): Promise<Resu
         ...process.execArgv,
         new URL(import.meta.url).pathname,
         '--child',
-        JSON.stringify({ tree, endpoint, object }),
+        JSON.stringify({ tree, endpoint, object, memoryBytes }),
       ],
       { stdio: ['ignore', 'pipe', 'inherit'] },
     );
@@ -133,7 +136,12 @@ function runChild(tree: string, endpoint: string, object: unknown): Promise<Resu
 }
 
 const sizeMiB = Number(values['size-mib'] ?? 256);
-const rounds = Number(values.rounds ?? 2);
+const rounds = Number(values.rounds ?? 3);
+/**
+ * Memory tier (default 256 MiB, the mount's default). An object larger than it makes the stream
+ * evict, which is where block buffers are recycled; one that fits measures first-fill only.
+ */
+const memoryMiB = Number(values['memory-mib'] ?? 256);
 const newTree = resolve(new URL('../..', import.meta.url).pathname);
 const variants: [string, string][] = [['new', newTree]];
 if (values.old) variants.unshift(['old', resolve(values.old)]);
@@ -172,14 +180,14 @@ try {
   for (let r = 0; r < rounds; r++) {
     const order = r % 2 === 0 ? variants : [...variants].reverse();
     for (const [name, tree] of order) {
-      const got = await runChild(tree, endpoint, object);
+      const got = await runChild(tree, endpoint, object, memoryMiB * MiB);
       results.set(name, [...(results.get(name) ?? []), got]);
       process.stderr.write(`round ${r + 1} ${name}: ${JSON.stringify(got)}\n`);
     }
   }
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
   console.log(
-    `\n${sizeMiB} MiB object, 8 MiB blocks, 128 KiB sequential reads, median of ${rounds} round(s)\n`,
+    `\n${sizeMiB} MiB object, ${memoryMiB} MiB memory tier, 8 MiB blocks, 128 KiB sequential reads, median of ${rounds} round(s)\n`,
   );
   console.log('| phase | variant | MB/s | CPU s/GiB | full GCs/GiB | minor GCs/GiB |');
   console.log('|---|---|---:|---:|---:|---:|');
