@@ -35,8 +35,8 @@ function requireUnrestricted(principal: Principal): void {
 
 function conflict(id: string): ConflictError {
   return new ConflictError(
-    `peer id ${id} is registered by another token; give this node its own id (--peer-node-id) ` +
-      'or wait for the other registration to lapse (its TTL)',
+    `peer id ${id} is registered by another token; a node registers under its advertised address, ` +
+      'so check --peer-advertise (two nodes must not share one), or wait for the other registration to lapse (its TTL)',
   );
 }
 
