@@ -2,7 +2,9 @@
  * Reconcile worker (SQS-triggered, batch size 1): parses a shard message, runs one segment
  * (core/reconcile/segment.ts) and reports the counts as Powertools metrics. A message that fails
  * is reported in batchItemFailures, comes back after the visibility timeout and lands in the DLQ
- * after maxReceiveCount attempts; redelivery is idempotent (see segment.ts).
+ * after maxReceiveCount attempts; redelivery is idempotent (see segment.ts). A message failing on
+ * its last allowed receive first fails its shard and run in the ledger: otherwise the run would
+ * stay `running` for ever — holding off the scheduler and leaving `strata reconcile --wait` polling.
  */
 import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { z } from 'zod';
@@ -10,6 +12,16 @@ import { runSegment } from '../core/reconcile/segment.ts';
 import { COUNT_FIELDS, type ShardMessage } from '../core/reconcile/types.ts';
 import { getLogger, getMetrics, MetricUnit } from './http/index.ts';
 import { reconcileWiring } from './reconcile-wiring.ts';
+import { lambdas, queueConsumers } from './routes.ts';
+
+const consumer = queueConsumers.find((c) => c.lambda === 'reconcileWorker');
+/** Receives SQS allows before the DLQ (the redrive policy CDK and the local stack both set). */
+export const MAX_RECEIVE_COUNT = consumer?.maxReceiveCount ?? 5;
+/**
+ * A segment claim lasts as long as the worker Lambda can run: a live worker never loses it, and a
+ * crashed worker's claim has expired before the visibility timeout (≥ 6× this) redelivers.
+ */
+export const SEGMENT_LEASE_MS = lambdas.reconcileWorker.timeoutSeconds * 1000;
 
 const rangeSchema = z.object({ prefix: z.string(), from: z.string().optional(), to: z.string().optional() });
 export const shardMessageSchema = z.object({
@@ -66,9 +78,16 @@ export async function handler(event: SQSEvent, context?: Partial<Context>): Prom
             pageSize: env.STRATA_RECONCILE_PAGE_SIZE,
             reserveMs: env.STRATA_RECONCILE_RESERVE_MS,
             remainingMs,
+            leaseMs: SEGMENT_LEASE_MS,
           },
         );
         if (result.duplicate) {
+          logger.info('reconcile segment skipped: claimed by another delivery, already done, or run over', {
+            runId: message.runId,
+            shardId: message.shardId,
+            segment: message.segment,
+            resentContinuation: result.resent !== undefined,
+          });
           metrics.addMetric('ReconcileDuplicateSegments', MetricUnit.Count, 1);
           continue;
         }
@@ -93,6 +112,21 @@ export async function handler(event: SQSEvent, context?: Partial<Context>): Prom
           error: err as Error,
         });
         metrics.addMetric('ReconcileSegmentFailures', MetricUnit.Count, 1);
+        const attempts = Number(record.attributes?.ApproximateReceiveCount ?? '1');
+        if (attempts >= MAX_RECEIVE_COUNT) {
+          // Last allowed receive: SQS moves the message to the DLQ next. Fail the run now.
+          await w.ledger
+            .failShard(message, { attempts, error: (err as Error).message ?? String(err) })
+            .then(() => metrics.addMetric('ReconcileShardFailures', MetricUnit.Count, 1))
+            .catch((e: unknown) =>
+              logger.error('could not mark the reconcile shard failed', {
+                runId: message.runId,
+                shardId: message.shardId,
+                error: e as Error,
+              }),
+            );
+        }
+        // Still reported as failed: the DLQ keeps the message for inspection and the alarm on its depth.
         failures.push({ itemIdentifier: record.messageId });
       }
     }

@@ -13,7 +13,7 @@ import type { ObjectChange } from '../../core/index-apply.ts';
 import { pathForKey } from '../../core/paths.ts';
 import { compareKeys, prefixEnd } from '../../core/reconcile/key-order.ts';
 import type { RunRecorder } from '../../core/reconcile/plan.ts';
-import type { Heal, ReconcileIndex, RunLedger, Sample } from '../../core/reconcile/ports.ts';
+import type { Heal, ReconcileIndex, RunLedger, Sample, SegmentClaim } from '../../core/reconcile/ports.ts';
 import {
   COUNT_FIELDS,
   emptyCounts,
@@ -262,36 +262,96 @@ export class PgRunLedger implements RunLedger, RunRecorder {
     return rows[0]?.id;
   }
 
-  async segmentDone(m: ShardMessage): Promise<boolean> {
-    // Done when: this very segment was recorded (a redelivery), the shard already finished at an
-    // earlier segment (a duplicate continuation after a crash), or the run was failed/removed.
-    const { rows } = await readQuery<{ done: boolean }>(
-      this.pool,
-      `SELECT NOT EXISTS (SELECT 1 FROM reconcile_runs WHERE id = $1 AND status = 'running')
-           OR EXISTS (SELECT 1 FROM reconcile_segments WHERE run_id = $1 AND shard_id = $2
-                        AND (segment = $3 OR (final AND segment < $3))) AS done`,
+  async claimSegment(m: ShardMessage, leaseMs: number): Promise<SegmentClaim> {
+    // Done when: the run was failed/finished/removed, this very segment was recorded (a
+    // redelivery), or the shard already finished at an earlier segment (a duplicate chain).
+    const { rows } = await this.pool.query<{
+      running: boolean;
+      recorded: boolean;
+      next: ShardMessage | null;
+      finished_earlier: boolean;
+      next_taken: boolean;
+    }>(
+      `SELECT EXISTS (SELECT 1 FROM reconcile_runs WHERE id = $1 AND status = 'running') AS running,
+              EXISTS (SELECT 1 FROM reconcile_segments WHERE run_id = $1 AND shard_id = $2 AND segment = $3) AS recorded,
+              (SELECT next FROM reconcile_segments WHERE run_id = $1 AND shard_id = $2 AND segment = $3) AS next,
+              EXISTS (SELECT 1 FROM reconcile_segments WHERE run_id = $1 AND shard_id = $2
+                        AND final AND segment < $3) AS finished_earlier,
+              EXISTS (SELECT 1 FROM reconcile_segments WHERE run_id = $1 AND shard_id = $2 AND segment = $3 + 1)
+                OR EXISTS (SELECT 1 FROM reconcile_claims WHERE run_id = $1 AND shard_id = $2 AND segment = $3 + 1)
+                AS next_taken`,
       [m.runId, m.shardId, m.segment],
     );
-    return rows[0]?.done ?? false;
+    const r = rows[0];
+    if (!r?.running || r.finished_earlier) return { status: 'done' };
+    if (r.recorded) return r.next && !r.next_taken ? { status: 'done', resend: r.next } : { status: 'done' };
+    // The claim itself is one atomic statement: a new row, or taking over an expired lease. Two
+    // concurrent deliveries serialize on the primary key; exactly one gets a row back.
+    const { rows: claimed } = await this.pool.query<{ lease: string }>(
+      `INSERT INTO reconcile_claims (run_id, shard_id, segment, lease, expires_at)
+       VALUES ($1, $2, $3, $4, clock_timestamp() + make_interval(secs => $5))
+       ON CONFLICT (run_id, shard_id, segment) DO UPDATE
+         SET lease = EXCLUDED.lease, expires_at = EXCLUDED.expires_at
+         WHERE reconcile_claims.expires_at < clock_timestamp()
+       RETURNING lease`,
+      [m.runId, m.shardId, m.segment, randomUUID(), leaseMs / 1000],
+    );
+    const lease = claimed[0]?.lease;
+    if (lease === undefined) return { status: 'busy' };
+    // The holder may have recorded the segment between our check and its lease expiring.
+    const { rows: late } = await this.pool.query(
+      'SELECT 1 FROM reconcile_segments WHERE run_id = $1 AND shard_id = $2 AND segment = $3',
+      [m.runId, m.shardId, m.segment],
+    );
+    return late.length > 0 ? { status: 'done' } : { status: 'claimed', lease };
+  }
+
+  async releaseSegment(m: ShardMessage, lease: string): Promise<void> {
+    await this.pool.query(
+      'DELETE FROM reconcile_claims WHERE run_id = $1 AND shard_id = $2 AND segment = $3 AND lease = $4',
+      [m.runId, m.shardId, m.segment, lease],
+    );
+  }
+
+  async failShard(m: ShardMessage, failure: { attempts: number; error: string }): Promise<void> {
+    const error = failure.error.slice(0, 2000);
+    await withTransaction(this.pool, async (client) => {
+      await client.query(
+        `INSERT INTO reconcile_shard_failures (run_id, shard_id, segment, attempts, error)
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (run_id, shard_id) DO NOTHING`,
+        [m.runId, m.shardId, m.segment, failure.attempts, error],
+      );
+      await client.query(
+        `UPDATE reconcile_runs SET status = 'failed', finished_at = now(), error = $2
+          WHERE id = $1 AND status = 'running'`,
+        [
+          m.runId,
+          `shard ${m.shardId} failed at segment ${m.segment} after ${failure.attempts} attempts (its message goes to the reconcile DLQ): ${error}`.slice(
+            0,
+            2000,
+          ),
+        ],
+      );
+    });
   }
 
   async completeSegment(
     m: ShardMessage,
-    result: { counts: ReconcileCounts; samples: Sample[]; final: boolean },
-  ): Promise<void> {
+    result: { counts: ReconcileCounts; samples: Sample[]; final: boolean; next?: ShardMessage },
+  ): Promise<boolean> {
     const samples = result.samples.map((s) => ({ kind: s.kind, key: s.key }));
-    await withTransaction(this.pool, async (client) => {
+    return withTransaction(this.pool, async (client) => {
       // The run row lock serializes segment completions of one run: shard and run completion
       // are decided on an exact view.
       const { rows: run } = await client.query<{ shard_count: number | null }>(
         'SELECT shard_count FROM reconcile_runs WHERE id = $1 FOR UPDATE',
         [m.runId],
       );
-      if (!run[0]) return;
+      if (!run[0]) return false;
       const cols = COUNT_FIELDS.map((f) => COLUMN[f]);
       const inserted = await client.query(
-        `INSERT INTO reconcile_segments (run_id, shard_id, segment, final, samples, ${cols.join(', ')})
-         VALUES ($1, $2, $3, $4, $5::jsonb, ${cols.map((_, i) => `$${i + 6}`).join(', ')})
+        `INSERT INTO reconcile_segments (run_id, shard_id, segment, final, samples, next, ${cols.join(', ')})
+         VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, ${cols.map((_, i) => `$${i + 7}`).join(', ')})
          ON CONFLICT (run_id, shard_id, segment) DO NOTHING`,
         [
           m.runId,
@@ -299,15 +359,17 @@ export class PgRunLedger implements RunLedger, RunRecorder {
           m.segment,
           result.final,
           JSON.stringify(samples),
+          result.next === undefined ? null : JSON.stringify(result.next),
           ...COUNT_FIELDS.map((f) => result.counts[f]),
         ],
       );
-      if (inserted.rowCount === 0 || !result.final) return;
+      if (inserted.rowCount === 0) return false;
+      if (!result.final) return true;
       const { rows: finals } = await client.query<{ n: number }>(
         'SELECT count(*)::int AS n FROM reconcile_segments WHERE run_id = $1 AND shard_id = $2 AND final',
         [m.runId, m.shardId],
       );
-      if ((finals[0]?.n ?? 0) !== 1) return; // this shard was already finished by a duplicate chain
+      if ((finals[0]?.n ?? 0) !== 1) return true; // this shard was already finished by a duplicate chain
       await client.query(
         `UPDATE reconcile_runs SET shards_done = shards_done + 1,
                 status = CASE WHEN shards_done + 1 >= shard_count THEN 'succeeded' ELSE status END,
@@ -315,6 +377,7 @@ export class PgRunLedger implements RunLedger, RunRecorder {
           WHERE id = $1 AND status = 'running'`,
         [m.runId],
       );
+      return true;
     });
   }
 
@@ -352,6 +415,24 @@ export class PgRunLedger implements RunLedger, RunRecorder {
       counts,
       samples: sampleRows.map((s) => ({ kind: s.kind, path: pathForKey(this.dataPrefix, s.key) ?? s.key })),
     };
+    const { rows: failed } = await readQuery<{
+      shard_id: number;
+      segment: number;
+      attempts: number;
+      error: string;
+    }>(
+      this.pool,
+      'SELECT shard_id, segment, attempts, error FROM reconcile_shard_failures WHERE run_id = $1 ORDER BY shard_id',
+      [runId],
+    );
+    if (failed.length > 0) {
+      run.failedShards = failed.map((f) => ({
+        shardId: f.shard_id,
+        segment: f.segment,
+        attempts: f.attempts,
+        error: f.error,
+      }));
+    }
     if (r.finished_at) run.finishedAt = r.finished_at.toISOString();
     if (r.error) run.error = r.error;
     return run;

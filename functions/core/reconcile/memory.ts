@@ -13,6 +13,7 @@ import type {
   ReconcileListing,
   RunLedger,
   Sample,
+  SegmentClaim,
   ShardQueue,
 } from './ports.ts';
 import { inRange } from './shards.ts';
@@ -151,22 +152,61 @@ export class MemoryIndex implements ReconcileIndex {
 }
 
 export class MemoryLedger implements RunLedger {
-  readonly segments = new Map<string, { counts: ReconcileCounts; samples: Sample[]; final: boolean }>();
+  readonly segments = new Map<
+    string,
+    { counts: ReconcileCounts; samples: Sample[]; final: boolean; next?: ShardMessage }
+  >();
+  readonly claims = new Map<string, { lease: string; expiresAt: number }>();
   readonly shardsDone = new Set<string>();
+  readonly failures = new Map<string, { segment: number; attempts: number; error: string }>();
+  /** Runs that failed; a failed run's segments are `done` (nothing more to do). */
+  readonly failedRuns = new Set<string>();
+  /** The lease clock; tests advance it to expire a crashed worker's claim. */
+  clock = 0;
+  private leases = 0;
 
-  private id(m: ShardMessage): string {
-    return `${m.runId}/${m.shardId}/${m.segment}`;
+  private id(m: ShardMessage, segment = m.segment): string {
+    return `${m.runId}/${m.shardId}/${segment}`;
   }
-  async segmentDone(message: ShardMessage): Promise<boolean> {
-    return this.segments.has(this.id(message));
+  async claimSegment(message: ShardMessage, leaseMs: number): Promise<SegmentClaim> {
+    if (this.failedRuns.has(message.runId)) return { status: 'done' };
+    const recorded = this.segments.get(this.id(message));
+    if (recorded) {
+      const nextId = this.id(message, message.segment + 1);
+      const taken = this.claims.has(nextId) || this.segments.has(nextId);
+      return recorded.next && !taken ? { status: 'done', resend: recorded.next } : { status: 'done' };
+    }
+    for (const [id, s] of this.segments) {
+      const [run, shard, segment] = id.split('/');
+      if (
+        run === message.runId &&
+        Number(shard) === message.shardId &&
+        s.final &&
+        Number(segment) < message.segment
+      )
+        return { status: 'done' };
+    }
+    const held = this.claims.get(this.id(message));
+    if (held && held.expiresAt > this.clock) return { status: 'busy' };
+    const lease = `lease-${++this.leases}`;
+    this.claims.set(this.id(message), { lease, expiresAt: this.clock + leaseMs });
+    return { status: 'claimed', lease };
+  }
+  async releaseSegment(message: ShardMessage, lease: string): Promise<void> {
+    if (this.claims.get(this.id(message))?.lease === lease) this.claims.delete(this.id(message));
   }
   async completeSegment(
     message: ShardMessage,
-    result: { counts: ReconcileCounts; samples: Sample[]; final: boolean },
-  ): Promise<void> {
-    if (this.segments.has(this.id(message))) return;
+    result: { counts: ReconcileCounts; samples: Sample[]; final: boolean; next?: ShardMessage },
+  ): Promise<boolean> {
+    if (this.segments.has(this.id(message))) return false;
     this.segments.set(this.id(message), result);
     if (result.final) this.shardsDone.add(`${message.runId}/${message.shardId}`);
+    return true;
+  }
+  async failShard(message: ShardMessage, failure: { attempts: number; error: string }): Promise<void> {
+    this.failures.set(`${message.runId}/${message.shardId}`, { segment: message.segment, ...failure });
+    this.failedRuns.add(message.runId);
   }
   totals(runId: string): ReconcileCounts {
     const total = emptyCounts();

@@ -62,17 +62,39 @@ export interface Sample {
   key: string;
 }
 
-/** Run bookkeeping: per-segment counts recorded exactly once, shard completion, run completion. */
+/**
+ * What claiming a segment found: `claimed` — this delivery owns the segment until the lease
+ * expires; `busy` — another delivery holds an unexpired lease (ack, do nothing); `done` — the
+ * segment was recorded, its shard finished at an earlier segment, or the run is no longer running.
+ * A recorded segment whose continuation nobody has picked up yet returns it as `resend`: the
+ * continuation may have been lost by a crash between the commit and the send.
+ */
+export type SegmentClaim =
+  | { status: 'claimed'; lease: string }
+  | { status: 'busy' }
+  | { status: 'done'; resend?: ShardMessage };
+
+/** Run bookkeeping: segment claims, per-segment counts recorded exactly once, shard and run completion. */
 export interface RunLedger {
-  segmentDone(message: ShardMessage): Promise<boolean>;
+  /** Atomically claims the segment for `leaseMs` (see SegmentClaim). */
+  claimSegment(message: ShardMessage, leaseMs: number): Promise<SegmentClaim>;
+  /** Gives a claim back after a failure, so the retried message can take it at once. */
+  releaseSegment(message: ShardMessage, lease: string): Promise<void>;
   /**
-   * Records the segment's counts once (a redelivered segment is ignored) and, when `final`, marks
-   * the shard done and the run finished once every shard is.
+   * Records the segment's counts and its continuation `next` once and, when `final`, marks the
+   * shard done and the run finished once every shard is. Returns false when the segment had
+   * already been recorded (by a delivery whose lease this one outlived): the caller must then not
+   * send its continuation — the recorded one was sent.
    */
   completeSegment(
     message: ShardMessage,
-    result: { counts: ReconcileCounts; samples: Sample[]; final: boolean },
-  ): Promise<void>;
+    result: { counts: ReconcileCounts; samples: Sample[]; final: boolean; next?: ShardMessage },
+  ): Promise<boolean>;
+  /**
+   * The shard's message failed on its last allowed receive (the DLQ is next): records the
+   * failure and fails the run, so nothing waits on it.
+   */
+  failShard(message: ShardMessage, failure: { attempts: number; error: string }): Promise<void>;
 }
 
 export interface ShardQueue {

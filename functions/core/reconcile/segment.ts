@@ -7,10 +7,16 @@
  * one index batch, whatever the shard holds.
  *
  * Between pages the worker checks its time budget; when too little is left it sends the next
- * segment (same shard, `after` = last reconciled key, the S3 continuation token) and stops. The
- * next segment is enqueued *before* this one is recorded as done: a crash in between redelivers
- * this segment (heals are idempotent, counts are recorded once per segment) instead of losing
- * the rest of the shard.
+ * segment (same shard, `after` = last reconciled key, the S3 continuation token) and stops.
+ *
+ * Exactly one chain per shard: the segment is claimed (a lease in the ledger) before any work, so
+ * a second delivery of the same message — SQS delivers at least once — acks without work while
+ * the first holds the lease, and finds the segment recorded afterwards. The continuation is
+ * recorded with the segment's counts in one transaction and sent after it (an outbox): a crash
+ * between the commit and the send is repaired by the redelivered message, which re-sends that
+ * very continuation instead of re-running the segment with a different resume point. A crash
+ * before the commit leaves only the lease, which expires with the worker Lambda's timeout —
+ * before the queue's visibility timeout brings the message back.
  */
 import { pathForKey } from '../paths.ts';
 import { mergeJoin } from './diff.ts';
@@ -30,6 +36,12 @@ export interface SegmentOptions {
   reserveMs: number;
   /** Samples of changes kept per segment for the run report. */
   maxSamples?: number;
+  /**
+   * How long a claim on the segment holds: the worker Lambda's timeout, the longest one delivery
+   * can run. Shorter would let a duplicate delivery run concurrently; longer than the queue's
+   * visibility timeout would make the redelivery after a crash find the dead claim and drop it.
+   */
+  leaseMs: number;
 }
 
 export interface SegmentDeps {
@@ -40,8 +52,13 @@ export interface SegmentDeps {
 }
 
 export interface SegmentResult {
-  /** The segment had already been processed (a redelivery): nothing was done. */
+  /**
+   * Another delivery holds or has recorded this segment, or the run is over: nothing was done
+   * (except re-sending a recorded continuation, see `resent`).
+   */
   duplicate: boolean;
+  /** A recorded continuation that had not been picked up, sent again (crash after commit). */
+  resent?: ShardMessage;
   counts: ReconcileCounts;
   pages: number;
   /** The message sent to continue this shard, when the budget ran out. */
@@ -54,7 +71,30 @@ export async function runSegment(
   options: SegmentOptions,
 ): Promise<SegmentResult> {
   const counts = emptyCounts();
-  if (await deps.ledger.segmentDone(message)) return { duplicate: true, counts, pages: 0 };
+  const claim = await deps.ledger.claimSegment(message, options.leaseMs);
+  if (claim.status !== 'claimed') {
+    if (claim.status === 'done' && claim.resend) {
+      await deps.queue.send([claim.resend]);
+      return { duplicate: true, counts, pages: 0, resent: claim.resend };
+    }
+    return { duplicate: true, counts, pages: 0 };
+  }
+  try {
+    return await work(message, deps, options, counts);
+  } catch (err) {
+    // Give the claim back so the retried delivery can take it at once (best effort: the lease
+    // expires on its own anyway).
+    await deps.ledger.releaseSegment(message, claim.lease).catch(() => undefined);
+    throw err;
+  }
+}
+
+async function work(
+  message: ShardMessage,
+  deps: SegmentDeps,
+  options: SegmentOptions,
+  counts: ReconcileCounts,
+): Promise<SegmentResult> {
   const { range, runId, dryRun } = message;
   const maxSamples = options.maxSamples ?? 20;
   const samples: Sample[] = [];
@@ -140,15 +180,18 @@ export async function runSegment(
     }
     token = page.nextContinuationToken;
     if (!more) {
-      await deps.ledger.completeSegment(message, { counts, samples, final: true });
-      return { duplicate: false, counts, pages };
+      const recorded = await deps.ledger.completeSegment(message, { counts, samples, final: true });
+      return { duplicate: !recorded, counts, pages };
     }
     if (options.remainingMs() < options.reserveMs) {
       const next: ShardMessage = { ...message, segment: message.segment + 1 };
       if (after !== undefined) next.after = after;
       if (token !== undefined) next.continuationToken = token;
+      // Record first, then send: see the file comment (outbox).
+      if (!(await deps.ledger.completeSegment(message, { counts, samples, final: false, next }))) {
+        return { duplicate: true, counts, pages };
+      }
       await deps.queue.send([next]);
-      await deps.ledger.completeSegment(message, { counts, samples, final: false });
       return { duplicate: false, counts, pages, next };
     }
   }

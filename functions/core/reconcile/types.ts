@@ -131,6 +131,8 @@ export interface ReconcileRun {
   counts: ReconcileCounts;
   /** A bounded sample of what changed (or would change, in a dry run). */
   samples?: Array<{ kind: string; path: string }>;
+  /** Shards whose message failed on its last allowed receive; any entry makes the run `failed`. */
+  failedShards?: Array<{ shardId: number; segment: number; attempts: number; error: string }>;
   error?: string;
 }
 

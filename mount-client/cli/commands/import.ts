@@ -4,7 +4,7 @@
  * does not know is added, through the same write path as the indexer.
  */
 import type { RegisterCommand } from '../context.ts';
-import { startAndMaybeWait } from './reconcile.ts';
+import { DEFAULT_STALL_TIMEOUT_S, parseStallTimeout, startAndMaybeWait } from './reconcile.ts';
 
 export const register: RegisterCommand = (program, ctx) => {
   program
@@ -14,9 +14,14 @@ export const register: RegisterCommand = (program, ctx) => {
     )
     .option('--prefix <path>', 'only import beneath this Strata directory (default: the whole data prefix)')
     .option('--dry-run', 'count what would be imported; write nothing')
+    .option(
+      '--stall-timeout <seconds>',
+      `give up (exit 1) after this long without progress; 0 waits for ever (default ${DEFAULT_STALL_TIMEOUT_S})`,
+      parseStallTimeout,
+    )
     .option('--json', 'print the final run record as JSON')
     .addHelpText('after', '\nExamples:\n  strata import --dry-run\n  strata import --prefix /archive/2023\n')
-    .action(async (opts: { prefix?: string; dryRun?: boolean; json?: boolean }) => {
+    .action(async (opts: { prefix?: string; dryRun?: boolean; stallTimeout?: number; json?: boolean }) => {
       await startAndMaybeWait(ctx, { ...opts, wait: true, verb: 'import' });
     });
 };

@@ -120,6 +120,7 @@ describe('reconcile heals drift', () => {
       dataPrefix: h.stack.dev.dataPrefix,
       pageSize: 6,
       reserveMs: 1000,
+      leaseMs: 300_000,
       remainingMs: () => (pagesLeft-- > 0 ? 60_000 : 0),
     };
     const first = await runSegment(message, deps, opts);

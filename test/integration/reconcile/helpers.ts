@@ -14,7 +14,7 @@ import { withTransaction } from '../../../functions/adapters/pg/pool.ts';
 import type { ObjectChange } from '../../../functions/core/index-apply.ts';
 import { keyForPath } from '../../../functions/core/paths.ts';
 import type { ReconcileRun } from '../../../functions/core/reconcile/types.ts';
-import { type LocalStack, startStack } from '../../../local/stack.ts';
+import { type LocalStack, type StackOptions, startStack } from '../../../local/stack.ts';
 import { ApiClient } from '../../../mount-client/api/client.ts';
 
 export interface Harness {
@@ -23,7 +23,11 @@ export interface Harness {
   stop(): Promise<void>;
 }
 
-export async function startHarness(name: string, env: Record<string, string> = {}): Promise<Harness> {
+export async function startHarness(
+  name: string,
+  env: Record<string, string> = {},
+  stackOptions: Pick<StackOptions, 'visibilityTimeoutSeconds'> = {},
+): Promise<Harness> {
   const dir = await mkdtemp(join(tmpdir(), `strata-reconcile-${name}-`));
   const stack = await startStack({
     stateDir: dir,
@@ -31,6 +35,7 @@ export async function startHarness(name: string, env: Record<string, string> = {
     scheduleIntervalMs: 0,
     events: false,
     log: () => {},
+    ...stackOptions,
     // Worker runs are quick in tests; the default reserve (30 s) would re-enqueue after every page
     // under the local Lambda budget only when asked to by a test.
     env: { POWERTOOLS_METRICS_DISABLED: 'true', ...env },

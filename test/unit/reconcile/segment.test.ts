@@ -19,6 +19,7 @@ const options = (over: Partial<SegmentOptions> = {}): SegmentOptions => ({
   pageSize: 3,
   remainingMs: () => 60_000,
   reserveMs: 1000,
+  leaseMs: 300_000,
   ...over,
 });
 const message = (over: Partial<ShardMessage> = {}): ShardMessage => ({
@@ -187,5 +188,91 @@ describe('runSegment', () => {
     expect(ledger.totals('runP')).toMatchObject({ scanned: keys.length, added: keys.length });
     expect(index.journal).toHaveLength(keys.length);
     expect(ledger.shardsDone.size).toBe(3);
+  });
+});
+
+describe('runSegment claims: one chain per shard', () => {
+  /** 20 unindexed objects; the budget runs out after `pages` pages, so segment 0 continues. */
+  const prepare = () => {
+    for (let n = 0; n < 20; n++) listing.put(`data/f${String(n).padStart(2, '0')}`, 'e', n);
+  };
+  const stopAfter = (pages: number) => {
+    let budget = pages;
+    return options({ remainingMs: () => (budget-- > 0 ? 60_000 : 0) });
+  };
+
+  it('two concurrent deliveries of the same message: one works, the other acks; one continuation', async () => {
+    prepare();
+    // Act: the same message delivered twice at once (SQS at-least-once)
+    const [a, b] = await Promise.all([
+      runSegment(message(), deps(), stopAfter(1)),
+      runSegment(message(), deps(), stopAfter(1)),
+    ]);
+    // Assess
+    expect([a.duplicate, b.duplicate].sort()).toEqual([false, true]);
+    const worker = a.duplicate ? b : a;
+    expect(queue.messages).toEqual([worker.next]);
+    expect(index.calls.apply).toBe(worker.pages); // only one delivery listed and wrote
+    expect(ledger.totals('run1')).toEqual(worker.counts);
+    // The chain then completes once
+    for (let m = queue.take(); m; m = queue.take()) await runSegment(m, deps(), options());
+    expect(ledger.totals('run1')).toMatchObject({ scanned: 20, added: 20 });
+    expect(ledger.shardsDone.size).toBe(1);
+  });
+
+  it('a crash after recording, before sending: the redelivery re-sends that very continuation, once', async () => {
+    prepare();
+    const realSend = queue.send.bind(queue);
+    queue.send = async () => {
+      throw new Error('worker crashed before the send');
+    };
+    await expect(runSegment(message(), deps(), stopAfter(2))).rejects.toThrow(/crashed/);
+    queue.send = realSend;
+    const recorded = ledger.segments.get('run1/0/0')?.next;
+    expect(recorded).toMatchObject({ segment: 1, after: 'data/f08' });
+    // Act: the message is redelivered with a different budget; it must not re-run the segment
+    const redelivered = await runSegment(message(), deps(), stopAfter(1));
+    // Assess
+    expect(redelivered).toMatchObject({ duplicate: true, resent: recorded });
+    expect(queue.messages).toEqual([recorded]);
+    expect(index.calls.apply).toBe(3); // only the crashed delivery's three pages wrote
+    // Once segment 1 is taken, another redelivery of segment 0 sends nothing more
+    await runSegment(queue.take() as ShardMessage, deps(), options());
+    const again = await runSegment(message(), deps(), options());
+    expect(again.resent).toBeUndefined();
+    expect(queue.messages).toHaveLength(0);
+    expect(ledger.totals('run1')).toMatchObject({ scanned: 20, added: 20 });
+  });
+
+  it('a crashed worker’s claim holds until its lease expires, then the redelivery takes over', async () => {
+    prepare();
+    // A delivery claimed the segment and died without recording anything
+    expect(await ledger.claimSegment(message(), 300_000)).toMatchObject({ status: 'claimed' });
+    const early = await runSegment(message(), deps(), options());
+    expect(early).toMatchObject({ duplicate: true, pages: 0 });
+    expect(index.calls.apply).toBe(0);
+    ledger.clock += 300_001; // the lease (the worker's timeout) has run out
+    const late = await runSegment(message(), deps(), options());
+    expect(late).toMatchObject({ duplicate: false, counts: { added: 20 } });
+  });
+
+  it('a failed delivery gives its claim back, so the retry works at once', async () => {
+    prepare();
+    const realList = listing.listPage.bind(listing);
+    listing.listPage = async () => {
+      throw new Error('S3 throttled');
+    };
+    await expect(runSegment(message(), deps(), options())).rejects.toThrow(/throttled/);
+    listing.listPage = realList;
+    const retry = await runSegment(message(), deps(), options());
+    expect(retry).toMatchObject({ duplicate: false, counts: { added: 20 } });
+  });
+
+  it('segments of a failed run do nothing', async () => {
+    prepare();
+    await ledger.failShard(message({ shardId: 1 }), { attempts: 5, error: 'boom' });
+    const result = await runSegment(message(), deps(), options());
+    expect(result).toMatchObject({ duplicate: true, pages: 0 });
+    expect(listing.calls.listPage).toBe(0);
   });
 });
