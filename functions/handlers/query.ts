@@ -12,6 +12,7 @@ import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { z } from 'zod';
 import {
   changesSince,
+  compareBytes,
   countInactive,
   decodeCursor,
   encodeCursor,
@@ -22,6 +23,7 @@ import {
   listDatesWithin,
   listDir,
 } from '../adapters/pg/index-store.ts';
+import { changesWithin, listByDayWithin } from '../adapters/pg/scoped-queries.ts';
 import type {
   ByDateResponse,
   ChangesResponse,
@@ -33,7 +35,7 @@ import type {
 } from '../core/api-types.ts';
 import { isNavigable, isUnrestricted, isVisible, type Principal } from '../core/auth.ts';
 import { NotFoundError, ValidationError } from '../core/errors.ts';
-import { baseName, keyForPath, normalizePath } from '../core/paths.ts';
+import { baseName, isWithin, joinPath, keyForPath, normalizePath } from '../core/paths.ts';
 import { metadataCache, type ResolveCacheValue } from './http/cache.ts';
 import {
   type ApiRequest,
@@ -52,8 +54,14 @@ const DEFAULT_PAGE = 1000;
 const pathQuery = z.object({ path: z.string().min(1, 'path is required') });
 const pageLimit = z.coerce.number().int().min(1).max(MAX_PAGE).default(DEFAULT_PAGE);
 // Schemas are built once: zod compiles a fast path per schema instance, so per-request schemas cost CPU.
-const resolveQuery = pathQuery.extend({ presign: z.enum(['0', '1', 'true', 'false']).optional() });
-const listQuery = pathQuery.extend({ cursor: z.string().optional(), limit: pageLimit });
+/**
+ * `minSeq`: the journal sequence of a change the caller has seen (the mount's poller, after an
+ * invalidation). The answer must reflect it, so the cache — which may still hold the value from
+ * before that change — is bypassed and PostgreSQL answers (it committed the change with its seq).
+ */
+const minSeq = z.coerce.number().int().min(0).optional();
+const resolveQuery = pathQuery.extend({ presign: z.enum(['0', '1', 'true', 'false']).optional(), minSeq });
+const listQuery = pathQuery.extend({ cursor: z.string().optional(), limit: pageLimit, minSeq });
 const pageQuery = z.object({ cursor: z.string().optional(), limit: pageLimit });
 const changesQuery = z.object({ since: z.coerce.number().int().min(0).default(0), limit: pageLimit });
 
@@ -66,10 +74,11 @@ function dirPath(raw: string, d: Deps): string {
 }
 
 /** Looks a path up (file first, then directory) through the cache. null = not found. */
-async function lookup(d: Deps, path: string): Promise<ResolveCacheValue | null> {
+async function lookup(d: Deps, path: string, fresh = false): Promise<ResolveCacheValue | null> {
   const cache = cacheOf(d);
-  const hit = await cache.getResolve(path);
-  if (hit) return hit.value;
+  // A fresh read still takes the ticket (before the database read) but ignores the cached value.
+  const { cached, ticket } = await cache.readResolve(path);
+  if (cached && !fresh) return cached.value;
   let value: ResolveCacheValue | null = null;
   const obj = path === '/' ? undefined : await getObject(d.pool, path);
   if (obj && (obj.state === 'active' || obj.state === 'inconsistent')) {
@@ -105,7 +114,8 @@ async function lookup(d: Deps, path: string): Promise<ResolveCacheValue | null> 
       };
     }
   }
-  await cache.setResolve(path, value);
+  // The ticket from before the database read: an invalidation since then keeps this answer out.
+  await cache.setResolve(path, value, ticket);
   return value;
 }
 
@@ -115,17 +125,12 @@ function redactAncestor<T extends Entry>(principal: Principal, e: T): T {
   return { ...e, size: 0, files: undefined, mtime: new Date(0).toISOString() };
 }
 
-function filterEntries(principal: Principal, entries: Entry[]): Entry[] {
-  if (isUnrestricted(principal)) return entries;
-  return entries.filter((e) => isNavigable(principal, e.path)).map((e) => redactAncestor(principal, e));
-}
-
 async function resolve(req: ApiRequest): Promise<ResolveResponse> {
   const q = parseWith(resolveQuery, req.query, 'query');
   const d = req.deps;
   const path = dirPath(q.path, d);
   if (!isNavigable(req.principal, path)) throw new NotFoundError(`not found: ${path}`);
-  const value = await lookup(d, path);
+  const value = await lookup(d, path, q.minSeq !== undefined);
   if (!value) throw new NotFoundError(`not found: ${path}`);
   if (!isVisible(req.principal, path)) {
     if (value.type !== 'dir') throw new NotFoundError(`not found: ${path}`);
@@ -145,14 +150,24 @@ async function resolve(req: ApiRequest): Promise<ResolveResponse> {
   return value;
 }
 
+/** Page sizes worth caching: the standard page and the one-entry probe of the mount client. */
+const CACHED_LIMITS = new Set([DEFAULT_PAGE, 1]);
+
 async function list(req: ApiRequest): Promise<ListResponse> {
   const q = parseWith(listQuery, req.query, 'query');
   const d = req.deps;
   const dir = dirPath(q.path, d);
   assertNavigable(req.principal, dir);
+  if (!isVisible(req.principal, dir))
+    return listAncestor(req.principal, d, dir, q.cursor, q.minSeq !== undefined);
   const cache = cacheOf(d);
+  // Only standard page sizes are cached: the page key is client-controlled (see setList's cap too).
+  const cacheable = CACHED_LIMITS.has(q.limit);
   const pageKey = `${q.cursor ?? ''}|${q.limit}`;
-  let page = (await cache.getList(dir, pageKey)) as { entries: Entry[]; nextCursor?: string } | undefined;
+  const read = cacheable ? await cache.readList(dir, pageKey) : undefined;
+  let page = (q.minSeq === undefined ? read?.cached : undefined) as
+    | { entries: Entry[]; nextCursor?: string }
+    | undefined;
   if (!page) {
     const r = await listDir(d.pool, dir, q.limit, q.cursor ? decodeCursor(q.cursor) : undefined);
     page = { entries: r.entries, ...(r.next ? { nextCursor: encodeCursor(r.next) } : {}) };
@@ -162,13 +177,45 @@ async function list(req: ApiRequest): Promise<ListResponse> {
         throw new ValidationError(`not a directory: ${dir} is a file; use /v1/resolve`);
       throw new NotFoundError(`directory not found: ${dir}`);
     }
-    await cache.setList(dir, pageKey, page);
+    if (read) await cache.setList(dir, pageKey, page, read.ticket);
   }
-  return {
-    path: dir,
-    entries: filterEntries(req.principal, page.entries),
-    ...(page.nextCursor ? { nextCursor: page.nextCursor } : {}),
-  };
+  // The directory is visible, so every entry (and the cursor built from the last one) is too.
+  return { path: dir, entries: page.entries, ...(page.nextCursor ? { nextCursor: page.nextCursor } : {}) };
+}
+
+/**
+ * Listing an ancestor of a prefix-limited token's prefixes (e.g. `/` for a `/team-a/` token): the
+ * only entries are the next path components on the way down to each prefix, looked up one by one
+ * (a token has a handful of prefixes), so the page never scans, and its cursor never names, the
+ * directory's other children. Always one page: a cursor (never issued here) yields nothing more.
+ */
+async function listAncestor(
+  principal: Principal,
+  d: Deps,
+  dir: string,
+  cursor: string | undefined,
+  fresh: boolean,
+): Promise<ListResponse> {
+  if (cursor) return { path: dir, entries: [] };
+  const children = new Set<string>();
+  for (const prefix of principal.prefixes) {
+    const p = prefix.length > 1 && prefix.endsWith('/') ? prefix.slice(0, -1) : prefix;
+    if (p === dir || !isWithin(p, dir)) continue;
+    const rest = p.slice(dir === '/' ? 1 : dir.length + 1);
+    children.add(joinPath(dir, rest.split('/')[0] as string));
+  }
+  const entries: Entry[] = [];
+  for (const child of children) {
+    const v = await lookup(d, child, fresh);
+    // A directory on the way down; a file exactly at a prefix path is visible and listed as is.
+    if (!v || (v.type === 'file' && !isVisible(principal, child))) continue;
+    const e: Entry = { path: v.path, name: v.name, type: v.type, size: v.size, mtime: v.mtime };
+    if (v.type === 'dir') e.files = v.files;
+    else if (v.etag) e.etag = v.etag;
+    entries.push(redactAncestor(principal, e));
+  }
+  entries.sort((a, b) => compareBytes(a.name, b.name) || (a.type === 'dir' ? -1 : 1));
+  return { path: dir, entries };
 }
 
 async function dates(req: ApiRequest): Promise<DatesResponse> {
@@ -190,21 +237,27 @@ async function byDate(req: ApiRequest): Promise<ByDateResponse> {
     after = Buffer.from(q.cursor, 'base64url').toString('utf8');
     if (!after.startsWith('/')) throw new ValidationError('invalid cursor: pass back nextCursor unchanged');
   }
-  const r = await listByDay(req.deps.pool, date, q.limit, after);
-  const entries = isUnrestricted(req.principal)
-    ? r.entries
-    : r.entries.filter((e) => isVisible(req.principal, e.path));
-  return { date, entries, ...(r.next ? { nextCursor: Buffer.from(r.next).toString('base64url') } : {}) };
+  // Prefix-limited tokens are filtered in SQL: full pages, and a cursor that is always one of the
+  // token's own paths (a cursor from a filtered-out row would name another team's file).
+  const r = isUnrestricted(req.principal)
+    ? await listByDay(req.deps.pool, date, q.limit, after)
+    : await listByDayWithin(req.deps.pool, date, q.limit, after, req.principal.prefixes);
+  return {
+    date,
+    entries: r.entries,
+    ...(r.next ? { nextCursor: Buffer.from(r.next).toString('base64url') } : {}),
+  };
 }
 
 async function changes(req: ApiRequest): Promise<ChangesResponse> {
   const q = parseWith(changesQuery, req.query, 'query');
-  const r = await changesSince(req.deps.pool, q.since, q.limit);
+  // For a prefix-limited token, `nextSince` and `latest` are sequences of its own changes only, so
+  // they reveal nothing about writes elsewhere; every non-empty page still advances `since`.
+  const r = isUnrestricted(req.principal)
+    ? await changesSince(req.deps.pool, q.since, q.limit)
+    : await changesWithin(req.deps.pool, q.since, q.limit, req.principal.prefixes);
   const last = r.changes[r.changes.length - 1]?.seq ?? q.since;
-  const visible = isUnrestricted(req.principal)
-    ? r.changes
-    : r.changes.filter((c) => isVisible(req.principal, c.path));
-  return { changes: visible, nextSince: last, latest: Math.max(r.latest, q.since) };
+  return { changes: r.changes, nextSince: last, latest: Math.max(r.latest, q.since) };
 }
 
 async function stats(req: ApiRequest): Promise<StatsResponse> {

@@ -12,6 +12,7 @@
  * page), so one DEL drops every cached page of a directory. `<ns>` is the deployment's namespace
  * (config STRATA_CACHE_NAMESPACE): deployments sharing one Redis database never see each other's keys.
  */
+import { randomBytes } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import type { RedisGuard } from './client.ts';
 
@@ -25,15 +26,48 @@ export interface MetadataCacheOptions {
   maxListDirs?: number;
   /** Per-deployment key namespace (config `cacheNamespace`). */
   namespace?: string;
+  /**
+   * Cached pages per directory (both levels). A listing is read with one page size, so 64 pages
+   * hold 64,000 entries of one directory; more than that is a client varying cursor/limit.
+   */
+  maxPagesPerDir?: number;
+  /** Test hook: runs between a database read and the cache write (reproduces the race). */
+  beforeWrite?: (key: string) => Promise<void> | void;
+}
+
+/**
+ * What a reader saw before going to PostgreSQL: the in-process invalidation counter and the Redis
+ * generation of the key (undefined = none). setResolve/setList use it so an invalidation that ran
+ * meanwhile is never undone.
+ */
+export interface CacheTicket {
+  local: number;
+  gen: string | undefined;
+}
+
+/** Generation of a key never invalidated (or whose generation expired). */
+const NO_GEN = '0';
+/** Generation keys of list hashes: `g:l:<dir>` (paths start with `/`, so no clash with `g:<path>`). */
+const LIST_GEN = 'l:';
+
+function genOf(raw: unknown): string | undefined {
+  return typeof raw === 'string' ? raw : undefined;
+}
+
+/** A stored `{g, value}` if it was written under the current generation, else undefined. */
+function parseEntry<T>(raw: unknown, gen: string | undefined): T | undefined {
+  if (typeof raw !== 'string') return undefined;
+  const e = JSON.parse(raw) as { g?: string } & T;
+  return e.g === (gen ?? NO_GEN) ? e : undefined;
 }
 
 /** A cached value: the answer, or null for "not found". */
 export type Cached<T> = { value: T | null } | undefined;
 
 /** Redis key prefixes for one namespace. */
-export function cacheKeys(namespace: string): { resolve: string; list: string; peers: string } {
+export function cacheKeys(namespace: string): { resolve: string; list: string; gen: string; peers: string } {
   const base = `strata:${namespace}:`;
-  return { resolve: `${base}r:`, list: `${base}l:`, peers: `${base}peers` };
+  return { resolve: `${base}r:`, list: `${base}l:`, gen: `${base}g:`, peers: `${base}peers` };
 }
 
 export class MetadataCache<TResolve extends object, TList extends object> {
@@ -42,6 +76,17 @@ export class MetadataCache<TResolve extends object, TList extends object> {
   private readonly redisTtl: number;
   private readonly R: string;
   private readonly L: string;
+  private readonly G: string;
+  /**
+   * Generation keys outlive every entry stamped before them: an entry is written at most one
+   * statement timeout after its ticket was read and lives redisTtl, so 2 × redisTtl + 60 s keeps
+   * an expired generation from matching a stale entry again.
+   */
+  private readonly genTtl: number;
+  private readonly maxPagesPerDir: number;
+  private readonly beforeWrite?: (key: string) => Promise<void> | void;
+  /** Bumped by every invalidation in this process; a local write after one is skipped. */
+  private localGen = 0;
   readonly namespace: string;
   stats = { localHits: 0, redisHits: 0, misses: 0 };
 
@@ -55,6 +100,10 @@ export class MetadataCache<TResolve extends object, TList extends object> {
     const keys = cacheKeys(this.namespace);
     this.R = keys.resolve;
     this.L = keys.list;
+    this.G = keys.gen;
+    this.genTtl = 2 * this.redisTtl + 60;
+    this.maxPagesPerDir = options.maxPagesPerDir ?? 64;
+    this.beforeWrite = options.beforeWrite;
     // ttl 0 disables the local level entirely (lru-cache treats 0 as "no TTL").
     this.resolveLocal = new LRUCache({
       max: options.maxResolve ?? 10_000,
@@ -72,54 +121,99 @@ export class MetadataCache<TResolve extends object, TList extends object> {
     }
   }
 
-  async getResolve(path: string): Promise<Cached<TResolve>> {
+  /**
+   * A cached resolve answer, and the ticket a miss must hand back to setResolve. One round trip:
+   * the entry and the path's generation are read together, and an entry stored under another
+   * generation (written by a reader that raced an invalidation) counts as a miss.
+   */
+  async readResolve(path: string): Promise<{ cached: Cached<TResolve>; ticket: CacheTicket }> {
+    const ticket: CacheTicket = { local: this.localGen, gen: undefined };
     const local = this.resolveLocal.get(path);
     if (local) {
       this.stats.localHits++;
-      return local;
+      return { cached: local, ticket };
     }
-    const raw = await this.redis.run('get', (r) => r.get<string>(this.R + path));
-    if (typeof raw === 'string') {
-      const entry = JSON.parse(raw) as { value: TResolve | null };
-      this.resolveLocal.set(path, entry);
-      this.stats.redisHits++;
-      return entry;
+    const raw = await this.redis.run('mget', (r) => r.mget<(string | null)[]>(this.R + path, this.G + path));
+    if (raw) {
+      ticket.gen = genOf(raw[1]);
+      const entry = parseEntry<{ value: TResolve | null }>(raw[0], ticket.gen);
+      if (entry) {
+        // Only if nothing was invalidated in this process meanwhile.
+        if (ticket.local === this.localGen) this.resolveLocal.set(path, { value: entry.value });
+        this.stats.redisHits++;
+        return { cached: { value: entry.value }, ticket };
+      }
     }
     this.stats.misses++;
-    return undefined;
+    return { cached: undefined, ticket };
   }
 
-  async setResolve(path: string, value: TResolve | null): Promise<void> {
-    const entry = { value };
-    this.resolveLocal.set(path, entry);
-    await this.redis.run('set', (r) => r.set(this.R + path, JSON.stringify(entry), { ex: this.redisTtl }));
+  async getResolve(path: string): Promise<Cached<TResolve>> {
+    return (await this.readResolve(path)).cached;
   }
 
-  async getList(dir: string, page: string): Promise<TList | undefined> {
+  /**
+   * Stores an answer read from PostgreSQL. With the ticket of the miss, an invalidation that ran
+   * between the database read and this write wins: the local level skips the write and the Redis
+   * entry is stamped with the generation seen before the read, which readers then ignore.
+   */
+  async setResolve(path: string, value: TResolve | null, ticket?: CacheTicket): Promise<void> {
+    const t = ticket ?? (await this.freshTicket(this.G + path));
+    if (t.local === this.localGen) this.resolveLocal.set(path, { value });
+    await this.beforeWrite?.(path);
+    const entry = JSON.stringify({ g: t.gen ?? NO_GEN, value });
+    await this.redis.run('set', (r) => r.set(this.R + path, entry, { ex: this.redisTtl }));
+  }
+
+  async readList(dir: string, page: string): Promise<{ cached: TList | undefined; ticket: CacheTicket }> {
+    const ticket: CacheTicket = { local: this.localGen, gen: undefined };
     const local = this.listLocal.get(dir)?.get(page);
     if (local) {
       this.stats.localHits++;
-      return local;
+      return { cached: local, ticket };
     }
-    const raw = await this.redis.run('hget', (r) => r.hget<string>(this.L + dir, page));
-    if (typeof raw === 'string') {
-      const value = JSON.parse(raw) as TList;
-      this.rememberList(dir, page, value);
-      this.stats.redisHits++;
-      return value;
+    const raw = await this.redis.run('hget', async (r) => {
+      const p = r.pipeline();
+      p.hget(this.L + dir, page);
+      p.get(this.G + LIST_GEN + dir);
+      return p.exec<[string | null, string | null]>();
+    });
+    if (raw) {
+      ticket.gen = genOf(raw[1]);
+      const entry = parseEntry<{ value: TList }>(raw[0], ticket.gen);
+      if (entry) {
+        if (ticket.local === this.localGen) this.rememberList(dir, page, entry.value);
+        this.stats.redisHits++;
+        return { cached: entry.value, ticket };
+      }
     }
     this.stats.misses++;
-    return undefined;
+    return { cached: undefined, ticket };
   }
 
-  async setList(dir: string, page: string, value: TList): Promise<void> {
-    this.rememberList(dir, page, value);
-    await this.redis.run('hset', async (r) => {
+  async getList(dir: string, page: string): Promise<TList | undefined> {
+    return (await this.readList(dir, page)).cached;
+  }
+
+  /**
+   * Stores a list page (same generation rule as setResolve). A directory's hash holds at most
+   * `maxPagesPerDir` pages: page keys come from the client (cursor, limit), so without the cap one
+   * caller could grow a hash without bound; past the cap the hash is dropped and starts over. The
+   * expiry is set only when the hash is created, so repeated writes cannot keep it alive forever.
+   */
+  async setList(dir: string, page: string, value: TList, ticket?: CacheTicket): Promise<void> {
+    const t = ticket ?? (await this.freshTicket(this.G + LIST_GEN + dir));
+    if (t.local === this.localGen) this.rememberList(dir, page, value);
+    await this.beforeWrite?.(dir);
+    const entry = JSON.stringify({ g: t.gen ?? NO_GEN, value });
+    const res = await this.redis.run('hset', async (r) => {
       const p = r.pipeline();
-      p.hset(this.L + dir, { [page]: JSON.stringify(value) });
-      p.expire(this.L + dir, this.redisTtl);
-      return p.exec();
+      p.hset(this.L + dir, { [page]: entry });
+      p.expire(this.L + dir, this.redisTtl, 'NX');
+      p.hlen(this.L + dir);
+      return p.exec<[number, number, number]>();
     });
+    if (res && res[2] > this.maxPagesPerDir) await this.redis.run('del', (r) => r.del(this.L + dir));
   }
 
   private rememberList(dir: string, page: string, value: TList): void {
@@ -128,22 +222,46 @@ export class MetadataCache<TResolve extends object, TList extends object> {
       pages = new Map();
       this.listLocal.set(dir, pages);
     }
+    if (!pages.has(page) && pages.size >= this.maxPagesPerDir) pages.clear();
     pages.set(page, value);
   }
 
-  /** Drops resolve answers of `paths` and every list page of `dirs`, in both levels. */
+  private async freshTicket(genKey: string): Promise<CacheTicket> {
+    const local = this.localGen;
+    const raw = await this.redis.run('get', (r) => r.get<string>(genKey));
+    return { local, gen: genOf(raw ?? null) };
+  }
+
+  /**
+   * Drops resolve answers of `paths` and every list page of `dirs`, in both levels, and gives each
+   * a new generation, so a reader that fetched from PostgreSQL before this call cannot put its
+   * answer back (see setResolve).
+   */
   async invalidate(paths: string[], dirs: string[]): Promise<void> {
+    this.localGen++;
     for (const p of paths) this.resolveLocal.delete(p);
     for (const d of dirs) {
       this.listLocal.delete(d);
       this.resolveLocal.delete(d);
     }
+    const gen = randomBytes(9).toString('base64url');
+    const genKeys = [...new Set([...paths, ...dirs])].map((p) => this.G + p);
+    for (const d of dirs) genKeys.push(this.G + LIST_GEN + d);
     const keys = [
       ...paths.map((p) => this.R + p),
       ...dirs.map((d) => this.R + d),
       ...dirs.map((d) => this.L + d),
     ];
-    // Chunked so a 100-event batch with deep paths stays one small request per chunk.
+    // Chunked so a 100-event batch with deep paths stays one small request per chunk. Generations
+    // first: once they are bumped, any entry written by a racing reader is already ignored.
+    for (let i = 0; i < genKeys.length; i += 500) {
+      const chunk = genKeys.slice(i, i + 500);
+      await this.redis.run('set', async (r) => {
+        const p = r.pipeline();
+        for (const k of chunk) p.set(k, gen, { ex: this.genTtl });
+        return p.exec();
+      });
+    }
     for (let i = 0; i < keys.length; i += 500) {
       const chunk = keys.slice(i, i + 500);
       await this.redis.run('del', (r) => r.del(...chunk));
@@ -151,6 +269,7 @@ export class MetadataCache<TResolve extends object, TList extends object> {
   }
 
   clearLocal(): void {
+    this.localGen++;
     this.resolveLocal.clear();
     this.listLocal.clear();
   }
