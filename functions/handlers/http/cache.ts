@@ -12,6 +12,13 @@ import type { ResolveResponse } from '../../core/api-types.ts';
 export type ResolveCacheValue = Omit<ResolveResponse, 'url' | 'urlExpiresAt'>;
 export type ListCacheValue = { entries: unknown[]; nextCursor?: string };
 
+/**
+ * In-process resolve answers kept per environment. An LRU smaller than the set of paths a client
+ * walks in order (a mount stat-ing a 10,000-file directory) misses on every lookup, so it is sized
+ * well above common directory sizes: 50,000 answers of ~0.5 KiB ≈ 25 MiB of a 512 MiB+ Lambda.
+ */
+const MAX_LOCAL_RESOLVE = 50_000;
+
 let cache: MetadataCache<ResolveCacheValue, ListCacheValue> | undefined;
 let boundTo: RedisGuard | undefined;
 
@@ -25,7 +32,11 @@ export function metadataCache(
   namespace?: string,
 ): MetadataCache<ResolveCacheValue, ListCacheValue> {
   if (!cache || boundTo !== redis || (namespace !== undefined && cache.namespace !== namespace)) {
-    cache = new MetadataCache(redis, { localTtlMs, namespace: namespace ?? config().cacheNamespace });
+    cache = new MetadataCache(redis, {
+      localTtlMs,
+      namespace: namespace ?? config().cacheNamespace,
+      maxResolve: MAX_LOCAL_RESOLVE,
+    });
     boundTo = redis;
   }
   return cache;

@@ -9,6 +9,7 @@ import { withTransaction } from '../../../functions/adapters/pg/pool.ts';
 import { createToken } from '../../../functions/adapters/pg/tokens.ts';
 import { createRedis } from '../../../functions/adapters/redis/client.ts';
 import { parseConfig } from '../../../functions/config.ts';
+import { parseToken } from '../../../functions/core/tokens.ts';
 import { handler as admin } from '../../../functions/handlers/admin.ts';
 import { resetMetadataCache } from '../../../functions/handlers/http/cache.ts';
 import { guardRedis, setDeps } from '../../../functions/handlers/http/deps.ts';
@@ -135,7 +136,7 @@ describe('query API', () => {
     const bad = await call(query, event('GET /v1/resolve', { query: { path: '/x/1' }, token: forged }));
     expect(bad.status).toBe(401);
     // Revocation through the admin API drops the cached entry at once in this process.
-    const id = token.split('_')[1] as string;
+    const id = parseToken(token)?.id as string;
     const revoked = await call(admin, event('DELETE /v1/tokens/{id}', { params: { id } }));
     expect(revoked.status).toBeLessThan(300);
     expect((await call(query, event('GET /v1/resolve', { query: { path: '/x/1' }, token }))).status).toBe(
