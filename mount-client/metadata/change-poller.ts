@@ -11,7 +11,8 @@ import type { Change } from '../../functions/core/api-types.ts';
 import type { IndexApi } from './index-api.ts';
 
 export interface ChangeSink {
-  invalidate(path: string): void;
+  /** `seq`: the journal sequence of the change (the metadata cache asks for answers at least that new). */
+  invalidate(path: string, seq?: number): void;
   clear(): void;
 }
 
@@ -56,7 +57,12 @@ export class ChangePoller {
     this.schedule();
   }
 
-  /** One poll: follow the journal to its end (exported for tests and for `stop`). */
+  /**
+   * One poll: follow the journal to its end (exported for tests and for `stop`). A page whose
+   * changes were all filtered out (a prefix-limited token on an older server) still moves `since`,
+   * so the loop goes on while the journal is ahead and pages make progress — bounded by
+   * maxBacklogPages — instead of leaving the rest for the next tick.
+   */
   async poll(): Promise<number> {
     let seen = 0;
     for (let pages = 0; ; pages++) {
@@ -66,14 +72,15 @@ export class ChangePoller {
         this.since = head.latest;
         return seen;
       }
+      const before = this.since;
       const page = await this.api.changes(this.since, this.limit);
       for (const change of page.changes) {
-        for (const s of this.sinks) s.invalidate(change.path);
+        for (const s of this.sinks) s.invalidate(change.path, change.seq);
       }
       seen += page.changes.length;
       if (page.changes.length > 0) this.options.onChanges?.(page.changes);
       this.since = Math.max(this.since, page.nextSince);
-      if (page.changes.length === 0 || this.since >= page.latest) return seen;
+      if (this.since >= page.latest || this.since <= before) return seen;
     }
   }
 

@@ -13,9 +13,12 @@ import type {
 import type { ApiClient } from '../api/client.ts';
 
 export interface IndexApi {
-  /** Throws NotFoundError when nothing lives at `path`. */
-  resolve(path: string, options?: { presign?: boolean }): Promise<ResolveResponse>;
-  list(path: string, cursor?: string, limit?: number): Promise<ListResponse>;
+  /**
+   * Throws NotFoundError when nothing lives at `path`. `minSeq`: a change-journal sequence the
+   * caller has seen for this path; the answer must include it, so the server skips its caches.
+   */
+  resolve(path: string, options?: { presign?: boolean; minSeq?: number }): Promise<ResolveResponse>;
+  list(path: string, cursor?: string, limit?: number, options?: { minSeq?: number }): Promise<ListResponse>;
   dates(): Promise<DatesResponse>;
   byDate(date: string, cursor?: string): Promise<ByDateResponse>;
   changes(since: number, limit?: number): Promise<ChangesResponse>;
@@ -25,10 +28,12 @@ export function httpIndexApi(client: ApiClient): IndexApi {
   return {
     resolve: (path, options) =>
       client.request<ResolveResponse>('GET', '/v1/resolve', {
-        query: { path, presign: options?.presign ? 1 : undefined },
+        query: { path, presign: options?.presign ? 1 : undefined, minSeq: options?.minSeq },
       }),
-    list: (path, cursor, limit) =>
-      client.request<ListResponse>('GET', '/v1/list', { query: { path, cursor, limit } }),
+    list: (path, cursor, limit, options) =>
+      client.request<ListResponse>('GET', '/v1/list', {
+        query: { path, cursor, limit, minSeq: options?.minSeq },
+      }),
     dates: () => client.request<DatesResponse>('GET', '/v1/dates'),
     byDate: (date, cursor) =>
       client.request<ByDateResponse>('GET', `/v1/by-date/${encodeURIComponent(date)}`, { query: { cursor } }),

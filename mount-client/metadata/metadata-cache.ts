@@ -64,6 +64,13 @@ export class MetadataCache {
   private readonly listings = new Singleflight<Listing>();
   private readonly pageSize: number;
   private epoch = 0;
+  /**
+   * Paths changed at a journal sequence whose fresh answer is not cached yet: their next resolve
+   * or list passes `minSeq`, so the server answers from PostgreSQL instead of a cache that may not
+   * have seen the change yet (its invalidation can trail the journal). Otherwise the stale answer
+   * would be cached here with no TTL. 100,000 marks (a few MB) outlast any poll's backlog.
+   */
+  private readonly freshAfter = new LRUCache<string, number>({ max: 100_000 });
   private readonly counters = { apiResolves: 0, apiListPages: 0, invalidations: 0 };
   /** Bucket and key prefix learned from the first resolve, so listed files can be opened directly. */
   private location?: { bucket: string; keyPrefix: string };
@@ -136,12 +143,13 @@ export class MetadataCache {
    */
   async resolveFile(path: string, presign: boolean): Promise<Node & { url?: string; urlExpiresAt?: number }> {
     const epoch = this.epoch;
+    const minSeq = this.freshAfter.get(path);
     this.counters.apiResolves++;
     try {
-      const r = await this.api.resolve(path, { presign });
+      const r = await this.api.resolve(path, { presign, ...(minSeq !== undefined ? { minSeq } : {}) });
       const node = nodeFromEntry(r, path);
       this.learnLocation(path, r.bucket, r.key);
-      if (epoch === this.epoch) this.entries.set(path, node);
+      if (epoch === this.epoch) this.store(path, node);
       const expires = r.urlExpiresAt ? Date.parse(r.urlExpiresAt) : undefined;
       return { ...node, ...(r.url ? { url: r.url } : {}), ...(expires ? { urlExpiresAt: expires } : {}) };
     } catch (err) {
@@ -163,21 +171,38 @@ export class MetadataCache {
     return `/${key.slice(this.location.keyPrefix.length)}`;
   }
 
-  /** A path changed (put, delete or drift): forget it, its listing and every ancestor's. */
-  invalidate(path: string): void {
+  /**
+   * A path changed (put, delete or drift) at journal sequence `seq`: forget it, its listing and
+   * every ancestor's, and ask for answers at least that new when they are next fetched.
+   */
+  invalidate(path: string, seq?: number): void {
     this.epoch++;
     this.counters.invalidations++;
     this.entries.delete(path);
     this.dirs.delete(path);
+    this.markFresh(path, seq);
     for (const dir of ancestorsOf(path)) {
       this.entries.delete(dir);
       this.dirs.delete(dir);
+      this.markFresh(dir, seq);
     }
+  }
+
+  private markFresh(path: string, seq: number | undefined): void {
+    if (seq === undefined) return;
+    this.freshAfter.set(path, Math.max(seq, this.freshAfter.get(path) ?? 0));
+  }
+
+  /** Caches a fetched node; its fresh answer is now here, so no minSeq is needed any more. */
+  private store(path: string, value: Cached): void {
+    this.entries.set(path, value);
+    this.freshAfter.delete(path);
   }
 
   /** Forget everything (the change feed could not be followed, e.g. after a long outage). */
   clear(): void {
     this.epoch++;
+    this.freshAfter.clear();
     this.entries.clear();
     this.dirs.clear();
   }
@@ -194,16 +219,17 @@ export class MetadataCache {
     const epoch = this.epoch;
     try {
       this.counters.apiResolves++;
-      const r = await this.api.resolve(path);
+      const minSeq = this.freshAfter.get(path);
+      const r = await this.api.resolve(path, minSeq !== undefined ? { minSeq } : undefined);
       const node = nodeFromEntry(r, path);
       if (node.type === 'file') this.learnLocation(path, r.bucket, r.key);
-      if (epoch === this.epoch) this.entries.set(path, node);
+      if (epoch === this.epoch) this.store(path, node);
       return node;
     } catch (err) {
       if (!(err instanceof NotFoundError)) throw err;
       // Some resolvers answer for files only: a path with children is still a directory.
       const dir = await this.probeDirectory(path);
-      if (epoch === this.epoch) this.entries.set(path, dir ?? NEGATIVE);
+      if (epoch === this.epoch) this.store(path, dir ?? NEGATIVE);
       if (dir) return dir;
       throw err;
     }
@@ -212,7 +238,8 @@ export class MetadataCache {
   private async probeDirectory(path: string): Promise<Node | undefined> {
     try {
       this.counters.apiListPages++;
-      const page = await this.api.list(path, undefined, 1);
+      const minSeq = this.freshAfter.get(path);
+      const page = await this.api.list(path, undefined, 1, minSeq !== undefined ? { minSeq } : undefined);
       if (page.entries.length === 0) return undefined;
       return { path, type: 'dir', size: 0, mtimeMs: 0 };
     } catch (err) {
@@ -226,9 +253,11 @@ export class MetadataCache {
     const nodes: Node[] = [];
     const byName = new Map<string, Node>();
     let cursor: string | undefined;
+    const minSeq = this.freshAfter.get(path);
+    const options = minSeq !== undefined ? { minSeq } : undefined;
     do {
       this.counters.apiListPages++;
-      const page = await this.api.list(path, cursor, this.pageSize);
+      const page = await this.api.list(path, cursor, this.pageSize, options);
       for (const e of page.entries) {
         const node = nodeFromEntry(e, joinPath(path, e.name));
         nodes.push(node);
@@ -239,6 +268,7 @@ export class MetadataCache {
     const listing = { nodes, byName };
     if (epoch === this.epoch) {
       this.dirs.set(path, listing);
+      this.freshAfter.delete(path);
       if (path !== '/' && !this.entries.has(path)) {
         this.entries.set(path, { path, type: 'dir', size: 0, mtimeMs: 0 });
       }
