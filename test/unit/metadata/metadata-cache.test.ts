@@ -126,11 +126,14 @@ describe('MetadataCache', () => {
     // Assess: /w plus two subdirectories listed (the cap), none of the level below.
     expect(index.calls.list).toBe(3);
     const before = index.calls.list;
-    await meta.readdir('/w/x'); // listed ahead: served from memory, and it moves the window ...
+    await meta.readdir('/w/x'); // listed ahead: served from memory, and it moves the windows ...
     await new Promise((r) => setTimeout(r, 20));
-    expect(index.calls.list).toBe(before + 1); // ... one call: /w/x/deeper, not /w/x again
+    // ... two calls: /w/x/deeper (one level down) and /w/z (the sibling window slid past /w/x),
+    // never /w/x or /w/y again.
+    expect(index.calls.list).toBe(before + 2);
     await meta.readdir('/w/x/deeper');
-    expect(index.calls.list).toBe(before + 1);
+    expect(index.calls.list).toBe(before + 2);
+    expect(meta.statNow('/w/z/f.txt')).toMatchObject({ type: 'file', etag: 'e-z' }); // /w/z listed
 
     // statNow: listed entries and known-absent names from memory, unknown paths undefined.
     expect(meta.statNow('/w/x/f.txt')).toMatchObject({ type: 'file', etag: 'e-x' });
