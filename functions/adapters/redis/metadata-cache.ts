@@ -7,6 +7,13 @@
  * batch commits; its TTL (60 s) is only a safety net for invalidations lost while Redis was down.
  * Negative answers (path not found) are cached too: a new upload invalidates them.
  *
+ * Invalidation races: a reader that missed, read PostgreSQL and then wrote its answer could put
+ * back a value the indexer invalidated in between. So every invalidated key gets a new random
+ * generation (`strata:<ns>:g:<path>`, `g:l:<dir>` for list hashes); entries are stored with the
+ * generation their reader saw before the database read (CacheTicket) and readers ignore entries of
+ * any other generation. Callers that must see a known change (the mount, after the change journal
+ * reported it: `minSeq`) bypass both levels, since the invalidation itself trails the journal.
+ *
  * Redis failures never fail a request: RedisGuard logs and counts them and the caller reads
  * PostgreSQL. Keys: `strata:<ns>:r:<path>` (string) and `strata:<ns>:l:<dir>` (hash: page key →
  * page), so one DEL drops every cached page of a directory. `<ns>` is the deployment's namespace
