@@ -183,8 +183,11 @@ async function enrich(d: IndexerDeps, changes: ObjectChange[], stats: BatchStats
 
 async function applyAndInvalidate(d: IndexerDeps, changes: ObjectChange[], stats: BatchStats): Promise<void> {
   if (changes.length === 0) return;
-  const result = await withTransaction(d.pool, (client) =>
-    applyObjectChanges(client, changes, { source: 'event' }),
+  // applyObjectChanges commits with its journal append (one round trip; see index-store.ts).
+  const result = await withTransaction(
+    d.pool,
+    (client) => applyObjectChanges(client, changes, { source: 'event', commit: true }),
+    { commit: false },
   );
   stats.applied += result.applied.length;
   stats.stale += result.stale;

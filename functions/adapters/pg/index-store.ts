@@ -3,6 +3,8 @@
  * and by reconcile for drift) and the readers behind resolve / list / by-date / changes / stats.
  * Schema: functions/migrations/0010_index.sql; design: docs/index-design.md.
  */
+
+import type pg from 'pg';
 import type { Change, ChangeOp, Entry, ObjectState } from '../../core/api-types.ts';
 import { ValidationError } from '../../core/errors.ts';
 import {
@@ -45,6 +47,11 @@ export interface ApplyResult {
 
 export interface ApplyOptions {
   source: 'event' | 'drift';
+  /**
+   * COMMIT the transaction together with the journal append (one round trip, shortest possible
+   * journal-lock hold). The caller must then not COMMIT itself (withTransaction: `commit: false`).
+   */
+  commit?: boolean;
   /** Reconcile run that observed the drift (source 'drift'). */
   runId?: string;
   now?: Date;
@@ -79,8 +86,13 @@ export async function applyObjectChanges(
   opts: ApplyOptions,
 ): Promise<ApplyResult> {
   const now = opts.now ?? new Date();
+  // Nothing to write: with `commit`, the (empty) transaction is still closed here.
+  const done = async (r: ApplyResult) => {
+    if (opts.commit) await client.query('COMMIT');
+    return r;
+  };
   const batch = reduceChanges(changes);
-  if (batch.length === 0) return { applied: [], stale: 0, dirs: [], days: [] };
+  if (batch.length === 0) return done({ applied: [], stale: 0, dirs: [], days: [] });
   const paths = batch.map((c) => c.path);
 
   // Whether step 5 has anything to settle is asked in the same round trip as the row locks: on
@@ -197,7 +209,7 @@ export async function applyObjectChanges(
     updated.add(change.path);
     accept(change, before, next);
   }
-  if (writes.length === 0) return { applied: [], stale, dirs: [], days: [] };
+  if (writes.length === 0) return done({ applied: [], stale, dirs: [], days: [] });
 
   const col = <T>(f: (n: NextObject) => T) => writes.map((w) => f(w.next));
   const upd = writes.filter((w) => updated.has(w.next.path));
@@ -211,9 +223,6 @@ export async function applyObjectChanges(
   // Step 5 is needed only when an upload session may match a created object or a quota exists.
   const settleCreated = created.length > 0 && (settle?.sessions !== false || settle?.quotas !== false);
   const settleRemoved = removed.length > 0 && settle?.quotas !== false;
-  // Without step 5 the journal append (step 6) can ride in the same statement: it stays the last
-  // thing the transaction does, and its advisory lock is still taken before any seq is drawn.
-  const journalInline = !settleCreated && !settleRemoved;
   const ops = writes.map((w) => journalOp(w.change, opts.source));
   const journalParams = [
     ops,
@@ -224,21 +233,23 @@ export async function applyObjectChanges(
     opts.runId ?? null,
     JOURNAL_LOCK,
   ];
-  // The journal insert over parameters $p..$p+6. The lock is taken in the same statement, before
-  // any row (and so any seq) is produced: every output row joins the one-row `lock` CTE, which
-  // must be evaluated first.
-  const journalSql = (p: number) =>
-    `lock AS MATERIALIZED (SELECT pg_advisory_xact_lock($${p + 6}::bigint) AS l),
+  // The journal insert. The lock is taken in the same statement, before any row (and so any seq)
+  // is produced: every output row joins the one-row `lock` CTE, which must be evaluated first.
+  const journalSql = `WITH lock AS MATERIALIZED (SELECT pg_advisory_xact_lock($7::bigint) AS l),
      jrn AS (
        INSERT INTO changes (op, path, state, etag, size, run_id)
-       SELECT u.op, u.path, u.state, u.etag, u.size, $${p + 5}
-         FROM lock, unnest($${p}::text[], $${p + 1}::text[], $${p + 2}::text[], $${p + 3}::text[], $${p + 4}::bigint[])
+       SELECT u.op, u.path, u.state, u.etag, u.size, $6
+         FROM lock, unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[])
               WITH ORDINALITY AS u(op, path, state, etag, size, ord)
         ORDER BY u.ord
-       RETURNING seq)`;
-  // One statement (data-modifying CTEs) for the object rows and both rollup delta inserts — and,
-  // on the hot path, the journal: each round trip saved is throughput for the whole batch.
-  const { rows: inlineSeqs } = await client.query<{ seq: string }>(
+       RETURNING seq)
+     SELECT seq FROM jrn`;
+  // One statement (data-modifying CTEs) for the object rows and both rollup delta inserts: each
+  // round trip saved is throughput for the whole batch. The journal is deliberately NOT folded in:
+  // its advisory lock serializes every batch from the moment it is taken until COMMIT, so it is
+  // taken as late as possible — folded in, this whole statement (the batch's heaviest) would run
+  // inside the serialized section; sent last with its COMMIT, the section is server-side work only.
+  await client.query(
     `WITH upd AS (
        UPDATE objects AS o SET parent = u.parent, name = u.name, key = u.key, state = u.state, size = u.size,
               etag = u.etag, version_id = u.version_id, sequencer = u.sequencer, last_modified = u.last_modified,
@@ -257,14 +268,8 @@ export async function applyObjectChanges(
      dy AS (
        INSERT INTO day_rollups (day, files, bytes)
        SELECT * FROM unnest($23::date[], $24::bigint[], $25::bigint[])
-       RETURNING 1)${
-         journalInline
-           ? `,
-     ${journalSql(26)}
-     SELECT seq FROM jrn`
-           : `
-     SELECT (SELECT count(*) FROM upd) AS objects, (SELECT count(*) FROM dir) AS dirs, (SELECT count(*) FROM dy) AS days`
-       }`,
+       RETURNING 1)
+     SELECT (SELECT count(*) FROM upd) AS objects, (SELECT count(*) FROM dir) AS dirs, (SELECT count(*) FROM dy) AS days`,
     [
       u((n) => n.path),
       u((n) => n.parent),
@@ -291,7 +296,6 @@ export async function applyObjectChanges(
       days.map(([day]) => day),
       days.map(([, d]) => d.files),
       days.map(([, d]) => d.bytes),
-      ...(journalInline ? journalParams : []),
     ],
   );
 
@@ -310,9 +314,16 @@ export async function applyObjectChanges(
 
   // Journal last: the advisory lock serializes the append-to-COMMIT tail of concurrent batches so
   // that seq order equals commit order (docs/index-design.md, "Change journal").
-  const seqs = journalInline
-    ? inlineSeqs
-    : (await client.query<{ seq: string }>(`WITH ${journalSql(1)} SELECT seq FROM jrn`, journalParams)).rows;
+  let seqs: Array<{ seq: string }>;
+  if (opts.commit) {
+    // Append and COMMIT in ONE round trip (a simple-protocol query of two statements, values
+    // inlined as escaped literals): the lock is then held only for server-side work, never across
+    // a client round trip — under load that round trip was most of the serialized section. If the
+    // INSERT fails the server skips the COMMIT and the caller rolls back as usual.
+    seqs = await journalAndCommit(client, journalParams);
+  } else {
+    seqs = (await client.query<{ seq: string }>(journalSql, journalParams)).rows;
+  }
   const applied: AppliedChange[] = writes.map((w, i) => ({
     seq: Number(seqs[i]?.seq),
     op: ops[i] as ChangeOp,
@@ -323,6 +334,47 @@ export async function applyObjectChanges(
     size: w.next.state === 'active' ? w.next.size : undefined,
   }));
   return { applied, stale, dirs: dirs.map((d) => d.dir), days: days.map(([d]) => d) };
+}
+
+/** A SQL literal for a journal value: escaped text, an integer, or NULL. */
+function literal(client: Queryable, v: unknown): string {
+  if (v === null || v === undefined) return 'NULL';
+  if (typeof v === 'number') {
+    if (!Number.isSafeInteger(v)) throw new ValidationError(`journal value ${v} is not an integer`);
+    return String(v);
+  }
+  return (client as pg.ClientBase).escapeLiteral(String(v));
+}
+
+function arrayLiteral(client: Queryable, values: unknown[], type: string): string {
+  return `ARRAY[${values.map((v) => literal(client, v)).join(',')}]::${type}[]`;
+}
+
+/** The journal append of applyObjectChanges followed by COMMIT, in one simple-protocol round trip. */
+async function journalAndCommit(client: Queryable, params: unknown[]): Promise<Array<{ seq: string }>> {
+  const [ops, paths, states, etags, sizes, runId, lock] = params as [
+    unknown[],
+    unknown[],
+    unknown[],
+    unknown[],
+    unknown[],
+    unknown,
+    number,
+  ];
+  const sql = `WITH lock AS MATERIALIZED (SELECT pg_advisory_xact_lock(${literal(client, lock)}::bigint) AS l),
+     jrn AS (
+       INSERT INTO changes (op, path, state, etag, size, run_id)
+       SELECT u.op, u.path, u.state, u.etag, u.size, ${literal(client, runId)}
+         FROM lock, unnest(${arrayLiteral(client, ops, 'text')}, ${arrayLiteral(client, paths, 'text')},
+                           ${arrayLiteral(client, states, 'text')}, ${arrayLiteral(client, etags, 'text')},
+                           ${arrayLiteral(client, sizes, 'bigint')})
+              WITH ORDINALITY AS u(op, path, state, etag, size, ord)
+        ORDER BY u.ord
+       RETURNING seq)
+     SELECT seq FROM jrn; COMMIT`;
+  const results = (await client.query(sql)) as unknown as Array<pg.QueryResult<{ seq: string }>>;
+  const first = Array.isArray(results) ? results[0] : (results as pg.QueryResult<{ seq: string }>);
+  return first?.rows ?? [];
 }
 
 /**

@@ -160,6 +160,28 @@ describe('indexer', () => {
   });
 });
 
+describe('journal appended together with COMMIT (values inlined as literals)', () => {
+  it('journals names with quotes, backslashes and non-ASCII exactly, and commits the batch', async () => {
+    const names = ["it's", 'back\\slash', '$1 and $$', 'quote"d', 'é 🙂', "E'x'", 'semi;COMMIT'];
+    const bodies = names.map((n, i) => {
+      etags.set(`data/j/${n}`, `e'${i}`);
+      return putEvent(`data/j/${n}`, 1, i + 1, `e'${i}`);
+    });
+    const r = await run(bodies);
+    expect(r.failed.size).toBe(0);
+    const journal = await changesSince(db.pool, 0, 100);
+    expect(journal.changes.map((c) => c.path).sort()).toEqual(names.map((n) => `/j/${n}`).sort());
+    expect(new Set(journal.changes.map((c) => c.etag))).toEqual(new Set(names.map((_, i) => `e'${i}`)));
+    // Committed: visible from another connection, and no transaction was left open on the pool.
+    const { rows } = await db.pool.query("SELECT count(*)::int AS n FROM objects WHERE parent = '/j'");
+    expect(rows[0].n).toBe(names.length);
+    const open = await db.pool.query(
+      "SELECT count(*)::int AS n FROM pg_stat_activity WHERE state = 'idle in transaction' AND datname = current_database()",
+    );
+    expect(open.rows[0].n).toBe(0);
+  });
+});
+
 describe('indexer property: the index equals the model (latest by sequencer)', () => {
   it('holds for random put/overwrite/delete sequences, duplicated and shuffled', async () => {
     const keys = ['p/a', 'p/b', 'p/q/c', 'r'];
