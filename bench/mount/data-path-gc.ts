@@ -195,7 +195,7 @@ try {
     for (const [name] of variants) {
       const rs = (results.get(name) ?? []).map((x) => x[ph]);
       console.log(
-        `| ${ph === 'cold' ? 'cold (S3)' : ph === 'disk' ? 'after restart (disk tier)' : 're-read (memory tier)'} | ${name} | ${median(rs.map((x) => x.mbps)).toFixed(0)} | ${median(rs.map((x) => x.cpu)).toFixed(2)} | ${median(rs.map((x) => x.major)).toFixed(1)} | ${median(rs.map((x) => x.minor)).toFixed(1)} |`,
+        `| ${ph === 'cold' ? 'cold (S3)' : ph === 'disk' ? 'after restart (disk tier)' : 're-read, same process (memory tier if the object fits)'} | ${name} | ${median(rs.map((x) => x.mbps)).toFixed(0)} | ${median(rs.map((x) => x.cpu)).toFixed(2)} | ${median(rs.map((x) => x.major)).toFixed(1)} | ${median(rs.map((x) => x.minor)).toFixed(1)} |`,
       );
     }
   }
