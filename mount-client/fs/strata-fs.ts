@@ -113,6 +113,7 @@ export class StrataFs {
   getxattrNow(path: string, name: string): Buffer | null | undefined {
     const node = this.nodeNow(canonical(path));
     if (!node) return undefined;
+    if (name === XATTR_SHA256 && listedOnly(node)) return undefined;
     const value = name === XATTR_ETAG ? node.etag : name === XATTR_SHA256 ? node.sha256 : undefined;
     return value === undefined ? null : Buffer.from(value, 'utf8');
   }
@@ -189,18 +190,28 @@ export class StrataFs {
 
   async getxattr(path: string, name: string): Promise<Buffer> {
     const p = canonical(path);
-    const node = await this.node(p);
+    const node = await this.fullNode(p, name === XATTR_SHA256);
     const value = name === XATTR_ETAG ? node.etag : name === XATTR_SHA256 ? node.sha256 : undefined;
     if (value === undefined) throw new NoSuchAttributeError(p, name);
     return Buffer.from(value, 'utf8');
   }
 
   async listxattr(path: string): Promise<string[]> {
-    const node = await this.node(canonical(path));
+    const node = await this.fullNode(canonical(path), true);
     const names: string[] = [];
     if (node.etag) names.push(XATTR_ETAG);
     if (node.sha256) names.push(XATTR_SHA256);
     return names;
+  }
+
+  /**
+   * The node with everything resolve knows. Listing entries carry size/mtime/etag but not the
+   * sha256, so a file known only from a listing is resolved once when its sha256 is asked for.
+   */
+  private async fullNode(path: string, needSha256: boolean): Promise<Node> {
+    const node = await this.node(path);
+    if (!needSha256 || !listedOnly(node) || ByDateView.owns(path)) return node;
+    return this.o.meta.resolveFile(path, false);
   }
 
   statfs(): StatFs {
@@ -293,4 +304,9 @@ export class StrataFs {
 /** FUSE hands over the bytes the caller used; the index stores NFC. */
 function canonical(path: string): string {
   return path.normalize('NFC');
+}
+
+/** A file known only from a directory listing (never resolved): its sha256 is not known yet. */
+function listedOnly(node: Node): boolean {
+  return node.type === 'file' && node.sha256 === undefined && node.key === undefined;
 }

@@ -103,13 +103,55 @@ export class MetadataCache {
     const cached = this.entries.get(path);
     if (cached === NEGATIVE) throw new NotFoundError(`no such file or directory: ${path}`);
     if (cached) return cached;
-    const listing = this.dirs.get(parentOf(path));
+    const parent = parentOf(path);
+    const listing = this.dirs.get(parent) ?? (await this.smallListing(parent));
     if (listing) {
       const node = listing.byName.get(baseName(path));
       if (node) return node;
       throw new NotFoundError(`no such file or directory: ${path}`);
     }
     return this.lookups.do(path, () => this.lookup(path));
+  }
+
+  /**
+   * Directories known to need more than one list page: a lookup in them resolves the one path.
+   * Without this a stat of every file in a directory of thousands would pay a page per miss.
+   */
+  private readonly largeDirs = new LRUCache<string, true>({ max: 10_000 });
+  private readonly firstPages = new Singleflight<Listing | undefined>();
+
+  /**
+   * A lookup in a directory whose listing is not cached fetches the directory's first list page
+   * instead of resolving the one path: `stat` of every file of a tree (ls -lR, rsync, make) then
+   * costs one API call per directory, not one per file. A directory that needs more pages is
+   * remembered as large and its lookups go back to per-path resolves; any failure falls back too.
+   */
+  private async smallListing(dir: string): Promise<Listing | undefined> {
+    if (this.largeDirs.has(dir)) return undefined;
+    return this.firstPages
+      .do(dir, async () => {
+        const epoch = this.epoch;
+        const minSeq = this.freshAfter.get(dir);
+        this.counters.apiListPages++;
+        const page = await this.api.list(
+          dir,
+          undefined,
+          this.pageSize,
+          minSeq !== undefined ? { minSeq } : undefined,
+        );
+        if (page.nextCursor) {
+          this.largeDirs.set(dir, true);
+          return undefined;
+        }
+        const nodes = page.entries.map((e) => nodeFromEntry(e, joinPath(dir, e.name)));
+        const listing: Listing = { nodes, byName: new Map(nodes.map((n, i) => [page.entries[i]!.name, n])) };
+        if (epoch === this.epoch) {
+          this.dirs.set(dir, listing);
+          this.freshAfter.delete(dir);
+        }
+        return listing;
+      })
+      .catch(() => undefined);
   }
 
   /**

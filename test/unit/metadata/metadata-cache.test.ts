@@ -38,7 +38,30 @@ describe('MetadataCache', () => {
     const meta = new MetadataCache(index);
     await expect(meta.stat('/ghost')).rejects.toBeInstanceOf(NotFoundError);
     await expect(meta.stat('/ghost')).rejects.toBeInstanceOf(NotFoundError);
-    expect(index.calls.resolve).toBe(1);
+    // Answered by one page of the parent's listing, then from memory.
+    expect(index.calls.resolve + index.calls.list).toBe(1);
+  });
+
+  it('answers lookups in an unlisted small directory from one list page, not a resolve per file', async () => {
+    const index = seeded();
+    const meta = new MetadataCache(index);
+    const names = (await index.list('/a', undefined, 1000)).entries.map((e) => e.name);
+    index.calls.list = 0;
+    await Promise.all(names.map((n) => meta.stat(`/a/${n}`)));
+    await expect(meta.stat('/a/absent')).rejects.toBeInstanceOf(NotFoundError);
+    expect(index.calls.list).toBe(1);
+    expect(index.calls.resolve).toBe(0);
+  });
+
+  it('falls back to per-path resolves in a directory larger than one page', async () => {
+    const index = seeded();
+    const meta = new MetadataCache(index, { pageSize: 1 });
+    await meta.stat('/a/sub');
+    await meta.stat('/top.bin');
+    const lists = index.calls.list;
+    await meta.stat('/a/sub'); // cached
+    expect(index.calls.list).toBe(lists);
+    expect(index.calls.resolve).toBeGreaterThan(0);
   });
 
   it('collapses concurrent lookups of one path into one resolve', async () => {
@@ -46,7 +69,7 @@ describe('MetadataCache', () => {
     const meta = new MetadataCache(index);
     const nodes = await Promise.all(Array.from({ length: 10 }, () => meta.stat('/top.bin')));
     expect(nodes.every((n) => n.etag === 'e4')).toBe(true);
-    expect(index.calls.resolve).toBe(1);
+    expect(index.calls.resolve + index.calls.list).toBe(1);
   });
 
   it('recognises directories when the resolver answers for files only', async () => {
