@@ -6,7 +6,7 @@
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -40,6 +40,16 @@ interface PeerSection {
   running: boolean;
   hits: number;
   members: Array<{ address: string; live: boolean }>;
+}
+
+/**
+ * A new file reaches a running mount through the change feed (polled about once a second), so a
+ * test waits until every mount sees it before reading — as a user of a fresh upload would.
+ */
+async function visibleIn(mountpoints: string[], path: string): Promise<void> {
+  for (const m of mountpoints) {
+    await vi.waitFor(() => stat(join(m, path)), { timeout: 15_000, interval: 100 });
+  }
 }
 
 async function s3Gets(m: MountProcess): Promise<number> {
@@ -112,6 +122,7 @@ describe.skipIf(skip)('peer block sharing between real mounts', () => {
     // Prepare
     const bytes = randomBytes(64 * MiB);
     await backend.put('/shared/64mib.bin', bytes);
+    await visibleIn(['a', 'b', 'c'].map(mnt), 'shared/64mib.bin');
     const all = names.map((n) => mounts.get(n)!);
     const before = await Promise.all(all.map(s3Gets));
     // Act
@@ -139,6 +150,7 @@ describe.skipIf(skip)('peer block sharing between real mounts', () => {
     // Prepare
     const bytes = randomBytes(24 * MiB);
     await backend.put('/cold/24mib.bin', bytes);
+    await visibleIn(['a', 'b', 'c'].map(mnt), 'cold/24mib.bin');
     const all = names.map((n) => mounts.get(n)!);
     const before = await Promise.all(all.map(s3Gets));
     // Act
@@ -156,7 +168,9 @@ describe.skipIf(skip)('peer block sharing between real mounts', () => {
     const first = randomBytes(24 * MiB);
     const second = randomBytes(16 * MiB);
     await backend.put('/kill/first.bin', first);
+    await visibleIn(['a', 'b', 'c'].map(mnt), 'kill/first.bin');
     await backend.put('/kill/second.bin', second);
+    await visibleIn(['a', 'b', 'c'].map(mnt), 'kill/second.bin');
     const b = mounts.get('b')!;
     // Act: C streams the file; at 4 MiB, B is SIGKILLed (it leaves without a goodbye)
     let killing: Promise<void> | undefined;
