@@ -456,7 +456,10 @@ export class Uploader {
     const missing: number[] = [];
     for (let n = 1; n <= partCount; n++) if (!state.parts[n]) missing.push(n);
     let sent = 0;
-    await Promise.all(
+    // However the parts end (done, failed, interrupted), the resume file must hold every part that
+    // finished before this returns: an interrupted run that left a save in flight would make the
+    // next run send that part again (or, on exit, lose it).
+    const parts = Promise.all(
       missing.map((n) =>
         this.limit(async () => {
           if (this.options.signal?.aborted)
@@ -482,12 +485,18 @@ export class Uploader {
         }),
       ),
     );
+    try {
+      await parts;
+    } catch (err) {
+      await saving.catch(() => {}); // the part failure is the error worth reporting
+      throw err;
+    }
     await saving;
     const sha256 = await digest;
-    const parts = [];
-    for (let n = 1; n <= partCount; n++) parts.push({ partNumber: n, etag: state.parts[n] as string });
+    const partList = [];
+    for (let n = 1; n <= partCount; n++) partList.push({ partNumber: n, etag: state.parts[n] as string });
     await this.api.request('POST', `/v1/uploads/${encodeURIComponent(session.uploadId)}/complete`, {
-      body: { parts, sha256 },
+      body: { parts: partList, sha256 },
       retry: true, // complete is idempotent server-side (a completed session answers again)
       signal: this.options.signal,
     });
