@@ -32,6 +32,9 @@ const DATE = /^\d{4}-\d{2}-\d{2}$/;
 // S3 metadata names travel as HTTP header names (x-amz-meta-<name>), lower-cased by S3.
 const META_NAME = /^[a-z0-9][a-z0-9_-]{0,127}$/;
 const KNOWN_FIELDS = new Set(['path', 'size', 'sha256', 'contentType', 'date', 'metadata']);
+// Metadata names Strata itself writes and trusts when indexing: a client setting them directly would
+// record a digest or date the service never checked. They come only from the `sha256`/`date` fields.
+const RESERVED_META = new Set(['sha256', 'strata-date']);
 
 export function parseUploadRequest(body: unknown, dataPrefix: string): UploadRequest {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
@@ -117,6 +120,11 @@ function parseMetadata(value: unknown): Record<string, string> {
     if (!META_NAME.test(name)) {
       throw new ValidationError(
         `metadata name ${JSON.stringify(name)} is invalid: use lower-case letters, digits, "-" and "_"`,
+      );
+    }
+    if (RESERVED_META.has(name)) {
+      throw new ValidationError(
+        `metadata name "${name}" is reserved; pass the ${name === 'sha256' ? '"sha256"' : '"date"'} field instead`,
       );
     }
     if (typeof v !== 'string') {

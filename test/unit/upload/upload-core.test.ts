@@ -72,6 +72,8 @@ describe('parseUploadRequest', () => {
     [{ path: '/a', size: 1, contentType: 'nope' }, /media type/],
     [{ path: '/a', size: 1, date: '2024-02-30' }, /calendar date/],
     [{ path: '/a', size: 1, metadata: { 'Bad Name': 'x' } }, /metadata name/],
+    [{ path: '/a', size: 1, metadata: { sha256: 'f'.repeat(64) } }, /reserved.*"sha256" field/],
+    [{ path: '/a', size: 1, metadata: { 'strata-date': '2024-01-01' } }, /reserved.*"date" field/],
     [{ path: '/a', size: 1, metadata: { big: 'x'.repeat(3000) } }, /2048 bytes/],
     [[1], /JSON object/],
   ])('rejects %j', (body, message) => {
