@@ -170,8 +170,13 @@ describe('failures', () => {
         await q.close();
       }
     });
+    // Read-ahead may have fetched the rest of the file before Q died; a fresh file read after the
+    // kill (16 blocks, each owned by Q with probability 1/3) is sure to meet the dead peer.
+    const after = await file('kill/two.bin', 16 * BLOCK);
+    const gotAfter = await readAll(r, after.v);
     // Assess
     expect(got).toBe(hash);
+    expect(gotAfter).toBe(after.hash);
     expect(r.peering.membership.snapshot().find((m) => m.address === q.address)?.live).toBe(false);
     const errors = r.peering.metrics.stats().errors;
     // A refused connection fails fast; nothing waited for the timeout.
