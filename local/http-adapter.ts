@@ -15,6 +15,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import type { HttpRoute, LambdaName } from '../functions/handlers/routes.ts';
+import { readBody, sendJson } from './http-util.ts';
 import { HandlerMissingError } from './lambda-runtime.ts';
 
 export interface HttpAdapterOptions {
@@ -30,9 +31,6 @@ export interface HttpAdapter {
   port: number;
   close(): Promise<void>;
 }
-
-/** API Gateway's payload limit for HTTP APIs. */
-const MAX_BODY_BYTES = 10 * 1024 * 1024;
 
 interface CompiledRoute {
   route: HttpRoute;
@@ -301,25 +299,4 @@ export async function startHttpAdapter(options: HttpAdapterOptions): Promise<Htt
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
-}
-
-function readBody(req: IncomingMessage): Promise<Buffer | undefined> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let tooBig = false;
-    req.on('data', (c: Buffer) => {
-      size += c.length;
-      if (size > MAX_BODY_BYTES) tooBig = true;
-      else chunks.push(c);
-    });
-    req.on('end', () => resolve(tooBig ? undefined : Buffer.concat(chunks)));
-    req.on('error', reject);
-  });
-}
-
-function sendJson(res: ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
-  res.end(text);
 }

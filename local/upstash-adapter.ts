@@ -17,6 +17,7 @@ import { timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Redis, Command as RedisCommand } from 'ioredis';
+import { MAX_BODY_BYTES, readBody, sendJson as send } from './http-util.ts';
 
 export interface UpstashAdapter {
   url: string;
@@ -25,9 +26,6 @@ export interface UpstashAdapter {
 }
 
 type Command = [string, ...(string | number)[]];
-
-/** Largest request body accepted; Upstash's own limit for a request is 1 MB on the free tier. */
-const MAX_BODY_BYTES = 10 * 1024 * 1024;
 
 export async function startUpstashAdapter(options: {
   redisUrl: string;
@@ -168,25 +166,4 @@ function encode(value: unknown, base64: boolean): unknown {
   if (Buffer.isBuffer(value)) return value.toString('base64');
   if (Array.isArray(value)) return value.map((v) => encode(v, base64));
   return value;
-}
-
-function readBody(req: IncomingMessage): Promise<Buffer | undefined> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let tooBig = false;
-    req.on('data', (c: Buffer) => {
-      size += c.length;
-      if (size > MAX_BODY_BYTES) tooBig = true;
-      else chunks.push(c);
-    });
-    req.on('end', () => resolve(tooBig ? undefined : Buffer.concat(chunks)));
-    req.on('error', reject);
-  });
-}
-
-function send(res: ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
-  res.end(text);
 }
