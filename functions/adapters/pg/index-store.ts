@@ -617,17 +617,25 @@ export async function listByDay(
   limit: number,
   afterPath = '',
 ): Promise<{ entries: Entry[]; next?: string }> {
-  const { rows } = await db.query<{
-    path: string;
-    name: string;
-    size: number;
-    etag: string;
-    last_modified: Date;
-  }>(
+  const { rows } = await db.query<DayRow>(
     `SELECT path, name, size::float8 AS size, etag, last_modified FROM objects
       WHERE day = $1 AND state = 'active' AND path > $2 ORDER BY path LIMIT $3`,
     [day, afterPath, limit + 1],
   );
+  return dayPage(rows, limit);
+}
+
+/** A row of a by-day listing query (selected `limit + 1` rows deep to learn whether more follow). */
+export interface DayRow {
+  path: string;
+  name: string;
+  size: number;
+  etag: string;
+  last_modified: Date;
+}
+
+/** Entries of a by-day page and the keyset cursor (last path) when another page follows. */
+export function dayPage(rows: DayRow[], limit: number): { entries: Entry[]; next?: string } {
   const entries: Entry[] = rows.slice(0, limit).map((r) => ({
     path: r.path,
     name: r.name,

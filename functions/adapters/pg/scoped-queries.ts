@@ -8,6 +8,7 @@
  * lies beneath it (core/paths.ts isWithin).
  */
 import type { Change, ChangeOp, Entry } from '../../core/api-types.ts';
+import { type DayRow, dayPage } from './index-store.ts';
 import type { Queryable } from './pool.ts';
 
 /** SQL predicate: `col` lies within one of the prefixes in `$n::text[]`. */
@@ -27,27 +28,13 @@ export async function listByDayWithin(
   afterPath: string,
   prefixes: string[],
 ): Promise<{ entries: Entry[]; next?: string }> {
-  const { rows } = await db.query<{
-    path: string;
-    name: string;
-    size: number;
-    etag: string;
-    last_modified: Date;
-  }>(
+  const { rows } = await db.query<DayRow>(
     `SELECT path, name, size::float8 AS size, etag, last_modified FROM objects o
       WHERE day = $1 AND state = 'active' AND path > $2 AND ${withinSql('o.path', 4)}
       ORDER BY path LIMIT $3`,
     [day, afterPath, limit + 1, prefixParam(prefixes)],
   );
-  const entries: Entry[] = rows.slice(0, limit).map((r) => ({
-    path: r.path,
-    name: r.name,
-    type: 'file',
-    size: r.size,
-    etag: r.etag,
-    mtime: (r.last_modified ?? new Date(0)).toISOString(),
-  }));
-  return rows.length > limit ? { entries, next: entries[entries.length - 1]?.path } : { entries };
+  return dayPage(rows, limit);
 }
 
 /**
