@@ -9,8 +9,25 @@ export interface ParsedToken {
   secret: string;
 }
 
+const ID_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
+
+/**
+ * Token ids are 12 alphanumerics: they are typed on command lines (`strata token revoke <id>`),
+ * where a base64url id starting with `-` would be read as an option.
+ */
+function tokenId(): string {
+  let id = '';
+  while (id.length < 12) {
+    for (const byte of randomBytes(16)) {
+      // 248 = 4 × 62: reject the top bytes so every character is equally likely.
+      if (byte < 248 && id.length < 12) id += ID_ALPHABET[byte % 62];
+    }
+  }
+  return id;
+}
+
 export function generateToken(): { id: string; secret: string; token: string } {
-  const id = randomBytes(9).toString('base64url');
+  const id = tokenId();
   const secret = randomBytes(32).toString('base64url');
   return { id, secret, token: `stk_${id}_${secret}` };
 }
