@@ -1,33 +1,41 @@
 /**
  * Upload benchmark: `strata upload` (the Uploader behind the CLI: API sessions + presigned PUTs)
- * vs the raw AWS SDK (lib-storage Upload for the large file, PutObject per small file) at the same
+ * vs the raw AWS SDK (PutObject per small file; lib-storage Upload for the large file) at the same
  * concurrency against the same local S3 (fauxqs in the local stack), side by side in one run.
  *
- *   npx tsx bench/upload/run.ts [--big-mib 1024] [--files 10000] [--concurrency 16]
- *                               [--only small|big|both] [--stack separate|inprocess]
+ *   npx tsx bench/upload/run.ts [--big-mib 1024] [--files 10000] [--concurrency 16] [--rounds 3]
+ *                               [--only small|big|both] [--events off|on] [--tree DIR]
  *
  * Defaults are the issue's sizes; pass smaller ones on a busy machine and say so.
- * - `--stack separate` (default) runs the local stack (`scripts/start.ts`) in its own process, so
- *   the API and S3 are remote services to both clients, as in production; `inprocess` shares this
- *   process (and its one JavaScript thread) between the stack and the clients, which charges the
- *   API's CPU to strata's side only.
- * - S3 event notifications are off so the indexer does not compete for CPU with the uploads.
- * - Both sides are warmed up first (one upload each), so the first request's module loading and
- *   connection setup — a Lambda cold start in production — is not counted.
+ * - The local stack (bench/upload/stack.ts: API + PostgreSQL + fauxqs, S3 state in memory) runs in
+ *   its own process, so the API and S3 are remote services to both clients, as in production.
+ * - Rounds alternate the order (raw → strata, then strata → raw, …) and the table gives every
+ *   round plus the median ratio: on a shared machine the load swings within seconds, and a single
+ *   raw-then-strata pair once measured 0.67× and once 1.98× for the same code.
+ * - `--events on` adds S3 notifications → SQS → indexer in the stack process (both sides' objects
+ *   are indexed; strata's also settle their sessions); off by default, so the indexer does not
+ *   compete for the emulator's CPU.
+ * - `--tree DIR` benchmarks another checkout's uploader AND stack (e.g. an older commit unpacked
+ *   with `git archive` and node_modules symlinked), so before/after run the same program.
+ * - Both sides are warmed up first (module loading, keep-alive connections — a Lambda cold start
+ *   in production, not upload cost).
+ * - For strata it traces where a small file's time goes: API calls (count, mean, p95 latency) and
+ *   how full the PUT slots were (sampled every 5 ms): idle slots while files remain = waiting.
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { chmod, mkdir, mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import pLimit from 'p-limit';
-import { ApiClient } from '../../mount-client/api/client.ts';
-import { scanArguments, scanDirectory } from '../../mount-client/upload/scan.ts';
-import { Uploader } from '../../mount-client/upload/uploader.ts';
+import type { ApiClient as ApiClientType } from '../../mount-client/api/client.ts';
+import type * as ScanModule from '../../mount-client/upload/scan.ts';
+import type { Uploader as UploaderType } from '../../mount-client/upload/uploader.ts';
 
 const MiB = 1024 * 1024;
 const { values } = parseArgs({
@@ -35,15 +43,25 @@ const { values } = parseArgs({
     'big-mib': { type: 'string', default: '1024' },
     files: { type: 'string', default: '10000' },
     concurrency: { type: 'string', default: '16' },
+    rounds: { type: 'string', default: '3' },
+    'big-rounds': { type: 'string', default: '1' },
     only: { type: 'string', default: 'both' },
-    stack: { type: 'string', default: 'separate' },
+    events: { type: 'string', default: 'off' },
+    tree: { type: 'string', default: resolve(import.meta.dirname, '../..') },
   },
 });
 const bigBytes = Number(values['big-mib']) * MiB;
 const fileCount = Number(values.files);
 const concurrency = Number(values.concurrency);
+const rounds = Number(values.rounds);
+const bigRounds = Number(values['big-rounds']);
 const runSmall = values.only !== 'big';
 const runBig = values.only !== 'small';
+const tree = resolve(values.tree);
+const treeModule = async <T>(rel: string) => (await import(pathToFileURL(join(tree, rel)).href)) as T;
+const { ApiClient } = await treeModule<{ ApiClient: typeof ApiClientType }>('mount-client/api/client.ts');
+const { scanArguments, scanDirectory } = await treeModule<typeof ScanModule>('mount-client/upload/scan.ts');
+const { Uploader } = await treeModule<{ Uploader: typeof UploaderType }>('mount-client/upload/uploader.ts');
 
 interface Dev {
   apiUrl: string;
@@ -53,36 +71,24 @@ interface Dev {
   region: string;
 }
 
-/** Starts the local stack; returns its dev.json and a stop function. */
+/** Starts bench/upload/stack.ts in its own process; returns its dev.json and a stop function. */
 async function startLocalStack(
   stateDir: string,
-): Promise<{ dev: Dev; stop: () => Promise<void>; pid?: number }> {
-  if (values.stack === 'inprocess') {
-    const { startStack } = await import('../../local/stack.ts');
-    const stack = await startStack({
-      stateDir,
-      apiPort: 0,
-      scheduleIntervalMs: 0,
-      events: false,
-      log: () => {},
-    });
-    return { dev: stack.dev, stop: () => stack.stop() };
-  }
-  // One node process (no npx/tsx wrapper), so its PID is the one to signal.
+): Promise<{ dev: Dev; stop: () => Promise<void>; pid: number }> {
+  await mkdir(stateDir, { recursive: true });
+  // One node process (no npx/tsx wrapper), so its PID is the one to signal and measure.
   const child = spawn(
     process.execPath,
     [
       '--import',
       'tsx',
-      'scripts/start.ts',
-      '--port',
-      '0',
-      '--events',
-      'off',
-      '--schedule',
-      'off',
+      join(import.meta.dirname, 'stack.ts'),
       '--state-dir',
       stateDir,
+      '--events',
+      String(values.events),
+      '--tree',
+      tree,
     ],
     { stdio: ['ignore', 'ignore', 'inherit'] },
   );
@@ -94,11 +100,8 @@ async function startLocalStack(
   const deadline = Date.now() + 120_000;
   for (;;) {
     try {
-      return {
-        dev: JSON.parse(await readFile(join(stateDir, 'dev.json'), 'utf8')) as Dev,
-        stop,
-        pid: child.pid,
-      };
+      const dev = JSON.parse(await readFile(join(stateDir, 'dev.json'), 'utf8')) as Dev;
+      return { dev, stop, pid: child.pid as number };
     } catch {}
     if (child.exitCode !== null) throw new Error(`the local stack exited with code ${child.exitCode}`);
     if (Date.now() > deadline) {
@@ -121,41 +124,78 @@ const s3 = new S3Client({
   credentials: { accessKeyId: 'test', secretAccessKey: 'test' }, // the emulator checks no signature
   requestChecksumCalculation: 'WHEN_REQUIRED',
   responseChecksumValidation: 'WHEN_REQUIRED',
+  // Same socket budget as the uploader (one per concurrent PUT).
+  requestHandler: { httpAgent: { keepAlive: true, maxSockets: concurrency } },
 });
 
-/** CPU seconds (user + system) the stack process has used so far; undefined in-process. */
-async function stackCpu(): Promise<number | undefined> {
-  if (!stackPid) return undefined;
+/** CPU seconds (user + system) the stack process has used so far. */
+async function stackCpu(): Promise<number> {
   // /proc/<pid>/stat fields 14 and 15 (utime, stime) in clock ticks (100 Hz on Linux).
   const fields = (await readFile(`/proc/${stackPid}/stat`, 'utf8')).split(') ')[1]?.split(' ') ?? [];
   return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
-/** CPU milliseconds per unit of work spent by this process (the client) and by the stack. */
-const cpu: string[] = [];
-const time = async (label: string, units: number, fn: () => Promise<unknown>) => {
+interface Measured {
+  seconds: number;
+  clientCpuMs: number;
+  stackCpuMs: number;
+}
+async function time(fn: () => Promise<unknown>): Promise<Measured> {
   const t = performance.now();
   const c0 = process.cpuUsage();
   const s0 = await stackCpu();
   await fn();
   const seconds = (performance.now() - t) / 1000;
   const c = process.cpuUsage(c0);
-  const s1 = await stackCpu();
-  const per = (ms: number) => (ms / units).toFixed(2);
-  cpu.push(
-    `| ${label} | ${per((c.user + c.system) / 1000)} | ${s0 === undefined || s1 === undefined ? 'n/a' : per((s1 - s0) * 1000)} |`,
-  );
-  return seconds;
-};
+  return { seconds, clientCpuMs: (c.user + c.system) / 1000, stackCpuMs: ((await stackCpu()) - s0) * 1000 };
+}
 
+// --- strata trace: API call latencies and PUT-slot occupancy -------------------------------------
+const calls = new Map<string, number[]>();
+const originalRequest = api.request.bind(api);
+api.request = (async (method: string, path: string, options?: unknown) => {
+  const t = performance.now();
+  try {
+    return await originalRequest(method, path, options as never);
+  } finally {
+    const name = `${method} ${path.replace(/\/uploads\/[^/]+/, '/uploads/{id}')}`;
+    const list = calls.get(name) ?? [];
+    calls.set(name, list);
+    list.push(performance.now() - t);
+  }
+}) as typeof api.request;
+interface Slots {
+  samples: number;
+  active: number;
+  underfullWithWork: number;
+}
+/** Samples the uploader's PUT limiter (a p-limit) while fn runs. */
+async function withSlotSampling(u: UploaderType, fn: () => Promise<unknown>): Promise<Slots> {
+  const limit = (u as unknown as { limit?: { activeCount: number; pendingCount: number } }).limit;
+  const s: Slots = { samples: 0, active: 0, underfullWithWork: 0 };
+  const timer = setInterval(() => {
+    if (!limit) return;
+    s.samples++;
+    s.active += limit.activeCount;
+    if (limit.activeCount < concurrency) s.underfullWithWork++;
+  }, 5);
+  try {
+    await fn();
+  } finally {
+    clearInterval(timer);
+  }
+  return s;
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
+};
+const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) * p)] ?? 0;
+
+const out: string[] = [];
 try {
-  const rows = ['| workload | raw AWS SDK | strata upload | strata / raw |', '|---|---|---|---|'];
-  const seconds: string[] = [];
-  // Each row is also printed as soon as it is measured, so a failure later keeps what was measured.
-  const log = (row: string) => {
-    rows.push(row);
-    process.stderr.write(`${row}\n`);
-  };
   const uploader = new Uploader({ api, concurrency, skipUnchanged: true });
   // Warm-up: module loading, token cache and keep-alive connections on both sides.
   const warm = join(work, 'warm.dat');
@@ -164,6 +204,10 @@ try {
     new PutObjectCommand({ Bucket: dev.bucket, Key: 'data/bench/warm.dat', Body: await readFile(warm) }),
   );
   await uploader.upload((await scanArguments([warm], '/bench/warm')).files);
+  calls.clear();
+  const head = `tree ${tree}; concurrency ${concurrency}; events ${values.events}; local S3 = fauxqs (in memory), stack in its own process`;
+  out.push(head, '');
+  process.stderr.write(`${head}\n`);
 
   if (runSmall) {
     const smallDir = join(work, 'small');
@@ -172,34 +216,87 @@ try {
       if (i < 100) await mkdir(sub, { recursive: true });
       await writeFile(join(sub, `f${i}.dat`), randomBytes(4096));
     }
-    const smallScan = await scanDirectory(smallDir, '/bench/strata-small');
-    // Raw SDK: read + PutObject per file, same concurrency.
-    const rawSmall = await time('raw small (per file)', fileCount, async () => {
-      const limit = pLimit(concurrency);
-      await Promise.all(
-        smallScan.files.map((f, i) =>
-          limit(async () =>
-            s3.send(
-              new PutObjectCommand({
-                Bucket: dev.bucket,
-                Key: `data/bench/raw-small/${i}.dat`,
-                Body: await readFile(f.abs),
-              }),
+    const rows: string[] = [];
+    const ratios: number[] = [];
+    const rawFps: number[] = [];
+    const strataFps: number[] = [];
+    const cpu = { raw: { client: 0, stack: 0 }, strata: { client: 0, stack: 0 } };
+    const slots: Slots = { samples: 0, active: 0, underfullWithWork: 0 };
+    for (let round = 1; round <= rounds; round++) {
+      const scan = await scanDirectory(smallDir, `/bench/strata-small-${round}`);
+      const raw = () =>
+        time(async () => {
+          const limit = pLimit(concurrency);
+          await Promise.all(
+            scan.files.map((f, i) =>
+              limit(async () =>
+                s3.send(
+                  new PutObjectCommand({
+                    Bucket: dev.bucket,
+                    Key: `data/bench/raw-small-${round}/${i}.dat`,
+                    Body: await readFile(f.abs),
+                  }),
+                ),
+              ),
             ),
-          ),
-        ),
-      );
-    });
-    let failed = 0;
-    const strataSmall = await time('strata small (per file)', fileCount, async () => {
-      failed = (await uploader.upload(smallScan.files)).failed;
-    });
-    if (failed) throw new Error(`strata failed ${failed} small files`);
-    const fps = (s: number) => fileCount / s;
-    log(
-      `| ${fileCount} files × 4 KiB (files/s) | ${fps(rawSmall).toFixed(0)} | ${fps(strataSmall).toFixed(0)} | ${(rawSmall / strataSmall).toFixed(2)}× |`,
+          );
+        });
+      const strata = () =>
+        time(async () => {
+          const s = await withSlotSampling(uploader, async () => {
+            const summary = await uploader.upload(scan.files);
+            if (summary.failed) throw new Error(`strata failed ${summary.failed} small files`);
+          });
+          slots.samples += s.samples;
+          slots.active += s.active;
+          slots.underfullWithWork += s.underfullWithWork;
+        });
+      let r: Measured;
+      let st: Measured;
+      if (round % 2 === 1) {
+        r = await raw();
+        st = await strata();
+      } else {
+        st = await strata();
+        r = await raw();
+      }
+      const fps = (m: Measured) => fileCount / m.seconds;
+      rawFps.push(fps(r));
+      strataFps.push(fps(st));
+      ratios.push(r.seconds / st.seconds);
+      cpu.raw.client += r.clientCpuMs;
+      cpu.raw.stack += r.stackCpuMs;
+      cpu.strata.client += st.clientCpuMs;
+      cpu.strata.stack += st.stackCpuMs;
+      const row = `| ${round} (${round % 2 ? 'raw first' : 'strata first'}) | ${fps(r).toFixed(0)} | ${fps(st).toFixed(0)} | ${(r.seconds / st.seconds).toFixed(2)}× |`;
+      rows.push(row);
+      process.stderr.write(`${row}\n`);
+    }
+    const n = fileCount * rounds;
+    out.push(
+      `### ${fileCount} files × 4 KiB, ${rounds} rounds`,
+      '',
+      '| round | raw AWS SDK (files/s) | strata upload (files/s) | strata / raw |',
+      '|---|---|---|---|',
+      ...rows,
+      `| **median** | **${median(rawFps).toFixed(0)}** | **${median(strataFps).toFixed(0)}** | **${median(ratios).toFixed(2)}×** |`,
+      '',
+      '| CPU ms per file | client (bench process) | stack (API + S3 emulator) |',
+      '|---|---|---|',
+      `| raw | ${(cpu.raw.client / n).toFixed(2)} | ${(cpu.raw.stack / n).toFixed(2)} |`,
+      `| strata | ${(cpu.strata.client / n).toFixed(2)} | ${(cpu.strata.stack / n).toFixed(2)} |`,
+      '',
+      `strata PUT slots: ${(slots.active / Math.max(1, slots.samples)).toFixed(1)} of ${concurrency} busy on average; ` +
+        `fewer than ${concurrency} busy in ${((100 * slots.underfullWithWork) / Math.max(1, slots.samples)).toFixed(0)} % of 5 ms samples.`,
+      '',
+      '| strata API call | count | mean ms | p95 ms |',
+      '|---|---|---|---|',
+      ...[...calls.entries()].map(
+        ([k, v]) =>
+          `| ${k} | ${v.length} | ${(v.reduce((a, b) => a + b, 0) / v.length).toFixed(1)} | ${pct(v, 0.95).toFixed(1)} |`,
+      ),
+      '',
     );
-    seconds.push(`raw small ${rawSmall.toFixed(2)}`, `strata small ${strataSmall.toFixed(2)}`);
   }
 
   if (runBig) {
@@ -210,30 +307,56 @@ try {
     for (let off = 0; off < bigBytes; off += chunk.length)
       await fh.write(chunk, 0, Math.min(chunk.length, bigBytes - off));
     await fh.close();
-    const rawBig = await time('raw big (per MiB)', bigBytes / MiB, async () => {
-      await new Upload({
-        client: s3,
-        params: { Bucket: dev.bucket, Key: 'data/bench/raw-big.bin', Body: createReadStream(big) },
-        partSize: 8 * MiB,
-        queueSize: concurrency,
-      }).done();
-    });
-    let failed = 0;
-    const strataBig = await time('strata big (per MiB)', bigBytes / MiB, async () => {
-      failed = (await uploader.upload((await scanArguments([big], '/bench/strata-big')).files)).failed;
-    });
-    if (failed) throw new Error('strata failed the large file');
-    const mbs = (s: number) => bigBytes / MiB / s;
-    log(
-      `| 1 file × ${bigBytes / MiB} MiB (MiB/s) | ${mbs(rawBig).toFixed(1)} | ${mbs(strataBig).toFixed(1)} | ${(rawBig / strataBig).toFixed(2)}× |`,
+    const rows: string[] = [];
+    const ratios: number[] = [];
+    for (let round = 1; round <= bigRounds; round++) {
+      const raw = () =>
+        time(async () => {
+          await new Upload({
+            client: s3,
+            params: {
+              Bucket: dev.bucket,
+              Key: `data/bench/raw-big-${round}.bin`,
+              Body: createReadStream(big),
+            },
+            partSize: 8 * MiB,
+            queueSize: concurrency,
+          }).done();
+        });
+      const strata = () =>
+        time(async () => {
+          const summary = await uploader.upload(
+            (await scanArguments([big], `/bench/strata-big-${round}`)).files,
+          );
+          if (summary.failed) throw new Error(`strata failed the large file: ${summary.results[0]?.reason}`);
+        });
+      let r: Measured;
+      let st: Measured;
+      if (round % 2 === 1) {
+        r = await raw();
+        st = await strata();
+      } else {
+        st = await strata();
+        r = await raw();
+      }
+      const mbs = (m: Measured) => bigBytes / MiB / m.seconds;
+      ratios.push(r.seconds / st.seconds);
+      const row = `| ${round} | ${mbs(r).toFixed(1)} | ${mbs(st).toFixed(1)} | ${(r.seconds / st.seconds).toFixed(2)}× | ${(r.clientCpuMs / (bigBytes / MiB)).toFixed(2)} / ${(st.clientCpuMs / (bigBytes / MiB)).toFixed(2)} |`;
+      rows.push(row);
+      process.stderr.write(`${row}\n`);
+    }
+    out.push(
+      `### 1 file × ${bigBytes / MiB} MiB`,
+      '',
+      '| round | raw AWS SDK (MiB/s) | strata upload (MiB/s) | strata / raw | client CPU ms/MiB raw / strata |',
+      '|---|---|---|---|---|',
+      ...rows,
+      ...(bigRounds > 1 ? [`| **median** | | | **${median(ratios).toFixed(2)}×** | |`] : []),
+      '',
     );
-    seconds.push(`raw big ${rawBig.toFixed(2)}`, `strata big ${strataBig.toFixed(2)}`);
   }
   await uploader.close();
-  process.stdout.write(
-    `concurrency ${concurrency}; stack ${values.stack}; local S3 = fauxqs; seconds: ${seconds.join(', ')}\n\n${rows.join('\n')}\n\n` +
-      `| CPU ms | client (this process) | stack (API + S3 emulator) |\n|---|---|---|\n${cpu.join('\n')}\n`,
-  );
+  process.stdout.write(`${out.join('\n')}\n`);
 } finally {
   s3.destroy();
   await api.close();

@@ -5,9 +5,15 @@
  * keeps and bills uploaded parts of an unfinished upload forever), then the session's quota
  * reservation is released. Completed sessions the indexer never settled (a lost event) release
  * their reservation after UNSETTLED_GRACE_MS; the reconciler indexes such objects without a session.
+ * Aborted single-PUT sessions keep their reservation until their URL expires; this job releases it.
  */
 import { abortMultipart } from '../adapters/aws/presign-upload.ts';
-import { listExpired, releaseSession, releaseUnsettled } from '../adapters/pg/uploads-store.ts';
+import {
+  listExpired,
+  releaseAbortedAfterExpiry,
+  releaseSession,
+  releaseUnsettled,
+} from '../adapters/pg/uploads-store.ts';
 import { type Deps, deps as defaultDeps, getLogger } from './http/index.ts';
 
 /** Sessions per run: bounded so one run fits the Lambda timeout; the next run takes the rest. */
@@ -20,10 +26,18 @@ export interface CleanupResult {
   aborted: number;
   failed: number;
   unsettledReleased: number;
+  /** Aborted single-PUT sessions whose URL expired without the object arriving. */
+  abortedReleased: number;
 }
 
 export async function cleanupUploads(d: Deps, now = new Date()): Promise<CleanupResult> {
-  const out: CleanupResult = { expired: 0, aborted: 0, failed: 0, unsettledReleased: 0 };
+  const out: CleanupResult = {
+    expired: 0,
+    aborted: 0,
+    failed: 0,
+    unsettledReleased: 0,
+    abortedReleased: 0,
+  };
   const sessions = await listExpired(d.pool, now, BATCH);
   for (const s of sessions) {
     try {
@@ -41,6 +55,7 @@ export async function cleanupUploads(d: Deps, now = new Date()): Promise<Cleanup
       });
     }
   }
+  out.abortedReleased = await releaseAbortedAfterExpiry(d.pool, now);
   out.unsettledReleased = await releaseUnsettled(d.pool, new Date(now.getTime() - UNSETTLED_GRACE_MS));
   getLogger().info('upload cleanup', { ...out });
   return out;

@@ -3,7 +3,8 @@
  * the client PUTs them straight to S3 with the URLs this Lambda signs.
  *
  * Session lifecycle: POST creates a `pending` session (reserving quota); multipart sessions end with
- * POST …/complete (→ `completed`) or DELETE (→ `aborted`); single PUTs need no call. The indexer
+ * POST …/complete (→ `completed`) or DELETE (→ `aborted`); single PUTs need no call, and a DELETE
+ * of one keeps its reservation until the URL expires (S3 cannot revoke a presigned URL). The indexer
  * settles the reservation when the object shows up (settleUploads); the cleanup job expires what was
  * abandoned. A multipart session's expiry is idle time: each request for more part URLs extends it,
  * so a multi-hour upload stays alive while a stalled one is reclaimed within one presign lifetime.
@@ -18,6 +19,7 @@ import {
   presignPuts,
 } from '../adapters/aws/presign-upload.ts';
 import {
+  abortSession,
   findByIdempotencyKey,
   getSession,
   listQuotas,
@@ -26,7 +28,6 @@ import {
   openSession,
   openSessions,
   type Quota,
-  releaseSession,
   type SessionRow,
   setQuota,
 } from '../adapters/pg/uploads-store.ts';
@@ -353,7 +354,8 @@ async function abort(req: ApiRequest) {
   if (s.mode === 'multipart') {
     await abortMultipart(d.s3, { bucket: d.config.bucket, key: s.key, uploadId: s.s3UploadId ?? '' });
   }
-  await releaseSession(d.pool, s.id, 'aborted');
+  // A single PUT's reservation outlives the abort until its URL expires (abortSession says why).
+  await abortSession(d.pool, s);
   return respond(204);
 }
 

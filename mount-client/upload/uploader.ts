@@ -7,7 +7,8 @@
  * - Small files (≤ BATCH_MAX_BYTES) are hashed (read once, kept in memory when tiny), then presigned
  *   100 at a time through POST /v1/uploads:batch — one API round trip per 100 files.
  * - Large files get a session each (POST /v1/uploads with an Idempotency-Key, so a retried request
- *   cannot create a second session); multipart parts upload in parallel, each retried on its own,
+ *   cannot create a second session); multipart parts upload in parallel, each retried on its own
+ *   (a part whose URL expired — 403 — gets a fresh URL from GET /v1/uploads/{id}/parts),
  *   and every finished part is recorded in the resume state so an interrupted upload sends only
  *   the missing parts next time. The SHA-256 of a large file is computed alongside the upload and
  *   sent with `complete`, so hashing never delays the first byte.
@@ -452,6 +453,16 @@ export class Uploader {
       if (!url) throw new Error(`the API returned no URL for part ${n}`);
       return url;
     };
+    // Presigned part URLs expire (STRATA_PRESIGN_EXPIRES_SECONDS after they were issued) and S3
+    // then answers 403. A long upload, a slow link or a resumed run reaches parts whose URL is
+    // stale: forget the window's URLs and ask the API again (which also extends the session's
+    // idle expiry). Only the first part to see the stale URL refetches; the others find it replaced.
+    const refresh = (n: number, stale: string) => {
+      if (urls.get(n) !== stale) return;
+      const w = Math.floor((n - 1) / 100);
+      windows.delete(w);
+      for (let k = w * 100 + 1; k <= Math.min(partCount, w * 100 + 100); k++) urls.delete(k);
+    };
     digest.catch(() => {}); // awaited below; avoid an unhandled rejection meanwhile
     const missing: number[] = [];
     for (let n = 1; n <= partCount; n++) if (!state.parts[n]) missing.push(n);
@@ -466,14 +477,21 @@ export class Uploader {
             throw new Error('interrupted; run the same command again to resume');
           const start = (n - 1) * partSize;
           const length = partBytes(f.size, partSize, n);
-          const etag = await withRetries(
-            async () =>
-              this.put(await urlFor(n), { 'content-length': String(length) }, () =>
-                createReadStream(f.abs, { start, end: start + length - 1, highWaterMark: 1024 * 1024 }),
-              ),
-            this.retry,
-            this.options.signal,
-          );
+          const headers = { 'content-length': String(length) };
+          const body = () =>
+            createReadStream(f.abs, { start, end: start + length - 1, highWaterMark: 1024 * 1024 });
+          const send = async () => {
+            const url = await urlFor(n);
+            try {
+              return await this.put(url, headers, body);
+            } catch (err) {
+              if (!(err instanceof PutError) || err.status !== 403) throw err;
+              refresh(n, url);
+              // A 403 with a URL issued just now is not expiry (wrong clock, revoked token): fail.
+              return await this.put(await urlFor(n), headers, body);
+            }
+          };
+          const etag = await withRetries(send, this.retry, this.options.signal);
           state.parts[n] = etag;
           sent++;
           this.addBytes(length);

@@ -3,7 +3,8 @@
  *
  * Quota accounting: presign reserves the declared size in every quota whose prefix covers the path
  * (checked against limit − reserved − used); the indexer's batch transaction calls settleUploads,
- * which moves the reservation to `used`; abort and expiry release it. Lock order is always session
+ * which moves the reservation to `used`; expiry releases it, and so does abort — for a single PUT
+ * only once its URL has expired (abortSession). Lock order is always session
  * rows (by id) before quota rows (by prefix), so concurrent presigns, settlements and releases
  * cannot deadlock.
  */
@@ -250,6 +251,47 @@ export async function releaseSession(pool: Pool, id: string, state: 'aborted' | 
   });
 }
 
+/**
+ * Aborts a pending session. A multipart session's reservation is released at once (the caller has
+ * aborted the S3 upload, so its part URLs can no longer complete an object). A single-PUT session
+ * keeps its reservation until its URL expires: S3 cannot revoke a presigned URL, so until then the
+ * object may still arrive, and quota released now could be handed out twice. If it does arrive,
+ * settleUploads charges it against this reservation; if not, releaseAbortedAfterExpiry returns it.
+ * Returns false when the session was no longer pending.
+ */
+export async function abortSession(pool: Pool, s: Pick<SessionRow, 'id' | 'mode'>): Promise<boolean> {
+  if (s.mode === 'multipart') return releaseSession(pool, s.id, 'aborted');
+  const { rowCount } = await pool.query(
+    `UPDATE upload_sessions SET state = 'aborted' WHERE id = $1 AND state = 'pending'`,
+    [s.id],
+  );
+  return (rowCount ?? 0) > 0;
+}
+
+/**
+ * Releases the reservations of aborted single-PUT sessions whose URL has expired (see abortSession)
+ * and whose object never arrived. Returns how many sessions were released.
+ */
+export async function releaseAbortedAfterExpiry(pool: Pool, now: Date): Promise<number> {
+  return withTransaction(pool, async (c) => {
+    const { rows } = await c.query<{ id: string; quota_prefixes: string[]; reserved: string }>(
+      `SELECT id, quota_prefixes, reserved_bytes::text AS reserved FROM upload_sessions
+        WHERE state = 'aborted' AND reserved_bytes > 0 AND expires_at < $1
+        ORDER BY id FOR UPDATE SKIP LOCKED`,
+      [now],
+    );
+    if (rows.length === 0) return 0;
+    const byPrefix = new Map<string, number>();
+    for (const r of rows)
+      for (const p of r.quota_prefixes) byPrefix.set(p, (byPrefix.get(p) ?? 0) + Number(r.reserved));
+    await c.query(`UPDATE upload_sessions SET reserved_bytes = 0, settled_at = now() WHERE id = ANY($1)`, [
+      rows.map((r) => r.id),
+    ]);
+    await releaseReservations(c, byPrefix);
+    return rows.length;
+  });
+}
+
 async function releaseReservations(c: Db, byPrefix: Map<string, number>): Promise<void> {
   if (byPrefix.size === 0) return;
   const prefixes = [...byPrefix.keys()].sort();
@@ -318,12 +360,13 @@ export interface SettledUpload {
  * metadata where the row has none) onto the index row — the digest of a large file is often known
  * only at `complete`, after S3 fixed the object's metadata. Returns what each session declared.
  *
- * Overwrites count their full size: `used` is bytes ingested, not bytes currently stored (see
- * settleDeletes for the other direction).
+ * `used` is bytes currently stored: an overwrite passes the replaced object's size
+ * (`replacedSize`), which leaves `used` in the same statement — otherwise every overwrite would
+ * leak the old bytes, since a later delete gives back only the current object's size (settleDeletes).
  */
 export async function settleUploads(
   client: Db,
-  completed: Array<{ key: string; size: number; etag: string }>,
+  completed: Array<{ key: string; size: number; etag: string; replacedSize?: number }>,
 ): Promise<SettledUpload[]> {
   if (completed.length === 0) return [];
   const keys = [...new Set(completed.map((c) => c.key))];
@@ -376,13 +419,13 @@ export async function settleUploads(
   );
   await releaseReservations(client, releases);
   await client.query(
-    `UPDATE upload_quotas q SET used_bytes = q.used_bytes + x.bytes, updated_at = now()
-       FROM (SELECT q2.prefix, sum(i.size)::bigint AS bytes
-               FROM unnest($1::text[], $2::bigint[]) AS i(key, size)
+    `UPDATE upload_quotas q SET used_bytes = GREATEST(0, q.used_bytes + x.bytes), updated_at = now()
+       FROM (SELECT q2.prefix, sum(i.size - i.replaced)::bigint AS bytes
+               FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS i(key, size, replaced)
                JOIN upload_quotas q2 ON starts_with(i.key, q2.key_prefix)
               GROUP BY q2.prefix) x
       WHERE q.prefix = x.prefix`,
-    [completed.map((c) => c.key), completed.map((c) => c.size)],
+    [completed.map((c) => c.key), completed.map((c) => c.size), completed.map((c) => c.replacedSize ?? 0)],
   );
   return out;
 }

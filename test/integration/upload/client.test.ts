@@ -12,7 +12,7 @@ import { promisify } from 'node:util';
 import { GetObjectCommand, HeadObjectCommand } from '@aws-sdk/client-s3';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ResolveResponse, UploadSession } from '../../../functions/core/api-types.ts';
+import type { ListResponse, ResolveResponse, UploadSession } from '../../../functions/core/api-types.ts';
 import { type LocalStack, startStack } from '../../../local/stack.ts';
 import { ApiClient } from '../../../mount-client/api/client.ts';
 import { ResumeStore } from '../../../mount-client/upload/resume-state.ts';
@@ -107,6 +107,42 @@ describe('strata upload client', () => {
       expect(bigAgain).toMatchObject({ status: 'skipped', reason: 'unchanged' });
     } finally {
       await uploader.close();
+    }
+  });
+
+  it('a re-sync decides "unchanged" from /v1/list alone: entries carry sha256, no resolve per file', async () => {
+    const src = join(dir, 'relist');
+    await mkdir(src, { recursive: true });
+    for (let i = 0; i < 20; i++) await writeFile(join(src, `f${i}.txt`), randomBytes(64)); // all the same size
+    const scan = await scanDirectory(src, '/relist');
+    const first = new Uploader({ api, concurrency: 4 });
+    try {
+      expect((await first.upload(scan.files)).uploaded).toBe(20);
+    } finally {
+      await first.close();
+    }
+    await stack.drain();
+    const listed = await api.request<ListResponse>('GET', '/v1/list', { query: { path: '/relist' } });
+    expect(listed.entries).toHaveLength(20);
+    for (const e of listed.entries) expect(e.sha256, e.path).toMatch(/^[0-9a-f]{64}$/);
+
+    // Prepare: count the API calls of a second run. Act: re-sync. Assess: skipped, one list call.
+    const counted = new ApiClient({ apiUrl: stack.dev.apiUrl, token: stack.adminToken });
+    const seen: string[] = [];
+    const original = counted.request.bind(counted);
+    counted.request = ((method: string, path: string, options?: unknown) => {
+      seen.push(`${method} ${path}`);
+      return original(method, path, options as never);
+    }) as typeof counted.request;
+    const again = new Uploader({ api: counted, concurrency: 4 });
+    try {
+      const summary = await again.upload(scan.files);
+      expect(summary.skipped).toBe(20);
+      expect(seen.filter((c) => c.includes('/v1/resolve'))).toEqual([]);
+      expect(seen).toEqual(['GET /v1/list']);
+    } finally {
+      await again.close();
+      await counted.close();
     }
   });
 

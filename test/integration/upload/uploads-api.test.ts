@@ -6,7 +6,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createToken } from '../../../functions/adapters/pg/tokens.ts';
@@ -189,7 +189,7 @@ describe('POST /v1/uploads', () => {
     }
   });
 
-  it('quota: reserved at presign, 413 with remaining bytes, released on abort', async () => {
+  it('quota: reserved at presign, 413 with remaining bytes; a single-PUT abort holds it until the URL expires', async () => {
     await setQuota(stack.pool, stack.dev.dataPrefix, '/quota', 100);
     const first = await api.request<UploadSession>('POST', '/v1/uploads', {
       body: { path: '/quota/a', size: 80 },
@@ -200,8 +200,66 @@ describe('POST /v1/uploads', () => {
     expect(err).toBeInstanceOf(QuotaExceededError);
     expect((err as QuotaExceededError).remainingBytes).toBe(20);
     await api.request('DELETE', `/v1/uploads/${first.uploadId}`);
+    // The URL is still valid (S3 cannot revoke it), so the bytes stay reserved.
+    expect((await getQuota(stack.pool, '/quota'))?.reservedBytes).toBe(80);
+    await expect(
+      api.request('POST', '/v1/uploads', { body: { path: '/quota/b', size: 30 } }),
+    ).rejects.toBeInstanceOf(QuotaExceededError);
+    // Once the URL has expired the cleanup job gives the reservation back.
+    await stack.pool.query(
+      `UPDATE upload_sessions SET expires_at = now() - interval '1 second' WHERE id = $1`,
+      [first.uploadId],
+    );
+    const cleaned = (await stack.invoke('uploadCleanup', {})) as { abortedReleased: number };
+    expect(cleaned.abortedReleased).toBe(1);
     expect((await getQuota(stack.pool, '/quota'))?.reservedBytes).toBe(0);
     await api.request('POST', '/v1/uploads', { body: { path: '/quota/b', size: 30 } });
+  });
+
+  it('an object PUT after its single-PUT session was aborted is charged; a multipart abort releases at once', async () => {
+    await setQuota(stack.pool, stack.dev.dataPrefix, '/late', 20 * MiB);
+    const single = await api.request<UploadSession>('POST', '/v1/uploads', {
+      body: { path: '/late/a.txt', size: 3 },
+    });
+    await api.request('DELETE', `/v1/uploads/${single.uploadId}`);
+    expect(await put(single, Buffer.from('abc'))).toBe(200); // the aborted URL still works
+    await stack.drain();
+    expect(await getQuota(stack.pool, '/late')).toMatchObject({ reservedBytes: 0, usedBytes: 3 });
+    // Expiry after the object arrived releases nothing twice.
+    await stack.pool.query(
+      `UPDATE upload_sessions SET expires_at = now() - interval '1 second' WHERE id = $1`,
+      [single.uploadId],
+    );
+    await stack.invoke('uploadCleanup', {});
+    expect(await getQuota(stack.pool, '/late')).toMatchObject({ reservedBytes: 0, usedBytes: 3 });
+
+    const multi = await api.request<UploadSession>('POST', '/v1/uploads', {
+      body: { path: '/late/m.bin', size: 11 * MiB },
+    });
+    expect((await getQuota(stack.pool, '/late'))?.reservedBytes).toBe(11 * MiB);
+    await api.request('DELETE', `/v1/uploads/${multi.uploadId}`);
+    // Aborted in S3: its part URLs cannot complete an object any more.
+    expect((await getQuota(stack.pool, '/late'))?.reservedBytes).toBe(0);
+  });
+
+  it('an overwrite gives the replaced bytes back: used is what is stored', async () => {
+    await setQuota(stack.pool, stack.dev.dataPrefix, '/over', 1000);
+    const upload = async (body: Buffer) => {
+      const s = await api.request<UploadSession>('POST', '/v1/uploads', {
+        body: { path: '/over/f.bin', size: body.length },
+      });
+      expect(await put(s, body)).toBe(200);
+      await stack.drain();
+    };
+    await upload(randomBytes(100));
+    expect(await getQuota(stack.pool, '/over')).toMatchObject({ reservedBytes: 0, usedBytes: 100 });
+    await upload(randomBytes(40));
+    expect(await getQuota(stack.pool, '/over')).toMatchObject({ reservedBytes: 0, usedBytes: 40 });
+    await upload(randomBytes(300));
+    expect(await getQuota(stack.pool, '/over')).toMatchObject({ reservedBytes: 0, usedBytes: 300 });
+    await stack.s3.send(new DeleteObjectCommand({ Bucket: stack.dev.bucket, Key: 'data/over/f.bin' }));
+    await stack.drain();
+    expect(await getQuota(stack.pool, '/over')).toMatchObject({ reservedBytes: 0, usedBytes: 0 });
   });
 
   it('batch: per-entry results, up to 100 entries', async () => {
