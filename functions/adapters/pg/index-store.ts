@@ -302,7 +302,12 @@ export async function applyObjectChanges(
   if (settleCreated) {
     await settleUploads(
       client,
-      created.map((w) => ({ key: w.next.key, size: w.next.size, etag: w.next.etag ?? '' })),
+      created.map((w) => {
+        // An overwrite gives the replaced object's bytes back to the quotas (uploads-store settleUploads).
+        const before = stored.get(w.next.path);
+        const replacedSize = before?.state === 'active' ? before.size : 0;
+        return { key: w.next.key, size: w.next.size, etag: w.next.etag ?? '', replacedSize };
+      }),
     );
   }
   if (settleRemoved) {
@@ -552,8 +557,8 @@ export async function listDir(
   // Timestamps come back as ISO 8601 text made by PostgreSQL: parsing 1,000 timestamptz values into
   // Dates and formatting them again with toISOString was most of a page's per-row CPU.
   const [files, dirs] = await Promise.all([
-    db.query<{ name: string; size: number; etag: string; mtime: string }>(
-      `SELECT name, size::float8 AS size, etag, ${ISO('last_modified')} AS mtime FROM objects
+    db.query<{ name: string; size: number; etag: string; sha256: string | null; mtime: string }>(
+      `SELECT name, size::float8 AS size, etag, sha256, ${ISO('last_modified')} AS mtime FROM objects
         WHERE parent = $1 AND state = 'active' AND (name > $2 OR (name = $2 AND $3))
         ORDER BY name LIMIT $4`,
       [dir, after, includeSameNameFile, limit + 1],
@@ -589,6 +594,8 @@ export async function listDir(
         type: 'file',
         size: f.size,
         etag: f.etag,
+        // Lets `strata sync` decide "unchanged" from the listing alone (no resolve per file).
+        ...(f.sha256 ? { sha256: f.sha256 } : {}),
         mtime: f.mtime,
       });
       i++;
