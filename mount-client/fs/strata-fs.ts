@@ -21,6 +21,7 @@ import {
   NoSuchAttributeError,
   NotADirectoryError,
   ReadOnlyError,
+  UnsupportedAttributeNamespaceError,
 } from './errors.ts';
 import type { FileData, FileReader } from './file-data.ts';
 
@@ -109,8 +110,13 @@ export class StrataFs {
     return node ? this.attr(node) : undefined;
   }
 
-  /** getxattr from memory; `null` = the attribute does not exist; undefined = ask getxattr. */
-  getxattrNow(path: string, name: string): Buffer | null | undefined {
+  /**
+   * getxattr from memory; `null` = the attribute does not exist; `false` = the namespace is not
+   * supported (not `user.`; see UnsupportedAttributeNamespaceError); undefined = ask getxattr.
+   */
+  getxattrNow(path: string, name: string): Buffer | null | false | undefined {
+    // Checked before any lookup: `ls -l` asks this of every file until it is told EOPNOTSUPP.
+    if (!userNamespace(name)) return false;
     const node = this.nodeNow(canonical(path));
     if (!node) return undefined;
     if (name === XATTR_SHA256 && listedOnly(node)) return undefined;
@@ -190,6 +196,7 @@ export class StrataFs {
 
   async getxattr(path: string, name: string): Promise<Buffer> {
     const p = canonical(path);
+    if (!userNamespace(name)) throw new UnsupportedAttributeNamespaceError(p, name);
     const node = await this.fullNode(p, name === XATTR_SHA256);
     const value = name === XATTR_ETAG ? node.etag : name === XATTR_SHA256 ? node.sha256 : undefined;
     if (value === undefined) throw new NoSuchAttributeError(p, name);
@@ -299,6 +306,11 @@ export class StrataFs {
       ctime: t,
     };
   }
+}
+
+/** Only `user.*` attributes exist here (user.strata.etag, user.strata.sha256). */
+function userNamespace(name: string): boolean {
+  return name.startsWith('user.');
 }
 
 /** FUSE hands over the bytes the caller used; the index stores NFC. */

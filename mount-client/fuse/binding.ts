@@ -15,7 +15,7 @@
  */
 import Fuse, { type Operations, type Stat } from 'fuse-native';
 import type { Attr, StrataFs } from '../fs/strata-fs.ts';
-import { isExpected, NO_ATTRIBUTE_ERRNO, toErrno } from './errno.ts';
+import { isExpected, NO_ATTRIBUTE_ERRNO, toErrno, UNSUPPORTED_NAMESPACE_ERRNO } from './errno.ts';
 
 /** Called once per FUSE op with its duration and errno (0 on success). */
 export type OpObserver = (op: string, seconds: number, errno: number) => void;
@@ -150,13 +150,14 @@ export function fuseOperations(fs: StrataFs, options: BindingOptions = {}): Oper
         (err) => cb(err),
       ),
     getxattr: (path, name, _position, cb) => {
-      // `ls -l` asks for ACL/SELinux attributes of every file: answer ENODATA from memory.
+      // `ls -l` asks for ACL/SELinux attributes: answer from memory, synchronously (EOPNOTSUPP
+      // for those namespaces, so ls stops asking for the rest of the device).
       const start = process.hrtime.bigint();
       const now = fs.getxattrNow(path, name);
       if (now !== undefined) {
-        const errno = now === null ? NO_ATTRIBUTE_ERRNO : 0;
+        const errno = now === false ? UNSUPPORTED_NAMESPACE_ERRNO : now === null ? NO_ATTRIBUTE_ERRNO : 0;
         observe('getxattr', Number(process.hrtime.bigint() - start) / 1e9, errno);
-        return cb(errno, now);
+        return cb(errno, now || null);
       }
       run(
         'getxattr',

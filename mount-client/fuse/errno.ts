@@ -14,6 +14,7 @@ import {
   NoSuchAttributeError,
   NotADirectoryError,
   ReadOnlyError,
+  UnsupportedAttributeNamespaceError,
 } from '../fs/errors.ts';
 
 export function toErrno(err: unknown): number {
@@ -23,6 +24,7 @@ export function toErrno(err: unknown): number {
   if (err instanceof NotADirectoryError) return Fuse.ENOTDIR;
   if (err instanceof IsADirectoryError) return Fuse.EISDIR;
   if (err instanceof NoSuchAttributeError) return Fuse.ENODATA;
+  if (err instanceof UnsupportedAttributeNamespaceError) return Fuse.EOPNOTSUPP;
   if (err instanceof BadHandleError) return Fuse.EBADF;
   if (err instanceof ValidationError) return Fuse.EINVAL;
   return Fuse.EIO;
@@ -30,6 +32,8 @@ export function toErrno(err: unknown): number {
 
 /** "No such attribute", for the binding's getxattr fast path (no error object is built there). */
 export const NO_ATTRIBUTE_ERRNO: number = Fuse.ENODATA;
+/** A namespace the mount does not carry (`security.*`, `system.*`): see UnsupportedAttributeNamespaceError. */
+export const UNSUPPORTED_NAMESPACE_ERRNO: number = Fuse.EOPNOTSUPP;
 
 /** True for errors that are an ordinary answer (ENOENT …) rather than a fault worth logging. */
 export function isExpected(err: unknown): boolean {
@@ -38,6 +42,7 @@ export function isExpected(err: unknown): boolean {
     err instanceof ReadOnlyError ||
     err instanceof NotADirectoryError ||
     err instanceof IsADirectoryError ||
-    err instanceof NoSuchAttributeError
+    err instanceof NoSuchAttributeError ||
+    err instanceof UnsupportedAttributeNamespaceError
   );
 }

@@ -129,6 +129,7 @@ declare module 'fuse-native' {
     static ENOSYS: number;
     static ESTALE: number;
     static ENODATA: number;
+    static EOPNOTSUPP: number;
     static ERANGE: number;
     static EAGAIN: number;
     static ENAMETOOLONG: number;

@@ -101,29 +101,34 @@ export async function startBackend(): Promise<Backend> {
       await stack.drain(120_000);
     },
     async indexOnly(entries) {
-      const client = await stack.pool.connect();
-      try {
-        await client.query('BEGIN');
-        await applyObjectChanges(
-          client,
-          entries.map((e, i) => ({
-            kind: 'put' as const,
-            key: keyForPath(DATA_PREFIX, e.path),
-            path: e.path,
-            size: e.size,
-            etag: e.etag,
-            sequencer: normalizeSequencer((i + 1).toString(16)),
-            lastModified: new Date(),
-            ...(e.date ? { date: e.date } : {}),
-          })),
-          { source: 'event' },
-        );
-        await client.query('COMMIT');
-      } catch (err) {
-        await client.query('ROLLBACK');
-        throw err;
-      } finally {
-        client.release();
+      // One transaction per 4,000 entries: the indexer journals at most 4,096 changes per
+      // transaction (a real S3 event batch is far smaller).
+      const CHUNK = 4000;
+      for (let from = 0; from < entries.length; from += CHUNK) {
+        const client = await stack.pool.connect();
+        try {
+          await client.query('BEGIN');
+          await applyObjectChanges(
+            client,
+            entries.slice(from, from + CHUNK).map((e, i) => ({
+              kind: 'put' as const,
+              key: keyForPath(DATA_PREFIX, e.path),
+              path: e.path,
+              size: e.size,
+              etag: e.etag,
+              sequencer: normalizeSequencer((from + i + 1).toString(16)),
+              lastModified: new Date(),
+              ...(e.date ? { date: e.date } : {}),
+            })),
+            { source: 'event' },
+          );
+          await client.query('COMMIT');
+        } catch (err) {
+          await client.query('ROLLBACK');
+          throw err;
+        } finally {
+          client.release();
+        }
       }
     },
     async stop() {

@@ -7,6 +7,7 @@ import {
   NoSuchAttributeError,
   NotADirectoryError,
   ReadOnlyError,
+  UnsupportedAttributeNamespaceError,
 } from '../../../mount-client/fs/errors.ts';
 import { MemoryFileData } from '../../../mount-client/fs/memory-file-data.ts';
 import { StrataFs, XATTR_ETAG, XATTR_SHA256 } from '../../../mount-client/fs/strata-fs.ts';
@@ -99,6 +100,11 @@ describe('StrataFs', () => {
     expect((await fs.getxattr('/docs/a.txt', XATTR_ETAG)).toString()).toBe('e-/docs/a.txt');
     expect((await fs.getxattr('/docs/a.txt', XATTR_SHA256)).toString()).toMatch(/^[0-9a-f]{64}$/);
     await expect(fs.getxattr('/docs', XATTR_ETAG)).rejects.toBeInstanceOf(NoSuchAttributeError);
+    // Other namespaces are unsupported (EOPNOTSUPP), answered without a lookup.
+    await expect(fs.getxattr('/docs/a.txt', 'security.selinux')).rejects.toBeInstanceOf(
+      UnsupportedAttributeNamespaceError,
+    );
+    expect(fs.getxattrNow('/not/looked/up', 'system.posix_acl_access')).toBe(false);
   });
 
   it('serves the /.by-date/ view as a mirrored tree per date that reads the real file', async () => {

@@ -82,6 +82,17 @@ describe('fuseOperations', () => {
     ops.getxattr!('/f.txt', 'security.selinux', 0, (...r: unknown[]) => {
       sync = r;
     });
+    // Not ENODATA: EOPNOTSUPP makes `ls -l` stop asking for the rest of the device.
+    expect(sync?.[0]).toBe(Fuse.EOPNOTSUPP);
+    sync = undefined;
+    ops.getxattr!('/f.txt', 'system.posix_acl_access', 0, (...r: unknown[]) => {
+      sync = r;
+    });
+    expect(sync?.[0]).toBe(Fuse.EOPNOTSUPP);
+    sync = undefined;
+    ops.getxattr!('/f.txt', 'user.strata.nothing', 0, (...r: unknown[]) => {
+      sync = r;
+    });
     expect(sync?.[0]).toBe(Fuse.ENODATA);
     const [err, value] = await call<[number, Buffer]>(ops.getxattr!, '/f.txt', 'user.strata.etag', 0);
     expect(err).toBe(0);
