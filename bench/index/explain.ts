@@ -4,6 +4,7 @@
  * docs/index-design.md. Usage: npx tsx bench/index/explain.ts [--objects 1000000]
  */
 import { parseArgs } from 'node:util';
+import { ISO } from '../../functions/adapters/pg/index-store.ts';
 import { startTestDb } from '../../test/integration/index/db.ts';
 
 const { values } = parseArgs({ options: { objects: { type: 'string', default: '1000000' } } });
@@ -25,7 +26,8 @@ try {
      SELECT parent, '/', substr(parent, 2), count(*), sum(size), now() FROM objects WHERE state = 'active' GROUP BY parent`,
   );
   await c.query(
-    `INSERT INTO changes (op, path, state) SELECT 'put', path, 'active' FROM objects LIMIT 100000`,
+    `INSERT INTO changes (seq, op, path, state)
+     SELECT row_number() OVER (ORDER BY path), 'put', path, 'active' FROM objects LIMIT 100000`,
   );
   await c.query('VACUUM ANALYZE');
   const show = async (title: string, sql: string, params: unknown[]) => {
@@ -39,17 +41,17 @@ try {
   );
   await show(
     'list, first page of files (listDir)',
-    `SELECT name, size, etag, last_modified FROM objects WHERE parent = $1 AND state = 'active' AND (name > $2 OR (name = $2 AND $3)) ORDER BY name LIMIT $4`,
+    `SELECT name, size::float8 AS size, etag, ${ISO('last_modified')} AS mtime FROM objects WHERE parent = $1 AND state = 'active' AND (name > $2 OR (name = $2 AND $3)) ORDER BY name LIMIT $4`,
     ['/d7', '', false, 1001],
   );
   await show(
     'list, keyset page after a cursor',
-    `SELECT name, size, etag, last_modified FROM objects WHERE parent = $1 AND state = 'active' AND (name > $2 OR (name = $2 AND $3)) ORDER BY name LIMIT $4`,
+    `SELECT name, size::float8 AS size, etag, ${ISO('last_modified')} AS mtime FROM objects WHERE parent = $1 AND state = 'active' AND (name > $2 OR (name = $2 AND $3)) ORDER BY name LIMIT $4`,
     ['/d7', 'f00500007', false, 1001],
   );
   await show(
     'list, subdirectories (rollup deltas summed per child)',
-    `SELECT name, sum(files) AS files, sum(bytes) AS bytes, max(mtime) AS mtime FROM dir_rollups WHERE parent = $1 AND name > $2 GROUP BY name HAVING sum(files) > 0 ORDER BY name LIMIT $3`,
+    `SELECT name, sum(files)::float8 AS files, sum(bytes)::float8 AS bytes, ${ISO('max(mtime)')} AS mtime FROM dir_rollups WHERE parent = $1 AND name > $2 GROUP BY name HAVING sum(files) > 0 ORDER BY name LIMIT $3`,
     ['/', 'd5', 1001],
   );
   await show(
@@ -58,8 +60,9 @@ try {
     ['2024-01-07', '/d5', 1001],
   );
   await show(
-    'changes since (poller)',
-    'SELECT seq, op, path FROM changes WHERE seq > $1 ORDER BY seq LIMIT $2',
+    'changes since (poller): a range of the seq key below the commit-order cut-off',
+    `WITH cut AS MATERIALIZED (SELECT strata_journal_cutoff() AS below)
+     SELECT c.seq, c.op, c.path FROM changes c, cut WHERE c.seq > $1 AND c.seq < cut.below ORDER BY c.seq LIMIT $2`,
     [99000, 1000],
   );
 } finally {

@@ -7,9 +7,10 @@
  * 2. peek stored sequencers (no locks) to drop stale/duplicate events before any S3 call, then
  *    HeadObject — only for puts that will win — to fetch what events lack (content type,
  *    checksum, user metadata); HEAD 404 means the object is already gone (counted, not an error);
- * 3. ONE transaction for the whole batch through applyObjectChanges (index-store.ts): sequencer
- *    guard, multi-row upserts, rollup deltas, upload settlement, journal;
- * 4. if that transaction fails, each message is retried alone in its own transaction, so a record
+ * 3. the whole batch is applied atomically by applyObjectChangesAtomically (index-store.ts): ONE
+ *    statement (strata_apply_changes: sequencer guard, multi-row writes, rollup deltas, journal),
+ *    or one transaction with upload settlement when an upload session or quota is involved;
+ * 4. if that fails, each message is retried alone in its own transaction, so a record
  *    that hits a database error is the only one reported in `batchItemFailures` (Powertools
  *    batch); SQS redelivers it, and after maxReceiveCount it lands in the DLQ;
  * 5. after commit: invalidate both cache levels for changed paths and their ancestors, and fold
@@ -21,12 +22,12 @@ import { HeadObjectCommand, NotFound, type S3Client, S3ServiceException } from '
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import pLimit from 'p-limit';
 import {
-  applyObjectChanges,
+  applyObjectChangesAtomically,
   compactRollups,
   type ObjectChange,
   peekObjects,
 } from '../adapters/pg/index-store.ts';
-import { type Pool, withTransaction } from '../adapters/pg/pool.ts';
+import type { Pool } from '../adapters/pg/pool.ts';
 import type { RedisGuard } from '../adapters/redis/client.ts';
 import type { ServerConfig } from '../config.ts';
 import { ValidationError } from '../core/errors.ts';
@@ -183,12 +184,8 @@ async function enrich(d: IndexerDeps, changes: ObjectChange[], stats: BatchStats
 
 async function applyAndInvalidate(d: IndexerDeps, changes: ObjectChange[], stats: BatchStats): Promise<void> {
   if (changes.length === 0) return;
-  // applyObjectChanges commits with its journal append (one round trip; see index-store.ts).
-  const result = await withTransaction(
-    d.pool,
-    (client) => applyObjectChanges(client, changes, { source: 'event', commit: true }),
-    { commit: false },
-  );
+  // One autocommit statement per batch (a transaction only when an upload must be settled).
+  const result = await applyObjectChangesAtomically(d.pool, changes, { source: 'event' });
   stats.applied += result.applied.length;
   stats.stale += result.stale;
   if (result.applied.length > 0) {

@@ -1,30 +1,22 @@
 /**
  * The PostgreSQL index: the one write path for object changes (used by the indexer for S3 events
  * and by reconcile for drift) and the readers behind resolve / list / by-date / changes / stats.
- * Schema: functions/migrations/0010_index.sql; design: docs/index-design.md.
+ * Schema: functions/migrations/0010_index.sql, 0013_index_write_path.sql; design: docs/index-design.md.
  */
 
-import type pg from 'pg';
 import type { Change, ChangeOp, Entry, ObjectState } from '../../core/api-types.ts';
 import { ValidationError } from '../../core/errors.ts';
-import {
-  decide,
-  journalOp,
-  type NextObject,
-  type ObjectChange,
-  RollupDeltas,
-  reduceChanges,
-  type StoredObject,
-} from '../../core/index-apply.ts';
-import { joinPath } from '../../core/paths.ts';
-import type { Pool, Queryable } from './pool.ts';
+import { type ObjectChange, reduceChanges } from '../../core/index-apply.ts';
+import { ancestorsOf, baseName, joinPath, parentOf } from '../../core/paths.ts';
+import { isTransactionRetryable, type Pool, type Queryable, withTransaction } from './pool.ts';
 import { settleDeletes, settleUploads } from './uploads-store.ts';
 
 export type { ObjectChange, PutChange, RemoveChange } from '../../core/index-apply.ts';
 
-/** Arbitrary constants for advisory locks ("sjrn" / "srol" in ASCII). */
-const JOURNAL_LOCK = 0x736a726e;
+/** Arbitrary constant for the compaction advisory lock ("srol" in ASCII). */
 const COMPACT_LOCK = 0x73726f6c;
+/** SQLSTATE strata_apply_changes raises (before writing) when an upload may need settling. */
+const SETTLEMENT_NEEDED = 'SR001';
 
 export interface AppliedChange {
   seq: number;
@@ -47,339 +39,229 @@ export interface ApplyResult {
 
 export interface ApplyOptions {
   source: 'event' | 'drift';
-  /**
-   * COMMIT the transaction together with the journal append (one round trip, shortest possible
-   * journal-lock hold). The caller must then not COMMIT itself (withTransaction: `commit: false`).
-   */
-  commit?: boolean;
   /** Reconcile run that observed the drift (source 'drift'). */
   runId?: string;
   now?: Date;
+}
+
+interface Prepared {
+  batch: ObjectChange[];
+  params: unknown[];
+  /** Every ancestor directory per batch position (0-based). */
+  ancestors: string[][];
+}
+
+/**
+ * The arguments of strata_apply_changes for a batch: one change per path (newest sequencer),
+ * sorted by path, with parent/name/day and the ancestor directories computed here — paths are
+ * parsed only by core/paths.ts. Directories are sent once each with an (event → directory) map,
+ * so a batch of siblings does not repeat their common ancestors.
+ */
+function prepare(changes: ObjectChange[], opts: ApplyOptions, guard: boolean): Prepared {
+  const batch = reduceChanges(changes);
+  const n = batch.length;
+  const path: string[] = new Array(n);
+  const parent: string[] = new Array(n);
+  const name: string[] = new Array(n);
+  const key: string[] = new Array(n);
+  const kind: string[] = new Array(n);
+  const seq: Array<string | null> = new Array(n);
+  const size: number[] = new Array(n);
+  const etag: Array<string | null> = new Array(n);
+  const version: Array<string | null> = new Array(n);
+  const mtime: Array<Date | null> = new Array(n);
+  const ctype: Array<string | null> = new Array(n);
+  const sha: Array<string | null> = new Array(n);
+  const meta: Array<string | null> = new Array(n);
+  const day: Array<string | null> = new Array(n);
+  const ancEv: number[] = [];
+  const ancDir: number[] = [];
+  const dirIndex = new Map<string, number>();
+  const dir: string[] = [];
+  const dirParent: Array<string | null> = [];
+  const dirName: string[] = [];
+  const ancestors: string[][] = new Array(n);
+  for (let i = 0; i < n; i++) {
+    const c = batch[i] as ObjectChange;
+    path[i] = c.path;
+    parent[i] = parentOf(c.path);
+    name[i] = baseName(c.path);
+    key[i] = c.key;
+    kind[i] = c.kind;
+    seq[i] = c.sequencer ?? null;
+    if (c.kind === 'put') {
+      size[i] = c.size;
+      etag[i] = c.etag;
+      version[i] = c.versionId ?? null;
+      mtime[i] = c.lastModified;
+      ctype[i] = c.contentType ?? null;
+      sha[i] = c.sha256 ?? null;
+      meta[i] = c.metadata ? JSON.stringify(c.metadata) : null;
+      day[i] = c.date ?? c.lastModified.toISOString().slice(0, 10);
+    } else {
+      size[i] = 0;
+      etag[i] = version[i] = ctype[i] = sha[i] = meta[i] = day[i] = null;
+      mtime[i] = c.at ?? null;
+    }
+    const anc = ancestorsOf(c.path);
+    ancestors[i] = anc;
+    for (const a of anc) {
+      let di = dirIndex.get(a);
+      if (di === undefined) {
+        di = dir.length + 1; // SQL arrays are 1-based
+        dirIndex.set(a, di);
+        dir.push(a);
+        dirParent.push(a === '/' ? null : parentOf(a));
+        dirName.push(baseName(a));
+      }
+      ancEv.push(i + 1);
+      ancDir.push(di);
+    }
+  }
+  const params = [
+    path,
+    parent,
+    name,
+    key,
+    kind,
+    seq,
+    size,
+    etag,
+    version,
+    mtime,
+    ctype,
+    sha,
+    meta,
+    day,
+    ancEv,
+    ancDir,
+    dir,
+    dirParent,
+    dirName,
+    opts.source,
+    opts.runId ?? null,
+    opts.now ?? new Date(),
+    guard,
+  ];
+  return { batch, params, ancestors };
+}
+
+const APPLY_SQL = `SELECT ord, seq, old_state, old_size::float8 AS old_size, old_day FROM strata_apply_changes(
+  $1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::text[], $9::text[],
+  $10::timestamptz[], $11::text[], $12::text[], $13::jsonb[], $14::date[], $15::int[], $16::int[], $17::text[],
+  $18::text[], $19::text[], $20, $21, $22::timestamptz, $23)`;
+
+interface AppliedRow {
+  ord: number;
+  seq: string;
+  old_state: ObjectState | null;
+  old_size: number | null;
+  old_day: string | null;
+}
+
+/** Builds the caller's view of what strata_apply_changes wrote; `created`/`removed` feed upload settlement. */
+function summarize(p: Prepared, rows: AppliedRow[], opts: ApplyOptions) {
+  rows.sort((a, b) => Number(a.seq) - Number(b.seq));
+  const dirs = new Set<string>();
+  const days = new Set<string>();
+  const created: Array<{ key: string; size: number; etag: string; replacedSize: number }> = [];
+  const removed: Array<{ key: string; size: number }> = [];
+  const applied: AppliedChange[] = rows.map((r) => {
+    const c = p.batch[r.ord - 1] as ObjectChange;
+    for (const d of p.ancestors[r.ord - 1] ?? []) dirs.add(d);
+    if (r.old_state === 'active' && r.old_day) days.add(r.old_day);
+    if (c.kind === 'put') {
+      days.add(c.date ?? c.lastModified.toISOString().slice(0, 10));
+      // An overwrite gives the replaced object's bytes back to the quotas (uploads-store settleUploads).
+      const replacedSize = r.old_state === 'active' ? (r.old_size ?? 0) : 0;
+      created.push({ key: c.key, size: c.size, etag: c.etag, replacedSize });
+    } else if (r.old_state === 'active') {
+      removed.push({ key: c.key, size: r.old_size ?? 0 });
+    }
+    const state: ObjectState = c.kind === 'put' ? 'active' : c.kind === 'missing' ? 'missing' : 'deleted';
+    return {
+      seq: Number(r.seq),
+      op: opts.source === 'drift' ? 'drift' : c.kind === 'put' ? 'put' : 'delete',
+      path: c.path,
+      key: c.key,
+      state,
+      etag: c.kind === 'put' ? c.etag : undefined,
+      size: c.kind === 'put' ? c.size : undefined,
+    };
+  });
+  const result: ApplyResult = {
+    applied,
+    stale: p.batch.length - applied.length,
+    dirs: [...dirs],
+    days: [...days],
+  };
+  return { result, created, removed };
 }
 
 /**
  * Applies a batch of object changes inside the caller's transaction — THE write path of the
  * index ("same code path as the indexer"): the indexer passes S3 events with their sequencers
  * (`source: 'event'`), reconcile passes observed drift without sequencers (`source: 'drift'`,
- * `runId`).
- *
- * What it does, in an order that must stay:
- * 1. reduces the batch to one change per path (newest sequencer) sorted by path;
- * 2. inserts placeholder rows for unseen paths (ON CONFLICT DO NOTHING) and locks every row
- *    `FOR UPDATE` in path order — so concurrent batches touching the same paths serialize on
- *    those rows and never deadlock, and the prior state used for rollups is exact;
- * 3. decides per path (sequencer guard: stale or duplicate events change nothing, tombstones
- *    keep the sequencer) and writes the winners with one multi-row UPDATE over unnest arrays;
- * 4. inserts one rollup delta row per touched directory and day (append-only: no hot row);
- * 5. settles upload sessions and quotas (uploads-store.ts): objects that became active complete
- *    their session and count as used bytes; objects that stopped being active give bytes back;
- * 6. appends the journal LAST under a transaction-level advisory lock held until COMMIT, so
- *    sequence numbers become visible in order — the caller must COMMIT right after this returns
- *    and do nothing else in the transaction.
+ * `runId`). The work is one call of strata_apply_changes (migration 0013): sequencer guard,
+ * object rows, rollup deltas aggregated per batch (append-only rows, no hot row), journal —
+ * then upload settlement (uploads-store.ts) when an upload session or quota may be affected.
  *
  * Requires an open transaction on `client` (see withTransaction in pool.ts). Safe to retry as a
- * whole: every step is idempotent under the sequencer guard.
+ * whole: every step is idempotent under the sequencer guard. The indexer's hot path is
+ * applyObjectChangesAtomically, which needs no transaction round trips when nothing is to settle.
  */
 export async function applyObjectChanges(
   client: Queryable,
   changes: ObjectChange[],
   opts: ApplyOptions,
 ): Promise<ApplyResult> {
-  const now = opts.now ?? new Date();
-  // Nothing to write: with `commit`, the (empty) transaction is still closed here.
-  const done = async (r: ApplyResult) => {
-    if (opts.commit) await client.query('COMMIT');
-    return r;
-  };
-  const batch = reduceChanges(changes);
-  if (batch.length === 0) return done({ applied: [], stale: 0, dirs: [], days: [] });
-  const paths = batch.map((c) => c.path);
-
-  // Whether step 5 has anything to settle is asked in the same round trip as the row locks: on
-  // the hot ingest path (no upload session open for these keys, no quota defined) the settle
-  // statements are skipped and the journal append joins the object/rollup statement.
-  let settle: { sessions: boolean; quotas: boolean } | undefined;
-  const lockRows = async (ps: string[]) => {
-    const wanted = new Set(ps);
-    const keys = batch.filter((c) => wanted.has(c.path)).map((c) => c.key);
-    const { rows } = await client.query<
-      StoredObject & { fresh: boolean; has_sessions: boolean; has_quotas: boolean }
-    >(
-      `WITH locked AS MATERIALIZED (
-         SELECT path, state, size::float8 AS size, etag, sequencer, to_char(day, 'YYYY-MM-DD') AS day,
-                (parent = '' AND sequencer IS NULL) AS fresh
-           FROM objects WHERE path = ANY($1::text[]) ORDER BY path FOR UPDATE),
-       probe AS (
-         SELECT EXISTS (SELECT 1 FROM upload_sessions
-                         WHERE key = ANY($2::text[]) AND (reserved_bytes > 0 OR state = 'pending')) AS has_sessions,
-                EXISTS (SELECT 1 FROM upload_quotas) AS has_quotas)
-       SELECT l.*, p.has_sessions, p.has_quotas FROM probe p LEFT JOIN locked l ON true`,
-      [ps, keys],
+  const p = prepare(changes, opts, false);
+  if (p.batch.length === 0) return { applied: [], stale: 0, dirs: [], days: [] };
+  const { rows } = await client.query<AppliedRow>(APPLY_SQL, p.params);
+  const { result, created, removed } = summarize(p, rows, opts);
+  if (created.length > 0 || removed.length > 0) {
+    // Settlement costs several statements; most batches have no open session and no quota.
+    const { rows: probe } = await client.query<{ sessions: boolean; quotas: boolean }>(
+      `SELECT EXISTS (SELECT 1 FROM upload_sessions WHERE key = ANY($1::text[])
+                        AND (reserved_bytes > 0 OR state = 'pending')) AS sessions,
+              EXISTS (SELECT 1 FROM upload_quotas) AS quotas`,
+      [created.map((c) => c.key)],
     );
-    const first = rows[0];
-    if (first) {
-      settle = {
-        sessions: first.has_sessions || (settle?.sessions ?? false),
-        quotas: first.has_quotas || (settle?.quotas ?? false),
-      };
-    }
-    return rows.filter((r) => r.path !== null);
-  };
-  // Existing rows: locked in path order, so concurrent batches serialize on shared paths.
-  const existing = new Set<string>();
-  const stored = new Map<string, StoredObject>();
-  const remember = (rows: Array<StoredObject & { fresh: boolean }>) => {
-    for (const r of rows) {
-      existing.add(r.path);
-      // A sequencer-less placeholder (left by older versions) has no prior state.
-      if (!r.fresh) stored.set(r.path, r);
-    }
-  };
-  remember(await lockRows(paths));
-
-  const rollups = new RollupDeltas();
-  const writes: Array<{ next: NextObject; change: ObjectChange }> = [];
-  let stale = 0;
-  const accept = (change: ObjectChange, before: StoredObject | undefined, next: NextObject) => {
-    writes.push({ next, change });
-    rollups.add(change.path, before, next, change.kind === 'put' ? change.lastModified : (change.at ?? now));
-  };
-
-  // Unseen paths: insert the final row directly (one heap write, not placeholder + update). A path
-  // inserted concurrently by another batch conflicts; it is then locked and decided like any row.
-  const fresh: Array<{ change: ObjectChange; next: NextObject }> = [];
-  for (const change of batch) {
-    if (existing.has(change.path)) continue;
-    const next = decide(undefined, change);
-    if (next) fresh.push({ change, next });
-    else stale++;
+    const { sessions, quotas } = probe[0] ?? { sessions: true, quotas: true };
+    if (created.length > 0 && (sessions || quotas)) await settleUploads(client, created);
+    if (removed.length > 0 && quotas) await settleDeletes(client, removed);
   }
-  const updates: ObjectChange[] = batch.filter((c) => existing.has(c.path));
-  if (fresh.length > 0) {
-    const f = <T>(g: (n: NextObject) => T) => fresh.map((w) => g(w.next));
-    const { rows: inserted } = await client.query<{ path: string }>(
-      `INSERT INTO objects (path, parent, name, key, state, size, etag, version_id, sequencer, last_modified,
-                           content_type, sha256, metadata, day, source, run_id)
-       SELECT u.*, $15, $16
-         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::text[],
-                     $8::text[], $9::text[], $10::timestamptz[], $11::text[], $12::text[], $13::jsonb[], $14::date[])
-              AS u(path, parent, name, key, state, size, etag, version_id, sequencer, last_modified, content_type,
-                   sha256, metadata, day)
-       ON CONFLICT (path) DO NOTHING
-       RETURNING path`,
-      [
-        f((n) => n.path),
-        f((n) => n.parent),
-        f((n) => n.name),
-        f((n) => n.key),
-        f((n) => n.state),
-        f((n) => n.size),
-        f((n) => n.etag),
-        f((n) => n.versionId),
-        f((n) => n.sequencer),
-        f((n) => n.lastModified),
-        f((n) => n.contentType),
-        f((n) => n.sha256),
-        f((n) => (n.metadata ? JSON.stringify(n.metadata) : null)),
-        f((n) => n.day),
-        opts.source,
-        opts.runId ?? null,
-      ],
-    );
-    const done = new Set(inserted.map((r) => r.path));
-    const raced: ObjectChange[] = [];
-    for (const w of fresh) {
-      if (done.has(w.next.path)) accept(w.change, undefined, w.next);
-      else raced.push(w.change);
-    }
-    if (raced.length > 0) {
-      remember(await lockRows(raced.map((c) => c.path)));
-      updates.push(...raced);
-    }
-  }
-
-  const updated = new Set<string>();
-  for (const change of updates) {
-    const before = stored.get(change.path);
-    const next = decide(before, change);
-    if (!next) {
-      stale++;
-      continue;
-    }
-    updated.add(change.path);
-    accept(change, before, next);
-  }
-  if (writes.length === 0) return done({ applied: [], stale, dirs: [], days: [] });
-
-  const col = <T>(f: (n: NextObject) => T) => writes.map((w) => f(w.next));
-  const upd = writes.filter((w) => updated.has(w.next.path));
-  const u = <T>(f: (n: NextObject) => T) => upd.map((w) => f(w.next));
-  const dirs = [...rollups.dirs.values()];
-  const days = [...rollups.days.entries()].filter(([, d]) => d.files !== 0 || d.bytes !== 0);
-  const created = writes.filter((w) => w.next.state === 'active');
-  const removed = writes.filter(
-    (w) => w.next.state !== 'active' && stored.get(w.next.path)?.state === 'active',
-  );
-  // Step 5 is needed only when an upload session may match a created object or a quota exists.
-  const settleCreated = created.length > 0 && (settle?.sessions !== false || settle?.quotas !== false);
-  const settleRemoved = removed.length > 0 && settle?.quotas !== false;
-  const ops = writes.map((w) => journalOp(w.change, opts.source));
-  const journalParams = [
-    ops,
-    col((n) => n.path),
-    col((n) => n.state),
-    col((n) => n.etag),
-    col((n) => n.size),
-    opts.runId ?? null,
-    JOURNAL_LOCK,
-  ];
-  // The journal insert. The lock is taken in the same statement, before any row (and so any seq)
-  // is produced: every output row joins the one-row `lock` CTE, which must be evaluated first.
-  const journalSql = `WITH lock AS MATERIALIZED (SELECT pg_advisory_xact_lock($7::bigint) AS l),
-     jrn AS (
-       INSERT INTO changes (op, path, state, etag, size, run_id)
-       SELECT u.op, u.path, u.state, u.etag, u.size, $6
-         FROM lock, unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[])
-              WITH ORDINALITY AS u(op, path, state, etag, size, ord)
-        ORDER BY u.ord
-       RETURNING seq)
-     SELECT seq FROM jrn`;
-  // One statement (data-modifying CTEs) for the object rows and both rollup delta inserts: each
-  // round trip saved is throughput for the whole batch. The journal is deliberately NOT folded in:
-  // its advisory lock serializes every batch from the moment it is taken until COMMIT, so it is
-  // taken as late as possible — folded in, this whole statement (the batch's heaviest) would run
-  // inside the serialized section; sent last with its COMMIT, the section is server-side work only.
-  await client.query(
-    `WITH upd AS (
-       UPDATE objects AS o SET parent = u.parent, name = u.name, key = u.key, state = u.state, size = u.size,
-              etag = u.etag, version_id = u.version_id, sequencer = u.sequencer, last_modified = u.last_modified,
-              content_type = u.content_type, sha256 = u.sha256, metadata = u.metadata, day = u.day,
-              source = $15, run_id = $16, updated_at = now()
-         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::text[],
-                     $8::text[], $9::text[], $10::timestamptz[], $11::text[], $12::text[], $13::jsonb[], $14::date[])
-              AS u(path, parent, name, key, state, size, etag, version_id, sequencer, last_modified, content_type,
-                   sha256, metadata, day)
-        WHERE o.path = u.path
-        RETURNING 1),
-     dir AS (
-       INSERT INTO dir_rollups (dir, parent, name, files, bytes, mtime)
-       SELECT * FROM unnest($17::text[], $18::text[], $19::text[], $20::bigint[], $21::bigint[], $22::timestamptz[])
-       RETURNING 1),
-     dy AS (
-       INSERT INTO day_rollups (day, files, bytes)
-       SELECT * FROM unnest($23::date[], $24::bigint[], $25::bigint[])
-       RETURNING 1)
-     SELECT (SELECT count(*) FROM upd) AS objects, (SELECT count(*) FROM dir) AS dirs, (SELECT count(*) FROM dy) AS days`,
-    [
-      u((n) => n.path),
-      u((n) => n.parent),
-      u((n) => n.name),
-      u((n) => n.key),
-      u((n) => n.state),
-      u((n) => n.size),
-      u((n) => n.etag),
-      u((n) => n.versionId),
-      u((n) => n.sequencer),
-      u((n) => n.lastModified),
-      u((n) => n.contentType),
-      u((n) => n.sha256),
-      u((n) => (n.metadata ? JSON.stringify(n.metadata) : null)),
-      u((n) => n.day),
-      opts.source,
-      opts.runId ?? null,
-      dirs.map((d) => d.dir),
-      dirs.map((d) => d.parent),
-      dirs.map((d) => d.name),
-      dirs.map((d) => d.files),
-      dirs.map((d) => d.bytes),
-      dirs.map((d) => d.mtime),
-      days.map(([day]) => day),
-      days.map(([, d]) => d.files),
-      days.map(([, d]) => d.bytes),
-    ],
-  );
-
-  if (settleCreated) {
-    await settleUploads(
-      client,
-      created.map((w) => {
-        // An overwrite gives the replaced object's bytes back to the quotas (uploads-store settleUploads).
-        const before = stored.get(w.next.path);
-        const replacedSize = before?.state === 'active' ? before.size : 0;
-        return { key: w.next.key, size: w.next.size, etag: w.next.etag ?? '', replacedSize };
-      }),
-    );
-  }
-  if (settleRemoved) {
-    await settleDeletes(
-      client,
-      removed.map((w) => ({ key: w.next.key, size: stored.get(w.next.path)?.size ?? 0 })),
-    );
-  }
-
-  // Journal last: the advisory lock serializes the append-to-COMMIT tail of concurrent batches so
-  // that seq order equals commit order (docs/index-design.md, "Change journal").
-  let seqs: Array<{ seq: string }>;
-  if (opts.commit) {
-    // Append and COMMIT in ONE round trip (a simple-protocol query of two statements, values
-    // inlined as escaped literals): the lock is then held only for server-side work, never across
-    // a client round trip — under load that round trip was most of the serialized section. If the
-    // INSERT fails the server skips the COMMIT and the caller rolls back as usual.
-    seqs = await journalAndCommit(client, journalParams);
-  } else {
-    seqs = (await client.query<{ seq: string }>(journalSql, journalParams)).rows;
-  }
-  const applied: AppliedChange[] = writes.map((w, i) => ({
-    seq: Number(seqs[i]?.seq),
-    op: ops[i] as ChangeOp,
-    path: w.next.path,
-    key: w.next.key,
-    state: w.next.state,
-    etag: w.next.etag ?? undefined,
-    size: w.next.state === 'active' ? w.next.size : undefined,
-  }));
-  return { applied, stale, dirs: dirs.map((d) => d.dir), days: days.map(([d]) => d) };
+  return result;
 }
 
-/** A SQL literal for a journal value: escaped text, an integer, or NULL. */
-function literal(client: Queryable, v: unknown): string {
-  if (v === null || v === undefined) return 'NULL';
-  if (typeof v === 'number') {
-    if (!Number.isSafeInteger(v)) throw new ValidationError(`journal value ${v} is not an integer`);
-    return String(v);
+/**
+ * applyObjectChanges as its own atomic unit, on the pool: the indexer's hot path. The batch is
+ * ONE autocommit statement (a single statement is atomic; no BEGIN/COMMIT round trips). When an
+ * upload session or a quota may need settling, the function refuses before writing anything and
+ * the batch is applied again inside a transaction together with the settlement. Deadlocks and
+ * serialization failures (the server rolled the statement back) are retried like withTransaction.
+ */
+export async function applyObjectChangesAtomically(
+  pool: Pool,
+  changes: ObjectChange[],
+  opts: ApplyOptions,
+  retries = 3,
+): Promise<ApplyResult> {
+  const p = prepare(changes, opts, true);
+  if (p.batch.length === 0) return { applied: [], stale: 0, dirs: [], days: [] };
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const { rows } = await pool.query<AppliedRow>(APPLY_SQL, p.params);
+      return summarize(p, rows, opts).result;
+    } catch (err) {
+      if ((err as { code?: string }).code === SETTLEMENT_NEEDED) {
+        return withTransaction(pool, (c) => applyObjectChanges(c, changes, opts), { retries });
+      }
+      if (attempt >= retries || !isTransactionRetryable(err)) throw err;
+      // Full jitter, 20 ms doubling: contention on shared paths clears in milliseconds.
+      await new Promise((r) => setTimeout(r, Math.random() * 20 * 2 ** attempt));
+    }
   }
-  return (client as pg.ClientBase).escapeLiteral(String(v));
-}
-
-function arrayLiteral(client: Queryable, values: unknown[], type: string): string {
-  return `ARRAY[${values.map((v) => literal(client, v)).join(',')}]::${type}[]`;
-}
-
-/** The journal append of applyObjectChanges followed by COMMIT, in one simple-protocol round trip. */
-async function journalAndCommit(client: Queryable, params: unknown[]): Promise<Array<{ seq: string }>> {
-  const [ops, paths, states, etags, sizes, runId, lock] = params as [
-    unknown[],
-    unknown[],
-    unknown[],
-    unknown[],
-    unknown[],
-    unknown,
-    number,
-  ];
-  const sql = `WITH lock AS MATERIALIZED (SELECT pg_advisory_xact_lock(${literal(client, lock)}::bigint) AS l),
-     jrn AS (
-       INSERT INTO changes (op, path, state, etag, size, run_id)
-       SELECT u.op, u.path, u.state, u.etag, u.size, ${literal(client, runId)}
-         FROM lock, unnest(${arrayLiteral(client, ops, 'text')}, ${arrayLiteral(client, paths, 'text')},
-                           ${arrayLiteral(client, states, 'text')}, ${arrayLiteral(client, etags, 'text')},
-                           ${arrayLiteral(client, sizes, 'bigint')})
-              WITH ORDINALITY AS u(op, path, state, etag, size, ord)
-        ORDER BY u.ord
-       RETURNING seq)
-     SELECT seq FROM jrn; COMMIT`;
-  const results = (await client.query(sql)) as unknown as Array<pg.QueryResult<{ seq: string }>>;
-  const first = Array.isArray(results) ? results[0] : (results as pg.QueryResult<{ seq: string }>);
-  return first?.rows ?? [];
 }
 
 /**
@@ -424,14 +306,30 @@ export async function compactRollups(
       await client.query('ROLLBACK');
       return false;
     }
+    // A directory's rows are found through dir_rollups_children (parent, name); the root's by
+    // parent IS NULL (migration 0013 dropped the index on `dir`).
+    const keyed = dirs.filter((d) => d !== '/');
     await client.query(
-      `WITH heavy AS (SELECT dir FROM dir_rollups WHERE dir = ANY($1::text[]) GROUP BY dir HAVING count(*) > $2),
-            gone AS (DELETE FROM dir_rollups WHERE dir IN (SELECT dir FROM heavy) RETURNING dir, parent, name, files, bytes, mtime)
+      `WITH k AS (SELECT * FROM unnest($1::text[], $2::text[]) AS k(parent, name)),
+            heavy AS (SELECT r.parent, r.name FROM dir_rollups r JOIN k ON r.parent = k.parent AND r.name = k.name
+                       GROUP BY r.parent, r.name HAVING count(*) > $3),
+            gone AS (DELETE FROM dir_rollups r USING heavy h WHERE r.parent = h.parent AND r.name = h.name
+                     RETURNING r.dir, r.parent, r.name, r.files, r.bytes, r.mtime)
        INSERT INTO dir_rollups (dir, parent, name, files, bytes, mtime)
        SELECT dir, min(parent), min(name), sum(files), sum(bytes), max(mtime) FROM gone GROUP BY dir
        HAVING sum(files) <> 0 OR sum(bytes) <> 0`,
-      [dirs, threshold],
+      [keyed.map((d) => parentOf(d)), keyed.map((d) => baseName(d)), threshold],
     );
+    if (keyed.length < dirs.length) {
+      await client.query(
+        `WITH gone AS (DELETE FROM dir_rollups WHERE parent IS NULL
+                         AND (SELECT count(*) FROM dir_rollups WHERE parent IS NULL) > $1
+                       RETURNING files, bytes, mtime)
+         INSERT INTO dir_rollups (dir, parent, name, files, bytes, mtime)
+         SELECT '/', NULL, '', sum(files), sum(bytes), max(mtime) FROM gone HAVING count(*) > 0`,
+        [threshold],
+      );
+    }
     await client.query(
       `WITH heavy AS (SELECT day FROM day_rollups WHERE day = ANY($1::date[]) GROUP BY day HAVING count(*) > $2),
             gone AS (DELETE FROM day_rollups WHERE day IN (SELECT day FROM heavy) RETURNING day, files, bytes)
@@ -500,10 +398,12 @@ export interface DirRecord {
 
 /** A directory exists while files exist beneath it (sum of its rollup deltas > 0). */
 export async function getDir(db: Queryable, dir: string): Promise<DirRecord | undefined> {
+  // Through dir_rollups_children (parent, name); the root's rows have no parent.
+  const root = dir === '/';
   const { rows } = await db.query<{ files: number; bytes: number; mtime: Date }>(
     `SELECT sum(files)::float8 AS files, sum(bytes)::float8 AS bytes, max(mtime) AS mtime
-       FROM dir_rollups WHERE dir = $1 HAVING sum(files) > 0`,
-    [dir],
+       FROM dir_rollups WHERE ${root ? 'parent IS NULL' : 'parent = $1 AND name = $2'} HAVING sum(files) > 0`,
+    root ? [] : [parentOf(dir), baseName(dir)],
   );
   const r = rows[0];
   return r ? { path: dir, files: r.files, bytes: r.bytes, mtime: r.mtime } : undefined;
@@ -536,16 +436,16 @@ export function compareBytes(a: string, b: string): number {
 }
 
 /**
- * One page of a directory: live files and non-empty subdirectories merged in byte order of their
- * names (a directory sorts before a file of the same name). Two keyset range scans, each LIMIT n+1.
- */
-/**
  * SQL for a timestamptz as `Date#toISOString()` would print it (UTC, milliseconds, `Z`); NULL as
  * the epoch, like the readers' `new Date(0)` fallback.
  */
-const ISO = (expr: string) =>
+export const ISO = (expr: string) =>
   `to_char(COALESCE(${expr}, 'epoch'::timestamptz) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
 
+/**
+ * One page of a directory: live files and non-empty subdirectories merged in byte order of their
+ * names (a directory sorts before a file of the same name). Two keyset range scans, each LIMIT n+1.
+ */
 export async function listDir(
   db: Queryable,
   dir: string,
@@ -654,37 +554,67 @@ export function dayPage(rows: DayRow[], limit: number): { entries: Entry[]; next
   return rows.length > limit ? { entries, next: entries[entries.length - 1]?.path } : { entries };
 }
 
+/** SQL predicate: `col` lies within one of the prefixes in `$n::text[]` (see prefixParam). */
+export function withinSql(col: string, n: number): string {
+  return `EXISTS (SELECT 1 FROM unnest($${n}::text[]) p WHERE ${col} = p OR (${col} >= p || '/' AND ${col} < p || '/' || chr(1114111)))`;
+}
+
+/** Prefixes as withinSql expects them: normalized directory paths without a trailing slash. */
+export function prefixParam(prefixes: string[]): string[] {
+  return prefixes.map((p) => (p.length > 1 && p.endsWith('/') ? p.slice(0, -1) : p));
+}
+
+/**
+ * One page of the change journal after `since`, and `latest`, from ONE statement (one snapshot):
+ * both stop at strata_journal_cutoff() (migration 0013), below which no entry can still appear —
+ * so a poller that moves `since` to the last entry, or jumps to `latest`, never skips one.
+ * With `prefixes` (a prefix-limited token) only entries within them are returned and `latest` is
+ * the highest such entry after `since`, so the token learns nothing about writes elsewhere.
+ * Cost: a range scan of the seq primary key from `since` (filtered for prefixes).
+ */
 export async function changesSince(
   db: Queryable,
   since: number,
   limit: number,
+  prefixes?: string[],
 ): Promise<{ changes: Change[]; latest: number }> {
-  const [page, latest] = await Promise.all([
-    db.query<{
-      seq: string;
-      op: ChangeOp;
-      path: string;
-      etag: string | null;
-      size: number | null;
-      at: Date;
-      run_id: string | null;
-    }>(
-      `SELECT seq, op, path, etag, size::float8 AS size, at, run_id FROM changes WHERE seq > $1 ORDER BY seq LIMIT $2`,
-      [since, limit],
-    ),
-    db.query<{ latest: string | null }>('SELECT max(seq) AS latest FROM changes'),
-  ]);
+  const scoped = prefixes !== undefined;
+  const filter = scoped ? ` AND ${withinSql('c.path', 3)}` : '';
+  const { rows } = await db.query<{
+    latest: string | null;
+    seq: string | null;
+    op: ChangeOp;
+    path: string;
+    etag: string | null;
+    size: number | null;
+    at: Date;
+    run_id: string | null;
+  }>(
+    `WITH cut AS MATERIALIZED (SELECT strata_journal_cutoff() AS below),
+          page AS (
+            SELECT c.seq, c.op, c.path, c.etag, c.size::float8 AS size, c.at, c.run_id FROM changes c, cut
+             WHERE c.seq > $1 AND c.seq < cut.below${filter} ORDER BY c.seq LIMIT $2)
+     SELECT l.latest, page.* FROM
+       (SELECT max(c.seq) AS latest FROM changes c, cut
+         WHERE c.seq < cut.below${scoped ? ` AND c.seq > $1${filter}` : ''}) l
+       LEFT JOIN page ON true
+     ORDER BY page.seq`,
+    scoped ? [since, limit, prefixParam(prefixes)] : [since, limit],
+  );
+  const latest = Number(rows[0]?.latest ?? 0);
   return {
-    changes: page.rows.map((r) => ({
-      seq: Number(r.seq),
-      op: r.op,
-      path: r.path,
-      ...(r.etag ? { etag: r.etag } : {}),
-      ...(r.size !== null ? { size: r.size } : {}),
-      at: r.at.toISOString(),
-      ...(r.run_id ? { runId: r.run_id } : {}),
-    })),
-    latest: Number(latest.rows[0]?.latest ?? 0),
+    changes: rows
+      .filter((r) => r.seq !== null)
+      .map((r) => ({
+        seq: Number(r.seq),
+        op: r.op,
+        path: r.path,
+        ...(r.etag ? { etag: r.etag } : {}),
+        ...(r.size !== null ? { size: r.size } : {}),
+        at: r.at.toISOString(),
+        ...(r.run_id ? { runId: r.run_id } : {}),
+      })),
+    latest: scoped ? Math.max(since, latest) : latest,
   };
 }
 

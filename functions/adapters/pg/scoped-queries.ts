@@ -7,18 +7,9 @@
  * Prefixes are normalized directory paths (`/team-a`); a path is within one when it equals it or
  * lies beneath it (core/paths.ts isWithin).
  */
-import type { Change, ChangeOp, Entry } from '../../core/api-types.ts';
-import { type DayRow, dayPage } from './index-store.ts';
+import type { Change, Entry } from '../../core/api-types.ts';
+import { changesSince, type DayRow, dayPage, prefixParam, withinSql } from './index-store.ts';
 import type { Queryable } from './pool.ts';
-
-/** SQL predicate: `col` lies within one of the prefixes in `$n::text[]`. */
-function withinSql(col: string, n: number): string {
-  return `EXISTS (SELECT 1 FROM unnest($${n}::text[]) p WHERE ${col} = p OR (${col} >= p || '/' AND ${col} < p || '/' || chr(1114111)))`;
-}
-
-function prefixParam(prefixes: string[]): string[] {
-  return prefixes.map((p) => (p.length > 1 && p.endsWith('/') ? p.slice(0, -1) : p));
-}
 
 /** listByDay restricted to prefixes; keyset cursor = last (visible) path. */
 export async function listByDayWithin(
@@ -41,44 +32,14 @@ export async function listByDayWithin(
  * Journal entries within prefixes after `since`, and the highest such sequence (`latest`). Both
  * come from visible rows only, so a prefix-limited poller learns nothing about other trees; it
  * still makes progress because every non-empty page moves `since` to its last visible entry.
- * Cost: a range scan of the journal from `since` (the seq primary key), filtered.
+ * The one journal reader lives in index-store.ts (changesSince) so the commit-order cut-off that
+ * keeps readers from skipping entries is written once.
  */
-export async function changesWithin(
+export function changesWithin(
   db: Queryable,
   since: number,
   limit: number,
   prefixes: string[],
 ): Promise<{ changes: Change[]; latest: number }> {
-  const params = [since, prefixParam(prefixes)];
-  const [page, latest] = await Promise.all([
-    db.query<{
-      seq: string;
-      op: ChangeOp;
-      path: string;
-      etag: string | null;
-      size: number | null;
-      at: Date;
-      run_id: string | null;
-    }>(
-      `SELECT seq, op, path, etag, size::float8 AS size, at, run_id FROM changes c
-        WHERE seq > $1 AND ${withinSql('c.path', 2)} ORDER BY seq LIMIT $3`,
-      [...params, limit],
-    ),
-    db.query<{ latest: string | null }>(
-      `SELECT max(seq) AS latest FROM changes c WHERE seq > $1 AND ${withinSql('c.path', 2)}`,
-      params,
-    ),
-  ]);
-  return {
-    changes: page.rows.map((r) => ({
-      seq: Number(r.seq),
-      op: r.op,
-      path: r.path,
-      ...(r.etag ? { etag: r.etag } : {}),
-      ...(r.size !== null ? { size: r.size } : {}),
-      at: r.at.toISOString(),
-      ...(r.run_id ? { runId: r.run_id } : {}),
-    })),
-    latest: Math.max(since, Number(latest.rows[0]?.latest ?? 0)),
-  };
+  return changesSince(db, since, limit, prefixes);
 }

@@ -1,11 +1,14 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import {
+  applyObjectChanges,
+  applyObjectChangesAtomically,
   changesSince,
   getDir,
   getObject,
   listDates,
   listDir,
+  type ObjectChange,
 } from '../../../functions/adapters/pg/index-store.ts';
 import { RedisGuard } from '../../../functions/adapters/redis/client.ts';
 import { parseConfig } from '../../../functions/config.ts';
@@ -160,7 +163,7 @@ describe('indexer', () => {
   });
 });
 
-describe('journal appended together with COMMIT (values inlined as literals)', () => {
+describe('journal written by the batch function', () => {
   it('journals names with quotes, backslashes and non-ASCII exactly, and commits the batch', async () => {
     const names = ["it's", 'back\\slash', '$1 and $$', 'quote"d', 'é 🙂', "E'x'", 'semi;COMMIT'];
     const bodies = names.map((n, i) => {
@@ -179,6 +182,93 @@ describe('journal appended together with COMMIT (values inlined as literals)', (
       "SELECT count(*)::int AS n FROM pg_stat_activity WHERE state = 'idle in transaction' AND datname = current_database()",
     );
     expect(open.rows[0].n).toBe(0);
+  });
+});
+
+describe('journal sequencing without a global lock (migration 0013)', () => {
+  const put = (path: string, seq: number, size = 1): ObjectChange => ({
+    kind: 'put',
+    key: `data${path}`,
+    path,
+    size,
+    etag: `e${seq}`,
+    sequencer: String(seq).padStart(32, '0'),
+    lastModified: new Date('2024-01-02T03:04:05Z'),
+  });
+
+  it('hides a committed entry while an older writer is still open, then shows both in order', async () => {
+    // Prepare: the older transaction takes its transaction id first (any write), stays open.
+    const older = await db.pool.connect();
+    try {
+      await older.query('BEGIN');
+      await older.query(
+        "INSERT INTO dir_rollups (dir, parent, name, files, bytes, mtime) VALUES ('/zz', '/', 'zz', 0, 0, now())",
+      );
+      // Act: a younger batch journals and commits first.
+      await applyObjectChangesAtomically(db.pool, [put('/late/b', 1)], { source: 'event' });
+      const during = await changesSince(db.pool, 0, 100);
+      // Assess: the committed younger entry is not readable yet — its seq is above the cut-off,
+      // and the older writer could still journal below it.
+      expect(during.changes).toEqual([]);
+      expect(during.latest).toBe(0);
+      await applyObjectChanges(older, [put('/late/a', 1)], { source: 'event' });
+      await older.query('COMMIT');
+    } finally {
+      older.release();
+    }
+    const after = await changesSince(db.pool, 0, 100);
+    expect(after.changes.map((c) => c.path)).toEqual(['/late/a', '/late/b']);
+    expect(after.latest).toBe(after.changes[1]?.seq);
+  });
+
+  it('a poller that follows nextSince sees every entry exactly once under concurrent batches', async () => {
+    const seen: number[] = [];
+    let since = 0;
+    let writing = true;
+    const poll = async () => {
+      do {
+        const page = await changesSince(db.pool, since, 50);
+        for (const c of page.changes) {
+          expect(c.seq).toBeGreaterThan(since);
+          seen.push(c.seq);
+          since = c.seq;
+        }
+        await new Promise((r) => setImmediate(r));
+      } while (writing || since < (await changesSince(db.pool, since, 1)).latest);
+    };
+    const poller = poll();
+    // 24 batches of 10, 6 at a time, over overlapping paths (some stale, some raced inserts).
+    await Promise.all(
+      Array.from({ length: 6 }, async (_, w) => {
+        for (let b = 0; b < 4; b++) {
+          const changes = Array.from({ length: 10 }, (_, k) =>
+            put(`/conc/d${k % 3}/f${(w * 7 + b * 3 + k) % 25}`, w * 100 + b * 10 + k + 1, k),
+          );
+          await applyObjectChangesAtomically(db.pool, changes, { source: 'event' });
+        }
+      }),
+    );
+    writing = false;
+    await poller;
+    const { rows } = await db.pool.query<{ seq: string }>('SELECT seq FROM changes ORDER BY seq');
+    expect(seen).toEqual(rows.map((r) => Number(r.seq)));
+  });
+
+  it('concurrent batches inserting the same unseen paths: newest sequencer wins, rollups exact', async () => {
+    const paths = Array.from({ length: 20 }, (_, i) => `/race/d${i % 4}/f${i}`);
+    // Each worker writes every path with its own sequencer; worker 5 is the newest everywhere.
+    await Promise.all(
+      Array.from({ length: 6 }, (_, w) =>
+        applyObjectChangesAtomically(
+          db.pool,
+          paths.map((p, i) => put(p, w * 1000 + i + 1, (w + 1) * 10)),
+          { source: 'event' },
+        ),
+      ),
+    );
+    for (const p of paths) expect(await getObject(db.pool, p)).toMatchObject({ state: 'active', size: 60 });
+    expect(await getDir(db.pool, '/race')).toMatchObject({ files: 20, bytes: 20 * 60 });
+    expect(await getDir(db.pool, '/race/d1')).toMatchObject({ files: 5, bytes: 5 * 60 });
   });
 });
 
