@@ -4,7 +4,7 @@
  * concurrency against the same local S3 (fauxqs in the local stack), side by side in one run.
  *
  *   npx tsx bench/upload/run.ts [--big-mib 1024] [--files 10000] [--concurrency 16] [--rounds 3]
- *                               [--only small|big|both] [--events off|on] [--tree DIR]
+ *                               [--only small|big|both] [--events off|on] [--persist off|on] [--tree DIR]
  *
  * Defaults are the issue's sizes; pass smaller ones on a busy machine and say so.
  * - The local stack (bench/upload/stack.ts: API + PostgreSQL + fauxqs, S3 state in memory) runs in
@@ -15,6 +15,8 @@
  * - `--events on` adds S3 notifications → SQS → indexer in the stack process (both sides' objects
  *   are indexed; strata's also settle their sessions); off by default, so the indexer does not
  *   compete for the emulator's CPU.
+ * - `--persist on` gives the emulator `npm start`'s SQLite write-through (every object and part
+ *   written synchronously on the stack's one thread; objects ≥ 1e9 bytes fail) — to measure it.
  * - `--tree DIR` benchmarks another checkout's uploader AND stack (e.g. an older commit unpacked
  *   with `git archive` and node_modules symlinked), so before/after run the same program.
  * - Both sides are warmed up first (module loading, keep-alive connections — a Lambda cold start
@@ -47,6 +49,7 @@ const { values } = parseArgs({
     'big-rounds': { type: 'string', default: '1' },
     only: { type: 'string', default: 'both' },
     events: { type: 'string', default: 'off' },
+    persist: { type: 'string', default: 'off' },
     tree: { type: 'string', default: resolve(import.meta.dirname, '../..') },
   },
 });
@@ -87,6 +90,8 @@ async function startLocalStack(
       stateDir,
       '--events',
       String(values.events),
+      '--persist',
+      String(values.persist),
       '--tree',
       tree,
     ],
@@ -205,7 +210,7 @@ try {
   );
   await uploader.upload((await scanArguments([warm], '/bench/warm')).files);
   calls.clear();
-  const head = `tree ${tree}; concurrency ${concurrency}; events ${values.events}; local S3 = fauxqs (in memory), stack in its own process`;
+  const head = `tree ${tree}; concurrency ${concurrency}; events ${values.events}; local S3 = fauxqs (${values.persist === 'on' ? 'SQLite write-through' : 'in memory'}), stack in its own process`;
   out.push(head, '');
   process.stderr.write(`${head}\n`);
 

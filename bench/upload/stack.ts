@@ -2,7 +2,7 @@
  * The local stack for the upload benchmark, in its own process: like `npm start`, but with the
  * S3 emulator's state in memory.
  *
- *   node --import tsx bench/upload/stack.ts --state-dir DIR [--events on|off] [--tree DIR]
+ *   node --import tsx bench/upload/stack.ts --state-dir DIR [--events on|off] [--persist off|on] [--tree DIR]
  *
  * Why not `scripts/start.ts`: it always persists (fauxqs writes every object and every multipart
  * part to SQLite, synchronously, on the emulator's one thread). That is a cost of the emulator, not
@@ -25,6 +25,7 @@ const { values } = parseArgs({
   options: {
     'state-dir': { type: 'string' },
     events: { type: 'string', default: 'off' },
+    persist: { type: 'string', default: 'off' },
     tree: { type: 'string', default: resolve(import.meta.dirname, '../..') },
   },
 });
@@ -32,13 +33,15 @@ const stateDir = values['state-dir'];
 if (!stateDir)
   throw new Error('--state-dir is required (a temporary directory for PostgreSQL data and dev.json)');
 if (values.events !== 'on' && values.events !== 'off') throw new Error('--events must be on or off');
+if (values.persist !== 'on' && values.persist !== 'off') throw new Error('--persist must be on or off');
 
 const { startStack } = (await import(pathToFileURL(join(resolve(values.tree), 'local/stack.ts')).href)) as {
   startStack: typeof StartStack;
 };
 const stack = await startStack({
   stateDir,
-  persist: false,
+  // `--persist on` reproduces `npm start` (SQLite write-through) to measure what it costs.
+  persist: values.persist === 'on',
   apiPort: 0,
   events: values.events === 'on',
   scheduleIntervalMs: 0,

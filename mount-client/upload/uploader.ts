@@ -46,6 +46,14 @@ export const DEFAULT_CONCURRENCY = 16;
  * PUT slots fed with a margin for API latency spikes.
  */
 const GROUPS_IN_FLIGHT = 4;
+/**
+ * Sizes of the first small-file groups (then BATCH_SIZE each): a slow start. Nothing is PUT until
+ * the first group is read, hashed and presigned; with 100 files that is ~100 reads plus a batch
+ * call of 100 entries before the first byte moves. A first group of one PUT slot's worth starts
+ * the PUTs after a few reads, and the growing groups behind it reach full batches within ~250
+ * files, so large runs keep one API call per 100 files.
+ */
+const FIRST_GROUPS = [16, 32, 64];
 /** Concurrent small-file reads (see the constructor). */
 const READ_CONCURRENCY = 8;
 
@@ -153,7 +161,11 @@ export class Uploader {
     const small = nonEmpty.filter((f) => f.size <= BATCH_MAX_BYTES);
     const large = nonEmpty.filter((f) => f.size > BATCH_MAX_BYTES);
     const groups: LocalFile[][] = [];
-    for (let i = 0; i < small.length; i += BATCH_SIZE) groups.push(small.slice(i, i + BATCH_SIZE));
+    for (let i = 0, g = 0; i < small.length; g++) {
+      const n = FIRST_GROUPS[g] ?? BATCH_SIZE;
+      groups.push(small.slice(i, i + n));
+      i += n;
+    }
     // Groups overlap: while one group's PUTs run, the next ones are hashed and presigned, so the
     // PUT slots never wait for the API. Hashing and PUTs share `this.limit`, so extra groups in
     // flight cost memory (≤ 1 MiB per small file held), not oversubscription.
