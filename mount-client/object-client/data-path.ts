@@ -60,6 +60,7 @@ import { DEFAULT_RETRY, type RetryPolicy } from './retry.ts';
 import { S3BlockFetcher, type S3FetcherStats } from './s3-fetcher.ts';
 import type { RangeTransport } from './transport.ts';
 import { createSdkTransport } from './transport-sdk.ts';
+import { createSocketTransport } from './transport-socket.ts';
 import { createUndiciTransport } from './transport-undici.ts';
 import { type PresignFn, UrlSigner } from './url-signer.ts';
 
@@ -105,8 +106,12 @@ export interface DataPathOptions {
   /** Tests/chaos: inject S3 failures below the retry loop. */
   faults?: FaultOptions;
   retry?: Partial<RetryPolicy>;
-  /** 'undici' (default, faster — see docs/benchmarks/mount-data.md) or 'sdk' (GetObject). */
-  transport?: 'undici' | 'sdk';
+  /**
+   * 'socket' (default: keep-alive sockets that read each body straight into the block buffer,
+   * transport-socket.ts), 'undici' (raw dispatch, one copy per 64 KiB chunk) or 'sdk' (GetObject).
+   * Measured side by side in bench/mount/ceilings.ts; see docs/benchmarks/mount-data.md.
+   */
+  transport?: 'socket' | 'undici' | 'sdk';
   /** Free-disk floor for the cache filesystem (default 5% of it, at least 1 GiB). */
   minFreeBytes?: number;
   /**
@@ -193,7 +198,9 @@ export async function createDataPath(o: DataPathOptions): Promise<DataPath> {
   let transport: RangeTransport =
     o.transport === 'sdk'
       ? createSdkTransport({ region: o.region, endpoint: o.endpoint, connections: maxConc })
-      : createUndiciTransport({ signer, connections: maxConc });
+      : o.transport === 'undici'
+        ? createUndiciTransport({ signer, connections: maxConc })
+        : createSocketTransport({ signer, connections: maxConc });
   let faults: FaultCounts | undefined;
   if (o.faults) {
     const f = withFaults(transport, o.faults);
