@@ -68,6 +68,16 @@ export type { FaultOptions } from './faults.ts';
 
 const MiB = 1024 * 1024;
 
+/**
+ * The peer tier as the data path calls it: a BlockFetcher that may receive into a pooled block
+ * buffer (`into`, exactly `length` bytes) and may decline a disk-cache copy of a block it delivered
+ * (`keepCopy`, asked once per delivered block; the owner already caches it — peers/keep-policy.ts).
+ */
+export interface PeerTier extends BlockFetcher {
+  fetch(id: BlockId, signal?: AbortSignal, into?: (length: number) => Buffer): Promise<Buffer>;
+  keepCopy?(id: BlockId, key: string): boolean;
+}
+
 export interface DataPathOptions {
   cacheDir: string;
   cacheSizeBytes: number;
@@ -101,7 +111,7 @@ export interface DataPathOptions {
   /** On-prem mode: GET URLs from the API (`/v1/resolve?presign=1`) instead of local AWS credentials. */
   presign?: PresignFn;
   /** The peer tier, asked after a local miss and before S3. */
-  peer?: BlockFetcher;
+  peer?: PeerTier;
   metrics?: Registry;
   /** Tests/chaos: inject S3 failures below the retry loop. */
   faults?: FaultOptions;
@@ -149,6 +159,11 @@ export interface FileReader {
    * read(). Saves a promise chain per 128 KiB kernel read.
    */
   readNow(offset: number, length: number): Buffer | undefined;
+  /**
+   * The FUSE read path: readNow's bytes copied into `into` (at 0), also served synchronously from
+   * the disk cache (verified slice reads, no block buffer); undefined (no state change) otherwise.
+   */
+  readNowInto(offset: number, length: number, into: Buffer): number | undefined;
   close(): void;
 }
 
@@ -246,7 +261,7 @@ interface Parts {
   readDeadlineMs: number;
   memory: MemoryBlockCache;
   s3: S3BlockFetcher;
-  peer?: BlockFetcher;
+  peer?: PeerTier;
   metrics: DataPathMetrics;
   budget: PrefetchBudget;
   readAhead: typeof DEFAULT_READ_AHEAD;
@@ -274,6 +289,8 @@ class DataPathImpl implements DataPath {
     memoryHit: { inc(n?: number): void };
     memoryMiss: { inc(n?: number): void };
     memoryBytes: { inc(n?: number): void };
+    diskHit: { inc(n?: number): void };
+    diskBytes: { inc(n?: number): void };
     readBytes: { inc(n?: number): void };
   };
 
@@ -283,6 +300,8 @@ class DataPathImpl implements DataPath {
       memoryHit: p.metrics.blockRequests.labels({ tier: 'memory', result: 'hit' }),
       memoryMiss: p.metrics.blockRequests.labels({ tier: 'memory', result: 'miss' }),
       memoryBytes: p.metrics.blockBytes.labels({ tier: 'memory' }),
+      diskHit: p.metrics.blockRequests.labels({ tier: 'disk', result: 'hit' }),
+      diskBytes: p.metrics.blockBytes.labels({ tier: 'disk' }),
       readBytes: p.metrics.readBytes,
     };
   }
@@ -367,6 +386,20 @@ class DataPathImpl implements DataPath {
     return this.p.memory.enabled;
   }
 
+  /**
+   * Bytes [start, end) of a block on disk, synchronously, straight into `into` (the FUSE buffer):
+   * see DiskBlockStore.readSliceSync. Undefined when the block is not on disk (or was bad).
+   */
+  diskNow(id: BlockId, key: string, start: number, end: number, into: Buffer): number | undefined {
+    if (this.closed || !this.p.disk.hasKey(key)) return undefined;
+    const n = this.p.disk.readSliceSync(id, key, start, end, into);
+    if (n !== undefined) {
+      this.m.diskHit.inc();
+      this.m.diskBytes.inc(n);
+    }
+    return n;
+  }
+
   async diskSlice(id: BlockId, key: string, start: number, end: number): Promise<Buffer | undefined> {
     if (this.closed || this.flights.has(key) || !this.p.disk.hasKey(key)) return undefined;
     const got = await this.p.disk.getRange(id, key, start, end);
@@ -406,15 +439,18 @@ class DataPathImpl implements DataPath {
     }
     m.blockRequests.inc({ tier: 'disk', result: 'miss' });
     let data: Buffer | undefined;
+    let keep = true;
     if (this.p.peer && viaPeer) {
       try {
-        const got = await this.p.peer.fetch(id);
+        const got = await this.p.peer.fetch(id, undefined, (n) => pool.acquire(n));
         if (got.length === len) {
           data = got;
           this.counts.peer.hits++;
           this.counts.peer.bytes += got.length;
           m.blockRequests.inc({ tier: 'peer', result: 'hit' });
           m.blockBytes.inc({ tier: 'peer' }, got.length);
+          // Without a memory tier an unkept block would be fetched again for every 128 KiB read.
+          keep = !this.p.memory.enabled || this.p.peer.keepCopy?.(id, key) !== false;
         } else {
           this.counts.peer.errors++;
           m.blockRequests.inc({ tier: 'peer', result: 'miss' });
@@ -431,7 +467,7 @@ class DataPathImpl implements DataPath {
       m.blockBytes.inc({ tier: 's3' }, data.length);
     }
     this.p.memory.set(key, data);
-    this.persist(id, key, data);
+    if (keep) this.persist(id, key, data);
     return data;
   }
 
@@ -483,9 +519,9 @@ class DataPathImpl implements DataPath {
       const id: BlockId = { object: v, index: i, blockSize: bs };
       const key = keyOf(i);
       if (this.flights.has(key) || this.pending.has(key) || this.p.memory.has(key)) continue;
-      // Without a memory tier a prefetched disk block would be read, verified and dropped: only
-      // blocks that still have to come from a peer or S3 are worth fetching ahead.
-      if (!this.p.memory.enabled && this.p.disk.hasKey(key)) continue;
+      // Blocks on disk are served by synchronous slice reads (diskNow): loading them ahead into
+      // memory only costs a block buffer and a copy. Read ahead what must come from a peer or S3.
+      if (this.p.disk.hasKey(key)) continue;
       const len = blockLength(id);
       if (!this.writeRoom(len) || !this.p.budget.tryAcquire(len)) {
         this.counts.prefetch.dropped++;
@@ -545,6 +581,31 @@ class Reader implements FileReader {
     private readonly v: ObjectVersion,
     private readonly ra: ReadAhead,
   ) {}
+
+  /**
+   * readNow into the caller's buffer, from memory or (without building a block in memory) from
+   * the disk cache: the FUSE read path. Bytes written, or undefined with no state change.
+   */
+  readNowInto(offset: number, length: number, into: Buffer): number | undefined {
+    if (this.closed || offset < 0 || length <= 0) return undefined;
+    const end = Math.min(this.v.size, offset + length);
+    if (offset >= end || end - offset > into.length) return undefined;
+    const bs = this.dp.blockSize;
+    const index = Math.floor(offset / bs);
+    if (Math.floor((end - 1) / bs) !== index) return undefined;
+    const base = index * bs;
+    const key = this.keyOf(index);
+    const block = this.dp.hot(key);
+    let n: number | undefined;
+    if (block) n = block.copy(into, 0, offset - base, end - base);
+    else {
+      n = this.dp.diskNow({ object: this.v, index, blockSize: bs }, key, offset - base, end - base, into);
+      if (n === undefined) return undefined;
+    }
+    this.plan(offset, end);
+    this.dp.countRead(n);
+    return n;
+  }
 
   readNow(offset: number, length: number): Buffer | undefined {
     if (this.closed || offset < 0 || length <= 0) return undefined;

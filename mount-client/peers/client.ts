@@ -1,14 +1,17 @@
 /**
  * HTTP transport to other peers: a signed block GET whose bytes are checked (length and crc32c)
- * before they are returned, and a signed ping used to probe ejected peers back in. One undici Agent
- * keeps connections to each peer alive, so a hit costs one round trip, not a TCP handshake.
+ * before they are returned, and a signed ping used to probe ejected peers back in. Block bodies are
+ * received straight into the block buffer over kept-alive connections (block-receiver.ts), so a hit
+ * costs one round trip and no per-chunk allocation; the rare ping goes through an undici Agent.
  */
 import { Agent, request } from 'undici';
 import { blockKey } from '../block-cache/block-key.ts';
 import { subBlockSize } from '../block-cache/format.ts';
 import { rememberSubBlockCrcs } from '../block-cache/payload-crcs.ts';
 import { type BlockId, blockLength } from '../block-cache/types.ts';
+import { parseHostPort } from './address.ts';
 import { BLOCK_MAC_HEADER, type PeerSigner } from './auth.ts';
+import { BlockReceiveError, BlockReceiver } from './block-receiver.ts';
 import { crcFromTable, SubBlockCrc } from './crc.ts';
 import { PeerFetchError } from './errors.ts';
 import { CRC_HEADER, encodeBlockRequest, PING_PATH } from './wire.ts';
@@ -24,24 +27,16 @@ export interface PeerClientOptions {
   connections?: number;
 }
 
-const CONNECTION_ERRORS = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'ENOTFOUND',
-  'EPIPE',
-  'UND_ERR_SOCKET',
-  'UND_ERR_CLOSED',
-  'UND_ERR_CONNECT_TIMEOUT',
-]);
-
 export class PeerClient {
   private readonly agent: Agent;
+  private readonly receiver: BlockReceiver;
   private readonly signer: PeerSigner;
+  private readonly connectTimeoutMs: number;
 
   constructor(options: PeerClientOptions) {
     this.signer = options.signer;
+    this.connectTimeoutMs = options.connectTimeoutMs ?? 250;
+    this.receiver = new BlockReceiver(options.connections ?? 16);
     this.agent = new Agent({
       connect: { timeout: options.connectTimeoutMs ?? 250 },
       connections: options.connections ?? 16,
@@ -55,52 +50,50 @@ export class PeerClient {
    * The block from `address`, verified; throws PeerFetchError (with a kind) on any failure.
    * `timeoutMs` bounds the wait for the response headers, which a live owner sends at once even when
    * it still has to read the block through; `stallMs` bounds each wait for body bytes after that.
+   * `into` lends the buffer to receive into (exactly `length` bytes).
    */
   async getBlock(
     address: string,
     id: BlockId,
     timeouts: { timeoutMs: number; stallMs: number },
     signal?: AbortSignal,
+    into?: (length: number) => Buffer,
   ): Promise<Buffer> {
     const target = encodeBlockRequest(id);
     const expected = blockLength(id);
+    const { host, port } = parseHostPort(address, 'peer');
+    // Into the data path's pooled block buffer when it lends one: a fresh 8 MiB allocation per
+    // block cost page faults on first touch and V8 full GCs (external memory). On a failure the
+    // lent buffer is dropped, never handed back half-filled (block-pool.ts leaves it to the GC).
+    const data = into ? into(expected) : Buffer.allocUnsafe(expected);
+    // crc32c per cache sub-block, range by range as the kernel writes the bytes into the block: one
+    // pass gives both the whole-block crc32c to check and the table this node's disk cache writes
+    // (remembered below, so the cache write does not checksum the block a second time).
+    const sub = subBlockSize(id.blockSize);
+    const crcs = new SubBlockCrc(sub, expected);
     try {
-      const res = await request(`http://${address}${target}`, {
-        method: 'GET',
+      const res = await this.receiver.get({
+        host,
+        port,
+        target,
         headers: this.signer.sign('GET', target),
-        dispatcher: this.agent,
-        headersTimeout: timeouts.timeoutMs,
-        bodyTimeout: timeouts.stallMs,
+        into: data,
+        onBody: (bytes) => crcs.update(bytes),
+        headersTimeoutMs: timeouts.timeoutMs,
+        bodyTimeoutMs: timeouts.stallMs,
+        connectTimeoutMs: this.connectTimeoutMs,
         ...(signal ? { signal } : {}),
       });
-      if (res.statusCode !== 200) {
-        const text = await res.body.text().catch(() => '');
+      if (res.status !== 200) {
+        const text = res.errorBody ?? '';
         throw new PeerFetchError(
-          res.statusCode === 401 ? 'unauthorized' : 'http',
-          `peer ${address} answered HTTP ${res.statusCode}${text ? `: ${summarize(text)}` : ''}`,
+          res.status === 401 ? 'unauthorized' : 'http',
+          `peer ${address} answered HTTP ${res.status}${text ? `: ${summarize(text)}` : ''}`,
           { peer: address },
         );
       }
-      const data = Buffer.allocUnsafe(expected);
-      let filled = 0;
-      // crc32c per cache sub-block, chunk by chunk while each is hot in the CPU cache: one pass gives
-      // both the whole-block crc32c to check and the table this node's disk cache writes (remembered
-      // below, so the cache write does not checksum the block a second time).
-      const sub = subBlockSize(id.blockSize);
-      const crcs = new SubBlockCrc(sub, expected);
-      for await (const chunk of res.body as AsyncIterable<Buffer>) {
-        if (filled + chunk.length > expected) {
-          res.body.destroy();
-          throw new PeerFetchError('checksum', `peer ${address} sent more than the ${expected}-byte block`, {
-            peer: address,
-          });
-        }
-        chunk.copy(data, filled);
-        crcs.update(chunk);
-        filled += chunk.length;
-      }
-      if (filled !== expected) {
-        throw new PeerFetchError('checksum', `peer ${address} sent ${filled} of ${expected} bytes`, {
+      if (res.length !== expected) {
+        throw new PeerFetchError('checksum', `peer ${address} sent ${res.length} of ${expected} bytes`, {
           peer: address,
         });
       }
@@ -150,6 +143,7 @@ export class PeerClient {
   }
 
   async close(): Promise<void> {
+    this.receiver.close();
     await this.agent.close();
   }
 }
@@ -163,28 +157,44 @@ function classify(
   if (err instanceof PeerFetchError) return err;
   if (signal?.aborted)
     return new PeerFetchError('aborted', `read cancelled while asking peer ${address}`, { cause: err });
-  const code = (err as { code?: string }).code ?? '';
-  if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT') {
-    return new PeerFetchError('timeout', `peer ${address} did not answer within ${timeouts.timeoutMs} ms`, {
-      peer: address,
-      cause: err,
-    });
+  const reason = err instanceof BlockReceiveError ? err.reason : undefined;
+  const peer = { peer: address, cause: err };
+  switch (reason) {
+    case 'headers_timeout':
+    case 'connect_timeout':
+      return new PeerFetchError(
+        'timeout',
+        `peer ${address} did not answer within ${timeouts.timeoutMs} ms`,
+        peer,
+      );
+    case 'body_timeout':
+      return new PeerFetchError(
+        'stalled',
+        `peer ${address} sent nothing for ${timeouts.stallMs} ms mid-block`,
+        peer,
+      );
+    case 'overflow':
+      return new PeerFetchError(
+        'checksum',
+        `peer ${address} sent more than the block: ${(err as Error).message}`,
+        peer,
+      );
+    case 'aborted':
+      return new PeerFetchError('aborted', `read cancelled while asking peer ${address}`, peer);
+    case 'connect':
+    case 'closed':
+      return new PeerFetchError(
+        'connect',
+        `cannot fetch a block from peer ${address}: ${(err as Error).message}`,
+        peer,
+      );
+    default:
+      return new PeerFetchError(
+        'http',
+        `cannot fetch a block from peer ${address}: ${(err as Error).message}`,
+        peer,
+      );
   }
-  if (code === 'UND_ERR_BODY_TIMEOUT') {
-    return new PeerFetchError(
-      'stalled',
-      `peer ${address} sent nothing for ${timeouts.stallMs} ms mid-block`,
-      {
-        peer: address,
-        cause: err,
-      },
-    );
-  }
-  return new PeerFetchError(
-    CONNECTION_ERRORS.has(code) ? 'connect' : 'http',
-    `cannot fetch a block from peer ${address}: ${(err as Error).message}`,
-    { peer: address, cause: err },
-  );
 }
 
 function summarize(text: string): string {

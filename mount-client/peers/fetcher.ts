@@ -12,6 +12,7 @@ import { blockKey } from '../block-cache/block-key.ts';
 import type { BlockFetcher, BlockId } from '../block-cache/types.ts';
 import type { PeerClient } from './client.ts';
 import { PeerFetchError } from './errors.ts';
+import { KeepPolicy } from './keep-policy.ts';
 import type { Membership } from './membership.ts';
 import type { PeerMetrics } from './metrics.ts';
 
@@ -31,16 +32,28 @@ export interface PeerFetcherOptions {
    * read-through stuck past S3's own retries is abandoned.
    */
   stallMs?: number;
+  /** Which fetched blocks this node also keeps in its own disk cache (keep-policy.ts). */
+  keep?: KeepPolicy;
 }
 
 export class PeerFetcher implements BlockFetcher {
   readonly name = 'peer';
   private readonly options: PeerFetcherOptions;
   private readonly timeouts: { timeoutMs: number; stallMs: number };
+  private readonly keep: KeepPolicy;
 
   constructor(options: PeerFetcherOptions) {
     this.options = options;
     this.timeouts = { timeoutMs: options.timeoutMs ?? 1_000, stallMs: options.stallMs ?? 15_000 };
+    this.keep = options.keep ?? new KeepPolicy();
+  }
+
+  /**
+   * Asked by the data path once per block this tier delivered: whether to write it to this node's
+   * disk cache too (the owner already holds it; see keep-policy.ts).
+   */
+  keepCopy(_id: BlockId, key: string): boolean {
+    return this.keep.onFetched(key);
   }
 
   /** The member that owns `id` right now (this node's own address when it is the owner). */
@@ -48,7 +61,7 @@ export class PeerFetcher implements BlockFetcher {
     return this.options.membership.ownerOf(blockKey(id));
   }
 
-  async fetch(id: BlockId, signal?: AbortSignal): Promise<Buffer> {
+  async fetch(id: BlockId, signal?: AbortSignal, into?: (length: number) => Buffer): Promise<Buffer> {
     const { client, membership, metrics } = this.options;
     const owner = this.ownerOf(id);
     if (owner === undefined || owner === membership.self) {
@@ -57,7 +70,7 @@ export class PeerFetcher implements BlockFetcher {
     }
     const started = performance.now();
     try {
-      const data = await client.getBlock(owner, id, this.timeouts, signal);
+      const data = await client.getBlock(owner, id, this.timeouts, signal, into);
       metrics.hit(data.length, (performance.now() - started) / 1000);
       membership.reportSuccess(owner);
       return data;

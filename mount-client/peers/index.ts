@@ -14,6 +14,7 @@ import { formatHostPort, parseHostPort } from './address.ts';
 import { PeerSigner } from './auth.ts';
 import { PeerClient } from './client.ts';
 import { PeerFetcher } from './fetcher.ts';
+import { KeepPolicy, type PeerKeepPolicy } from './keep-policy.ts';
 import { Membership, type MembershipOptions, type PeerRegistry } from './membership.ts';
 import { PeerMetrics } from './metrics.ts';
 import type { ServePolicy } from './policy.ts';
@@ -23,6 +24,7 @@ export { DEFAULT_PEER_PORT, parseHostPort, parsePeerList } from './address.ts';
 export { PeerSigner } from './auth.ts';
 export { type PeerErrorKind, PeerFetchError } from './errors.ts';
 export { PeerFetcher } from './fetcher.ts';
+export { KeepPolicy, PEER_KEEP_POLICIES, type PeerKeepPolicy } from './keep-policy.ts';
 export { apiRegistry, type MemberSnapshot, Membership, type PeerRegistry } from './membership.ts';
 export type { PeerMetrics, PeerStats } from './metrics.ts';
 export { applyPolicy, type ServePolicy } from './policy.ts';
@@ -56,6 +58,8 @@ export interface PeeringOptions {
   timeoutMs?: number;
   /** Wait for more body bytes during an owner's read-through (default 15 s, see fetcher.ts). */
   stallMs?: number;
+  /** Which peer-fetched blocks this node copies into its own cache (default 'second-use', keep-policy.ts). */
+  keep?: PeerKeepPolicy;
   connectTimeoutMs?: number;
   refreshMs?: number;
   heartbeatMs?: number;
@@ -150,6 +154,7 @@ export async function startPeering(options: PeeringOptions): Promise<Peering> {
     metrics,
     timeoutMs: options.timeoutMs,
     stallMs: options.stallMs,
+    keep: new KeepPolicy(options.keep),
   });
   return {
     fetcher,

@@ -11,6 +11,7 @@ import type { Logger, MountExtension } from '../mount.ts';
 import { DEFAULT_PEER_PORT } from './address.ts';
 import { PeerFetchError } from './errors.ts';
 import { type Peering, type PeeringOptions, startPeering } from './index.ts';
+import { PEER_KEEP_POLICIES, type PeerKeepPolicy } from './keep-policy.ts';
 import { apiRegistry } from './membership.ts';
 import { normalizeOrigins, type ServePolicy } from './policy.ts';
 
@@ -33,7 +34,7 @@ export interface PeerMountOptions {
   secret?: string;
   blockSize: number;
   nodeId?: string;
-  tuning?: Partial<Pick<PeeringOptions, 'timeoutMs' | 'refreshMs' | 'heartbeatMs'>>;
+  tuning?: Partial<Pick<PeeringOptions, 'timeoutMs' | 'refreshMs' | 'heartbeatMs' | 'keep'>>;
 }
 
 /** The extension, or undefined when peer sharing is off (no --peers and no --peer-registry). */
@@ -46,12 +47,19 @@ export function peerMountExtension(o: PeerMountOptions): MountExtension | undefi
     );
   }
   const secret = o.secret;
+  const keep = o.tuning?.keep ?? keepFromEnv(process.env.STRATA_PEER_KEEP);
   let peering: Peering | undefined;
-  const peer: BlockFetcher = {
+  const peer: BlockFetcher & {
+    fetch(id: BlockId, signal?: AbortSignal, into?: (length: number) => Buffer): Promise<Buffer>;
+    keepCopy(id: BlockId, key: string): boolean;
+  } = {
     name: 'peer',
-    fetch(id: BlockId, signal?: AbortSignal) {
+    fetch(id: BlockId, signal?: AbortSignal, into?: (length: number) => Buffer) {
       if (!peering) return Promise.reject(new PeerFetchError('no_peers', 'peer sharing is not running'));
-      return peering.fetcher.fetch(id, signal);
+      return peering.fetcher.fetch(id, signal, into);
+    },
+    keepCopy(id: BlockId, key: string) {
+      return peering ? peering.fetcher.keepCopy(id, key) : true;
     },
   };
   return {
@@ -102,6 +110,7 @@ export function peerMountExtension(o: PeerMountOptions): MountExtension | undefi
             ...(retryInMs !== undefined ? { retryInMs } : {}),
           }),
         ...o.tuning,
+        keep,
       });
       log('info', 'peer sharing on', {
         address: peering.address || '(client only)',
@@ -120,6 +129,16 @@ export function peerMountExtension(o: PeerMountOptions): MountExtension | undefi
 }
 
 type PeerApi = Parameters<typeof apiRegistry>[0];
+
+/** STRATA_PEER_KEEP: which peer-fetched blocks this node also caches (keep-policy.ts). */
+export function keepFromEnv(value: string | undefined): PeerKeepPolicy {
+  if (value === undefined || value === '') return 'second-use';
+  if ((PEER_KEEP_POLICIES as readonly string[]).includes(value)) return value as PeerKeepPolicy;
+  throw new ValidationError(
+    `STRATA_PEER_KEEP=${value} is not a policy: use ${PEER_KEEP_POLICIES.join(', ')} ` +
+      '(second-use, the default, copies a peer-fetched block into this cache when it is read again)',
+  );
+}
 
 /** The deployment's bucket and data prefix; presigned-URL origins only for a node in presign mode. */
 export async function servePolicy(api: PeerApi, presign: boolean): Promise<ServePolicy> {
