@@ -4,9 +4,10 @@
  * Design note. A batch (≤ 100 messages, routes.ts) is handled as:
  * 1. parse every message (malformed → that message fails alone; `s3:TestEvent` → ignored);
  *    keys outside the bucket/data prefix are ignored and counted;
- * 2. peek stored sequencers (no locks) to drop stale/duplicate events before any S3 call, then
- *    HeadObject — only for puts that will win — to fetch what events lack (content type,
- *    checksum, user metadata); HEAD 404 means the object is already gone (counted, not an error);
+ * 2. HeadObject for puts to fetch what events lack (content type, checksum, user metadata) — but
+ *    not for puts this environment knows to be stale: those are confirmed against the index (a
+ *    peek, no locks) and dropped before any S3 call; HEAD 404 means the object is already gone
+ *    (counted, not an error);
  * 3. the whole batch is applied atomically by applyObjectChangesAtomically (index-store.ts): ONE
  *    statement (strata_apply_changes: sequencer guard, multi-row writes, rollup deltas, journal),
  *    or one transaction with upload settlement when an upload session or quota is involved;
@@ -20,6 +21,7 @@
 import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
 import { HeadObjectCommand, NotFound, type S3Client, S3ServiceException } from '@aws-sdk/client-s3';
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import { LRUCache } from 'lru-cache';
 import pLimit from 'p-limit';
 import {
   applyObjectChangesAtomically,
@@ -144,14 +146,39 @@ function toChanges(
 
 const DATE = /^\d{4}-\d{2}-\d{2}$/;
 
+/**
+ * The newest sequencer this execution environment has indexed (or read from the index) per path.
+ * A hint, never the decision (strata_apply_changes guards every write): a put it marks as stale is
+ * checked against the index before its HEAD is skipped; every other put is HEADed with no database
+ * read first. That trades the peek's round trip on the shared database — paid by every batch — for
+ * an extra HEAD on a duplicate or late event this environment has not seen the newer version of
+ * (S3 HEADs scale out; the database does not). 100,000 paths ≈ 15 MB, a few minutes of ingest at
+ * full speed: duplicates and reorderings arrive within seconds of the original.
+ */
+const newestSeen = new LRUCache<string, string>({ max: 100_000 });
+
+function remember(path: string, sequencer: string | null | undefined): void {
+  if (!sequencer) return;
+  const prior = newestSeen.get(path);
+  if (prior === undefined || isNewer(sequencer, prior)) newestSeen.set(path, sequencer);
+}
+
 /** Fills puts that will win with HeadObject data; drops puts whose object is gone. */
 async function enrich(d: IndexerDeps, changes: ObjectChange[], stats: BatchStats): Promise<ObjectChange[]> {
   const puts = changes.filter((c) => c.kind === 'put');
   if (puts.length === 0) return changes;
-  const stored = await peekObjects(
-    d.pool,
-    puts.map((c) => c.path),
-  );
+  const suspect = puts.filter((c) => {
+    const seen = newestSeen.get(c.path);
+    return c.sequencer !== undefined && seen !== undefined && !isNewer(c.sequencer, seen);
+  });
+  const stored =
+    suspect.length > 0
+      ? await peekObjects(
+          d.pool,
+          suspect.map((c) => c.path),
+        )
+      : new Map<string, { sequencer: string | null }>();
+  for (const [path, s] of stored) remember(path, s.sequencer);
   const limit = pLimit(HEAD_CONCURRENCY);
   const gone = new Set<ObjectChange>();
   await Promise.all(
@@ -186,6 +213,8 @@ async function applyAndInvalidate(d: IndexerDeps, changes: ObjectChange[], stats
   if (changes.length === 0) return;
   // One autocommit statement per batch (a transaction only when an upload must be settled).
   const result = await applyObjectChangesAtomically(d.pool, changes, { source: 'event' });
+  // Every sequenced change is now at or below what the index holds for its path.
+  for (const c of changes) remember(c.path, c.sequencer);
   stats.applied += result.applied.length;
   stats.stale += result.stale;
   if (result.applied.length > 0) {
