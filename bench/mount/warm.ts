@@ -124,6 +124,8 @@ function opCount(metrics: string, op: string): number {
 interface Result {
   warm1: { mbps: number; cpu: number };
   gets: number;
+  /** Disk-tier reads in the warm pass: whole blocks plus random-read slices. */
+  diskReads: number;
   warm4: { mbps: number; cpu: number };
   reread: { mbps: number; cpu: number };
   lsCold: number;
@@ -169,7 +171,9 @@ try {
       let m: MountProcess = await t.startMount(backend, mnt, caches.get(t.name) as string, args, env);
       const pid = m.child.pid as number;
       const warm1 = await measured(pid, `cat ${file} > /dev/null`, bytes);
-      const gets = (await m.stats()).dataPath.s3.gets ?? -1;
+      const st = (await m.stats()).dataPath;
+      const gets = st.s3.gets ?? -1;
+      const diskReads = st.disk.hits ?? -1;
       const reread = await measured(pid, `cat ${file} > /dev/null`, bytes);
       await m.stop();
       // 4 readers on a fresh remount, so the first pass comes from the disk tier again.
@@ -188,7 +192,7 @@ try {
         opCount(before, 'listxattr');
       await m.stop();
       const list = results.get(t.name) ?? [];
-      list.push({ warm1, gets, warm4, reread, lsCold, lsWarm, xattrOps });
+      list.push({ warm1, gets, diskReads, warm4, reread, lsCold, lsWarm, xattrOps });
       results.set(t.name, list);
     }
   }
@@ -223,6 +227,9 @@ row(
   rate((r) => r.warm1, a1, '(a)'),
 );
 row('S3 GETs during the warm read', (rs) => rs.map((r) => r.gets).join(', '));
+row(`disk-tier reads during the warm read (${Math.ceil(bytes / (8 * MiB))} blocks)`, (rs) =>
+  rs.map((r) => r.diskReads).join(', '),
+);
 row(
   're-read, same mount',
   rate((r) => r.reread, a1, '(a)'),

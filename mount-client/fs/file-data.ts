@@ -13,6 +13,11 @@ export interface FileReader {
    * undefined with no side effects (the caller then uses read()).
    */
   readNow?(offset: number, length: number): Buffer | undefined;
+  /**
+   * Optional FUSE fast path: like readNow but copied into `into` (at 0), and may also serve bytes
+   * that are on local disk, synchronously; the byte count, or undefined with no side effects.
+   */
+  readNowInto?(offset: number, length: number, into: Buffer): number | undefined;
   close(): void | Promise<void>;
 }
 

@@ -166,15 +166,17 @@ export class StrataFs {
   }
 
   /**
-   * read() straight into the kernel's buffer: synchronous (a number) when the bytes are in memory,
-   * which is the warm streaming case, so the FUSE callback needs no promise; a promise otherwise.
-   * Exactly one copy either way: cached block → `into`.
+   * read() straight into the kernel's buffer: synchronous (a number) when the bytes are in memory
+   * or in the disk cache, which is the warm streaming case, so the FUSE callback needs no promise;
+   * a promise otherwise. Exactly one copy either way: cached block (or cache file) → `into`.
    */
   readInto(handle: number, offset: number, length: number, into: Buffer): number | Promise<number> {
     const h = this.handles.get(handle);
     if (!h) throw new BadHandleError(handle);
     if (offset >= h.node.size || length <= 0) return 0;
     const n = Math.min(length, h.node.size - offset, into.length);
+    const direct = h.reader.readNowInto?.(offset, n, into);
+    if (direct !== undefined) return direct;
     const now = h.reader.readNow?.(offset, n);
     if (now) return now.copy(into, 0, 0, n);
     return h.reader.read(offset, n).then((data) => data.copy(into, 0, 0, Math.min(n, data.length)));

@@ -229,9 +229,11 @@ export async function mountFuse(
     fsname: ['strata', 'ro', ...(options.extraOptions ?? [])].join(','),
     attrTimeout: ttl,
     entryTimeout: ttl,
-    // A read waiting on S3 retries may outlast fuse-native's 15 s default; the data path has its
-    // own retry budget and answers EIO itself, so only guard against a wedged handler.
-    timeout: { default: 60_000, read: 120_000 },
+    // A metadata op waiting on API retries may outlast fuse-native's 15 s default: only guard
+    // against a wedged handler. Reads get no fuse-native timer at all: it would be a setTimeout +
+    // clearTimeout per 128 KiB read, and the data path already answers every read within its own
+    // deadline (READ_DEADLINE_MS, EIO after 12 s).
+    timeout: { default: 60_000, read: false },
   });
   await new Promise<void>((resolve, reject) => fuse.mount((err) => (err ? reject(err) : resolve())));
   let unmounted = false;
