@@ -173,21 +173,33 @@ interface Slots {
   samples: number;
   active: number;
   underfullWithWork: number;
+  /** Underfull samples per tenth of the run (start-up, steady state and tail tell different stories). */
+  byTenth: number[];
 }
 /** Samples the uploader's PUT limiter (a p-limit) while fn runs. */
 async function withSlotSampling(u: UploaderType, fn: () => Promise<unknown>): Promise<Slots> {
   const limit = (u as unknown as { limit?: { activeCount: number; pendingCount: number } }).limit;
-  const s: Slots = { samples: 0, active: 0, underfullWithWork: 0 };
+  const s: Slots = { samples: 0, active: 0, underfullWithWork: 0, byTenth: new Array(10).fill(0) };
+  const start = performance.now();
+  const underfullAt: number[] = [];
   const timer = setInterval(() => {
     if (!limit) return;
     s.samples++;
     s.active += limit.activeCount;
-    if (limit.activeCount < concurrency) s.underfullWithWork++;
+    if (limit.activeCount < concurrency) {
+      s.underfullWithWork++;
+      underfullAt.push(performance.now() - start);
+    }
   }, 5);
   try {
     await fn();
   } finally {
     clearInterval(timer);
+  }
+  const total = performance.now() - start;
+  for (const t of underfullAt) {
+    const i = Math.min(9, Math.floor((10 * t) / total));
+    s.byTenth[i] = (s.byTenth[i] ?? 0) + 1;
   }
   return s;
 }
@@ -226,7 +238,7 @@ try {
     const rawFps: number[] = [];
     const strataFps: number[] = [];
     const cpu = { raw: { client: 0, stack: 0 }, strata: { client: 0, stack: 0 } };
-    const slots: Slots = { samples: 0, active: 0, underfullWithWork: 0 };
+    const slots: Slots = { samples: 0, active: 0, underfullWithWork: 0, byTenth: new Array(10).fill(0) };
     for (let round = 1; round <= rounds; round++) {
       const scan = await scanDirectory(smallDir, `/bench/strata-small-${round}`);
       const raw = () =>
@@ -255,6 +267,9 @@ try {
           slots.samples += s.samples;
           slots.active += s.active;
           slots.underfullWithWork += s.underfullWithWork;
+          s.byTenth.forEach((n, i) => {
+            slots.byTenth[i] = (slots.byTenth[i] ?? 0) + n;
+          });
         });
       let r: Measured;
       let st: Measured;
@@ -292,7 +307,8 @@ try {
       `| strata | ${(cpu.strata.client / n).toFixed(2)} | ${(cpu.strata.stack / n).toFixed(2)} |`,
       '',
       `strata PUT slots: ${(slots.active / Math.max(1, slots.samples)).toFixed(1)} of ${concurrency} busy on average; ` +
-        `fewer than ${concurrency} busy in ${((100 * slots.underfullWithWork) / Math.max(1, slots.samples)).toFixed(0)} % of 5 ms samples.`,
+        `fewer than ${concurrency} busy in ${((100 * slots.underfullWithWork) / Math.max(1, slots.samples)).toFixed(0)} % of 5 ms samples ` +
+        `(per tenth of the run: ${slots.byTenth.map((n) => ((100 * n) / Math.max(1, slots.underfullWithWork)).toFixed(0)).join(' / ')} % of them).`,
       '',
       '| strata API call | count | mean ms | p95 ms |',
       '|---|---|---|---|',
