@@ -1,9 +1,11 @@
 /**
- * One ranged GET attempt, pinned to an object version. Implementations: undici + presigned URLs
- * (transport-undici.ts, the default — fastest, see docs/benchmarks/mount-data.md) and the AWS SDK
- * GetObject pipeline (transport-sdk.ts, kept for the side-by-side benchmark). Both throw
- * TransientError (retry), PreconditionFailedError (changed object), NotFoundError (permanent) or
- * S3ReadError (permanent refusal). The body is read straight into one buffer of exactly `length`.
+ * One ranged GET attempt, pinned to an object version. Implementations: keep-alive sockets that read
+ * each body straight into the block buffer (transport-socket.ts, the default — least CPU per byte,
+ * see docs/benchmarks/mount-data.md), undici's raw dispatch (transport-undici.ts) and the AWS SDK
+ * GetObject pipeline (transport-sdk.ts); the last two are kept selectable and in the side-by-side
+ * benchmark. All throw TransientError (retry), PreconditionFailedError (changed object),
+ * NotFoundError (permanent) or S3ReadError (permanent refusal). The body is read straight into one
+ * buffer of exactly `length`.
  */
 
 import { normalizeEtag } from '../block-cache/block-key.ts';
