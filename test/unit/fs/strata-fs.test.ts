@@ -49,6 +49,37 @@ describe('StrataFs', () => {
     await expect(fs.getattr('/nope')).rejects.toBeInstanceOf(NotFoundError);
   });
 
+  it('readInto fills the kernel buffer synchronously when the reader can (readNowInto), else via a promise', async () => {
+    // Prepare: a reader that serves offsets < 5 synchronously and the rest asynchronously.
+    const { fs, data } = setup();
+    const bytes = Buffer.from('0123456789');
+    const calls = { now: 0, read: 0 };
+    const original = data.open.bind(data);
+    data.open = (v) => ({
+      ...original(v),
+      readNowInto: (offset: number, length: number, into: Buffer) => {
+        if (offset >= 5) return undefined;
+        calls.now++;
+        return bytes.copy(into, 0, offset, offset + length);
+      },
+      read: async (offset: number, length: number) => {
+        calls.read++;
+        return bytes.subarray(offset, offset + length);
+      },
+    });
+    const fh = await fs.open('/docs/deep/b.txt', 0);
+    const into = Buffer.alloc(4);
+    // Act + Assess: a number (no promise) from the fast path, clamped to the buffer.
+    expect(fs.readInto(fh, 1, 100, into)).toBe(4);
+    expect(into.toString()).toBe('1234');
+    const later = fs.readInto(fh, 6, 100, into);
+    expect(later).toBeInstanceOf(Promise);
+    expect(await later).toBe(4);
+    expect(into.toString()).toBe('6789');
+    expect(fs.readInto(fh, 10, 100, into)).toBe(0);
+    expect(calls).toEqual({ now: 1, read: 1 });
+  });
+
   it('reads bytes through an open handle pinned to the version, clamped at end of file', async () => {
     const { fs, data } = setup();
     const fh = await fs.open('/docs/deep/b.txt', 0);
