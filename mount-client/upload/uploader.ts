@@ -54,6 +54,12 @@ const GROUPS_IN_FLIGHT = 4;
  * files, so large runs keep one API call per 100 files.
  */
 const FIRST_GROUPS = [16, 32, 64];
+/**
+ * Small-file bytes held in memory between read and PUT, across all groups in flight. Four groups of
+ * 100 files of up to IN_MEMORY_MAX (1 MiB) could otherwise hold 400 MiB; typical small files
+ * (4–64 KiB) stay far below this, and a file over the budget is simply read again for its PUT.
+ */
+const HELD_MAX_BYTES = 64 * 1024 * 1024;
 /** Concurrent small-file reads (see the constructor). */
 const READ_CONCURRENCY = 8;
 
@@ -99,6 +105,8 @@ export interface UploaderOptions {
   skipUnchanged?: boolean;
   signal?: AbortSignal;
   onProgress?: (p: Progress) => void;
+  /** Small-file bytes kept in memory between read and PUT (default HELD_MAX_BYTES, 64 MiB). */
+  memoryBudgetBytes?: number;
   /** Called after each multipart part S3 acknowledged (tests and verbose output). */
   onPart?: (file: LocalFile, partNumber: number) => void;
 }
@@ -109,6 +117,9 @@ export class Uploader {
   private readonly api: ApiClient;
   private readonly limit: LimitFunction;
   private readonly readLimit: LimitFunction;
+  /** Bytes of small files held in memory between their read and their PUT (≤ HELD_MAX_BYTES). */
+  private heldBytes = 0;
+  private readonly heldMax: number;
   private readonly agent: Agent;
   private readonly retry: RetryPolicy;
   private readonly progress: Progress = { filesTotal: 0, filesDone: 0, bytesTotal: 0, bytesDone: 0 };
@@ -123,6 +134,7 @@ export class Uploader {
     // One connection per concurrent PUT; keep-alive saves a TCP (and TLS) handshake per small file.
     this.agent = new Agent({ connections: concurrency, keepAliveTimeout: 30_000, pipelining: 1 });
     this.retry = options.retry ?? DEFAULT_RETRY;
+    this.heldMax = options.memoryBudgetBytes ?? HELD_MAX_BYTES;
   }
 
   async close(): Promise<void> {
@@ -228,7 +240,27 @@ export class Uploader {
       for (const f of group) done(failed(f, 'interrupted'), 0);
       return;
     }
-    const prepared: Array<{ f: LocalFile; sha256: string; data?: Buffer }> = [];
+    const prepared: Array<{ f: LocalFile; sha256: string; data?: Buffer; held: number }> = [];
+    // Bytes kept for the PUT leave the budget as soon as the PUT no longer needs them.
+    const release = (p: { data?: Buffer; held: number }) => {
+      this.heldBytes -= p.held;
+      p.held = 0;
+      p.data = undefined;
+    };
+    try {
+      await this.prepareAndSend(group, remote, done, prepared, release);
+    } finally {
+      for (const p of prepared) release(p);
+    }
+  }
+
+  private async prepareAndSend(
+    group: LocalFile[],
+    remote: RemoteLookup,
+    done: (r: FileResult, bytes: number) => void,
+    prepared: Array<{ f: LocalFile; sha256: string; data?: Buffer; held: number }>,
+    release: (p: { data?: Buffer; held: number }) => void,
+  ): Promise<void> {
     await Promise.all(
       group.map((f) =>
         (async () => {
@@ -236,14 +268,29 @@ export class Uploader {
             // Its own limiter: in the PUT limiter's FIFO the next group's reads would queue behind
             // every PUT already queued, delaying its batch call until the PUT queue drains. The
             // listing wait below holds no slot at all.
-            const h = await this.readLimit(async () =>
-              f.size <= IN_MEMORY_MAX ? await readAndHash(f.abs) : { sha256: await sha256File(f.abs) },
-            );
-            if (await this.unchanged(f, remote, async () => h.sha256)) {
-              done({ ...base(f), status: 'skipped', reason: 'unchanged', sha256: h.sha256 }, 0);
+            const entry = await this.readLimit(async () => {
+              // Kept in memory (read once for hash and PUT) only within the byte budget; beyond
+              // it the file is hashed streaming and read again for its PUT (from the page cache).
+              if (f.size <= IN_MEMORY_MAX && this.heldBytes + f.size <= this.heldMax) {
+                this.heldBytes += f.size;
+                try {
+                  const h = await readAndHash(f.abs);
+                  return { f, sha256: h.sha256, data: h.data, held: f.size };
+                } catch (err) {
+                  this.heldBytes -= f.size;
+                  throw err;
+                }
+              }
+              return { f, sha256: await sha256File(f.abs), held: 0 };
+            });
+            // In the list before any await, so the group's finally releases it whatever happens.
+            prepared.push(entry);
+            if (await this.unchanged(f, remote, async () => entry.sha256)) {
+              prepared.splice(prepared.indexOf(entry), 1);
+              release(entry);
+              done({ ...base(f), status: 'skipped', reason: 'unchanged', sha256: entry.sha256 }, 0);
               return;
             }
-            prepared.push({ f, sha256: h.sha256, ...('data' in h ? { data: h.data } : {}) });
           } catch (err) {
             done(failed(f, message(err)), 0);
           }
@@ -280,6 +327,7 @@ export class Uploader {
         try {
           if (session.mode === 'single') {
             await this.limit(() => this.putSingle(p.f, session, p.data));
+            release(p);
             done({ ...base(p.f), status: 'uploaded', mode: 'single', sha256: p.sha256 }, p.f.size);
           } else {
             // The server's threshold is below our batch size: finish it as a multipart upload.

@@ -42,6 +42,37 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
+function fakeApi() {
+  const batches: number[] = [];
+  const api = {
+    apiUrl: 'http://api.invalid',
+    async request(method: string, path: string, options: { body?: unknown }) {
+      if (method === 'GET' && path === '/v1/list') throw new NotFoundError('new target');
+      if (method === 'POST' && path === '/v1/uploads:batch') {
+        const uploads = (options.body as { uploads: Array<{ path: string }> }).uploads;
+        batches.push(uploads.length);
+        return {
+          results: uploads.map((u, index) => ({
+            index,
+            ok: true,
+            upload: {
+              uploadId: `u-${u.path}`,
+              path: u.path,
+              mode: 'single',
+              url: `${s3Url}${encodeURI(u.path)}`,
+              headers: {},
+              expiresAt: new Date().toISOString(),
+            },
+          })),
+        };
+      }
+      throw new Error(`unexpected API call ${method} ${path}`);
+    },
+    async close() {},
+  } as unknown as ApiClient;
+  return { api, batches };
+}
+
 describe('small-file batching', () => {
   it('slow start: batches of 16, 32, 64, then 100; every file PUT once with its bytes', async () => {
     // Prepare: 300 small files and an API that presigns each entry to the loopback S3.
@@ -49,33 +80,7 @@ describe('small-file batching', () => {
     await mkdir(src);
     for (let i = 0; i < 300; i++)
       await writeFile(join(src, `f${String(i).padStart(3, '0')}.txt`), `file ${i}`);
-    const batches: number[] = [];
-    const api = {
-      apiUrl: 'http://api.invalid',
-      async request(method: string, path: string, options: { body?: unknown }) {
-        if (method === 'GET' && path === '/v1/list') throw new NotFoundError('new target');
-        if (method === 'POST' && path === '/v1/uploads:batch') {
-          const uploads = (options.body as { uploads: Array<{ path: string }> }).uploads;
-          batches.push(uploads.length);
-          return {
-            results: uploads.map((u, index) => ({
-              index,
-              ok: true,
-              upload: {
-                uploadId: `u-${u.path}`,
-                path: u.path,
-                mode: 'single',
-                url: `${s3Url}${encodeURI(u.path)}`,
-                headers: {},
-                expiresAt: new Date().toISOString(),
-              },
-            })),
-          };
-        }
-        throw new Error(`unexpected API call ${method} ${path}`);
-      },
-      async close() {},
-    } as unknown as ApiClient;
+    const { api, batches } = fakeApi();
     const uploader = new Uploader({ api, concurrency: 4 });
     try {
       // Act
@@ -86,6 +91,29 @@ describe('small-file batching', () => {
       expect(received.size).toBe(300);
       expect(received.get('/b/f007.txt')).toBe('file 7');
     } finally {
+      await uploader.close();
+    }
+  });
+
+  it('holds at most the memory budget of small-file bytes; files beyond it are read again for the PUT', async () => {
+    const src = join(dir, 'budget');
+    await mkdir(src);
+    for (let i = 0; i < 40; i++) await writeFile(join(src, `g${i}.txt`), `${i}`.padEnd(100, '.'));
+    const { api } = fakeApi();
+    const uploader = new Uploader({ api, concurrency: 4, memoryBudgetBytes: 250 });
+    const held = () => (uploader as unknown as { heldBytes: number }).heldBytes;
+    let peak = 0;
+    const timer = setInterval(() => {
+      peak = Math.max(peak, held());
+    }, 1);
+    try {
+      const summary = await uploader.upload((await scanDirectory(src, '/m')).files);
+      expect(summary.uploaded).toBe(40);
+      for (let i = 0; i < 40; i++) expect(received.get(`/m/g${i}.txt`)).toBe(`${i}`.padEnd(100, '.'));
+      expect(peak).toBeLessThanOrEqual(250);
+      expect(held()).toBe(0); // everything given back
+    } finally {
+      clearInterval(timer);
       await uploader.close();
     }
   });
