@@ -19,7 +19,11 @@ export async function clusterCpuSeconds(url: string): Promise<number> {
       // the process exited meanwhile
     }
   }
-  const master = procs.find((p) => new RegExp(`-p ${port}(\\s|$)`).test(p.cmd) || p.cmd.includes(`port=${port}`));
+  const master = procs.find(
+    (p) => new RegExp(`-p ${port}(\\s|$)`).test(p.cmd) || p.cmd.includes(`port=${port}`),
+  );
   if (!master) return Number.NaN;
-  return procs.filter((p) => p.pid === master.pid || p.ppid === master.pid).reduce((s, p) => s + p.ticks, 0) / 100;
+  return (
+    procs.filter((p) => p.pid === master.pid || p.ppid === master.pid).reduce((s, p) => s + p.ticks, 0) / 100
+  );
 }

@@ -2,11 +2,10 @@
  * Where the indexer's time goes (issue 3 profiling aid): runs N synthetic events through
  * `indexBatch` (same keyspace and concurrency as run.ts) and prints wall time per statement kind
  * (summed over batches; includes waiting for the 2 shared cores), Node CPU, and PostgreSQL CPU
- * (sum of utime+stime of the cluster's processes from /proc, Linux only).
+ * (this cluster's processes only, from /proc; Linux).
  *
  * Usage: npx tsx bench/index/profile.ts [--events 20000] [--concurrency 8]
  */
-import { readdir, readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import pLimit from 'p-limit';
 import pg from 'pg';
@@ -17,6 +16,7 @@ import { parseConfig } from '../../functions/config.ts';
 import { type IndexerDeps, indexBatch } from '../../functions/handlers/indexer.ts';
 import { startTestDb } from '../../test/integration/index/db.ts';
 import { putEvent, sqsRecord, BUCKET as TB, PREFIX as TP } from '../../test/integration/index/s3-events.ts';
+import { clusterCpuSeconds } from './pg-cpu.ts';
 
 process.env.POWERTOOLS_METRICS_DISABLED = 'true';
 process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
@@ -57,20 +57,6 @@ const orig = pg.Client.prototype.query;
   return p;
 };
 
-async function pgCpuTicks(): Promise<number> {
-  let ticks = 0;
-  for (const pid of await readdir('/proc')) {
-    if (!/^\d+$/.test(pid)) continue;
-    try {
-      const cmd = await readFile(`/proc/${pid}/cmdline`, 'utf8');
-      if (!cmd.startsWith('postgres') && !cmd.includes('/postgres')) continue;
-      const stat = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1]?.split(' ') ?? [];
-      ticks += Number(stat[11]) + Number(stat[12]);
-    } catch {}
-  }
-  return ticks;
-}
-
 const db = await startTestDb();
 try {
   const pool = createPool({ connectionString: db.url, max: CONC + 2, statementTimeoutMs: 60_000 });
@@ -91,13 +77,13 @@ try {
     batches.push(batch);
   }
   const limit = pLimit(CONC);
-  const pg0 = await pgCpuTicks();
+  const pg0 = await clusterCpuSeconds(db.url);
   const c0 = process.cpuUsage();
   const t0 = performance.now();
   await Promise.all(batches.map((b) => limit(() => indexBatch(deps, b))));
   const secs = (performance.now() - t0) / 1000;
   const cpu = process.cpuUsage(c0);
-  const pgSecs = ((await pgCpuTicks()) - pg0) / 100;
+  const pgSecs = (await clusterCpuSeconds(db.url)) - pg0;
   process.stdout.write(
     `${EVENTS} events in ${secs.toFixed(2)} s = ${Math.round(EVENTS / secs)} events/s; ` +
       `Node CPU ${((cpu.user + cpu.system) / 1e6).toFixed(2)} s, PostgreSQL CPU ${pgSecs.toFixed(2)} s\n\n`,

@@ -28,6 +28,7 @@ import { type IndexerDeps, indexBatch } from '../../functions/handlers/indexer.t
 import { BUCKET, DATA_PREFIX, startStack } from '../../local/stack.ts';
 import { startTestDb } from '../../test/integration/index/db.ts';
 import { putEvent, sqsRecord, BUCKET as TB, PREFIX as TP } from '../../test/integration/index/s3-events.ts';
+import { clusterCpuSeconds } from './pg-cpu.ts';
 
 process.env.POWERTOOLS_METRICS_DISABLED = 'true';
 process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
@@ -96,6 +97,14 @@ async function throughput() {
       batches.push(batch);
     }
     const limit = pLimit(CONC);
+    // CPU per 1,000 rows, of PostgreSQL (this cluster only) and of this Node process: less
+    // sensitive to the machine's load than wall-clock rates, which other engineers' suites share.
+    const cpu = async () => ({ pg: await clusterCpuSeconds(db.url), node: process.cpuUsage() });
+    const cpuPer1000 = (a: Awaited<ReturnType<typeof cpu>>, b: Awaited<ReturnType<typeof cpu>>) => {
+      const node = (b.node.user + b.node.system - a.node.user - a.node.system) / 1000;
+      return `PG ${(((b.pg - a.pg) * 1000 * 1000) / EVENTS).toFixed(0)} ms + Node ${((node * 1000) / EVENTS).toFixed(0)} ms CPU per 1,000`;
+    };
+    const cpu0 = await cpu();
     const t0 = performance.now();
     let failures = 0;
     await Promise.all(
@@ -107,6 +116,7 @@ async function throughput() {
       ),
     );
     const indexerSecs = (performance.now() - t0) / 1000;
+    const indexerCpu = cpuPer1000(cpu0, await cpu());
     if (failures > 0) throw new Error(`${failures} messages failed during the throughput run`);
 
     // Ceilings: the same rows, upserted raw in 100-row statements at the same concurrency. Each
@@ -121,9 +131,11 @@ async function throughput() {
       };
     };
     const ceiling = async (write: (bi: number) => Promise<unknown>) => {
+      const c = await cpu();
       const t = performance.now();
       await Promise.all(batches.map((_b, bi) => limit(() => write(bi))));
-      return EVENTS / ((performance.now() - t) / 1000);
+      const rate = EVENTS / ((performance.now() - t) / 1000);
+      return Object.assign(rate, { cpu: cpuPer1000(c, await cpu()) });
     };
     // (a) Narrow: the row the issue's first ceiling measured (10 short columns, 2 partial indexes),
     // in an explicit transaction per statement exactly as in earlier runs, so rows stay comparable.
@@ -180,20 +192,20 @@ async function throughput() {
     const n = (x: number) => Math.round(x).toLocaleString('en');
     rows.push([
       `Indexer throughput, ${EVENTS.toLocaleString('en')} events, batches of 100, ${CONC} concurrent`,
-      `${n(indexerRate)} events/s`,
-      `raw 100-row upsert ceiling (narrow row, in a transaction — the target's reference): ${n(narrowRate)} rows/s`,
+      `${n(indexerRate)} events/s (${indexerCpu})`,
+      `raw 100-row upsert ceiling (narrow row, in a transaction — the target's reference): ${n(narrowRate)} rows/s (${narrowRate.cpu})`,
       `${(indexerRate / narrowRate).toFixed(2)}× ceiling`,
     ]);
     rows.push([
       '↳ same narrow upsert, one autocommit statement per 100 rows',
       '',
-      `${n(narrowAutoRate)} rows/s`,
+      `${n(narrowAutoRate)} rows/s (${narrowAutoRate.cpu})`,
       `${(indexerRate / narrowAutoRate).toFixed(2)}× this ceiling`,
     ]);
     rows.push([
       '↳ real-shaped upsert: table LIKE objects (same columns and 3 indexes), same full rows, autocommit',
       '',
-      `${n(realRate)} rows/s`,
+      `${n(realRate)} rows/s (${realRate.cpu})`,
       `${(indexerRate / realRate).toFixed(2)}× this ceiling`,
     ]);
     await handlerOnly(pool);

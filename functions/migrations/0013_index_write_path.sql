@@ -78,9 +78,11 @@ CREATE TYPE strata_applied AS (
 -- * unsequenced drift: a put applies unless the active row has the same etag and size; `missing`
 --   applies to active/inconsistent rows; `delete` to any row not already deleted. The stored
 --   sequencer is kept so later events still order correctly.
--- Concurrency: existing rows are locked FOR UPDATE in path order (concurrent batches serialize on
--- shared paths, never deadlock). Unseen paths are inserted ON CONFLICT DO NOTHING; a path another
--- batch inserted meanwhile ("raced") is decided again in a next statement, which sees and locks it.
+-- Concurrency: puts are first inserted ON CONFLICT DO NOTHING in path order (an unseen path needs
+-- no read); the other paths' rows are then locked FOR UPDATE in path order (concurrent batches
+-- serialize on shared paths; the deadlock detector and the caller's retry cover the rest). A path
+-- another batch inserted after this statement's snapshot ("raced": it conflicted but is not in the
+-- snapshot) is decided again by a next statement of the loop, which sees and locks it.
 -- p_guard: when true (autocommit call), raise SQLSTATE 'SR001' before writing anything if an
 -- upload session or quota may need settling — the caller then retries inside a transaction and
 -- settles (uploads-store.ts) atomically with the batch.
@@ -93,12 +95,11 @@ CREATE FUNCTION strata_apply_changes(
 ) RETURNS SETOF strata_applied LANGUAGE plpgsql VOLATILE AS $fn$
 DECLARE
   v_only integer[];          -- NULL: every input row; else the raced ordinals to decide again
-  v_paths text[] := p_path;
   v_base bigint;
   v_next bigint;
   v_rows strata_applied[];
   v_raced integer[];
-  v_n integer;
+  v_rounds integer := 0;
 BEGIN
   IF p_guard AND (EXISTS (SELECT 1 FROM upload_quotas)
       OR EXISTS (SELECT 1 FROM upload_sessions s
@@ -112,9 +113,9 @@ BEGIN
     v_base := strata_journal_base();
     SELECT coalesce(max(c.seq) + 1 - v_base, 0) INTO v_next
       FROM changes c WHERE c.seq >= v_base AND c.seq < v_base + 4096;
-    IF v_next + coalesce(cardinality(v_only), cardinality(p_path)) > 4096 THEN
+    IF v_next + cardinality(p_path) > 4096 THEN
       RAISE EXCEPTION 'a transaction may journal at most 4096 changes (this one needs %)',
-        v_next + coalesce(cardinality(v_only), cardinality(p_path))
+        v_next + cardinality(p_path)
         USING ERRCODE = '54000', HINT = 'apply changes in smaller batches (one transaction each)';
     END IF;
 
@@ -124,18 +125,36 @@ BEGIN
              WITH ORDINALITY AS u(path, parent, name, key, kind, sequencer, size, etag, version_id, mtime,
                                   content_type, sha256, metadata, day, ord)
        WHERE v_only IS NULL OR u.ord = ANY(v_only)),
+    -- On a path the index has never seen, a put always wins and so does a sequenced removal (its
+    -- tombstone keeps the sequencer): decide(undefined, change). Insert those directly — one probe
+    -- of the primary key, no read and lock first. Paths that exist conflict and are decided below.
+    -- (The caller sends size 0 and NULL object fields for removals.)
+    ins AS (
+      INSERT INTO objects (path, parent, name, key, state, size, etag, version_id, sequencer, last_modified,
+                           content_type, sha256, metadata, day, source, run_id)
+      SELECT c.path, c.parent, c.name, c.key,
+             CASE c.kind WHEN 'put' THEN 'active' WHEN 'missing' THEN 'missing' ELSE 'deleted' END,
+             c.size, c.etag, c.version_id, c.sequencer, c.mtime, c.content_type, c.sha256, c.metadata, c.day,
+             p_source, p_run
+        FROM c WHERE c.kind = 'put' OR c.sequencer IS NOT NULL ORDER BY c.path
+      ON CONFLICT (path) DO NOTHING
+      RETURNING objects.path),
+    -- Every other path: its row as this statement's snapshot sees it, locked in path order.
     locked AS MATERIALIZED (
       SELECT o.path, o.state, o.size, o.etag, o.sequencer, o.day,
              (o.parent = '' AND o.sequencer IS NULL) AS fresh   -- placeholder: no prior state
-        FROM objects o WHERE o.path = ANY(v_paths) ORDER BY o.path FOR UPDATE),
+        FROM objects o
+       WHERE o.path = ANY (ARRAY(SELECT c.path FROM c WHERE c.path NOT IN (SELECT i.path FROM ins i)))
+       ORDER BY o.path FOR UPDATE),
     d AS MATERIALIZED (
-      SELECT c.*, (l.path IS NOT NULL) AS present,
+      SELECT c.*, (i.path IS NOT NULL) AS inserted, (l.path IS NOT NULL) AS present,
              CASE WHEN l.fresh THEN NULL ELSE l.state END AS s_state,
              CASE WHEN l.fresh THEN NULL ELSE l.size END AS s_size,
              CASE WHEN l.fresh THEN NULL ELSE l.etag END AS s_etag,
              CASE WHEN l.fresh THEN NULL ELSE l.sequencer END AS s_seq,
              CASE WHEN l.fresh THEN NULL ELSE l.day END AS s_day
-        FROM c LEFT JOIN locked l ON l.path = c.path),
+        FROM c LEFT JOIN ins i ON i.path = c.path LEFT JOIN locked l ON l.path = c.path),
+    -- The decision (index-apply.ts decide); inserted rows have no prior state, so they win.
     w0 AS MATERIALIZED (
       SELECT d.*,
              CASE WHEN d.sequencer IS NOT NULL THEN d.s_seq IS NULL OR d.sequencer COLLATE "C" > d.s_seq
@@ -146,14 +165,6 @@ BEGIN
              CASE d.kind WHEN 'put' THEN 'active' WHEN 'missing' THEN 'missing' ELSE 'deleted' END AS n_state,
              coalesce(d.sequencer, d.s_seq) AS n_seq
         FROM d),
-    ins AS (
-      INSERT INTO objects (path, parent, name, key, state, size, etag, version_id, sequencer, last_modified,
-                           content_type, sha256, metadata, day, source, run_id)
-      SELECT w0.path, w0.parent, w0.name, w0.key, w0.n_state, w0.size, w0.etag, w0.version_id, w0.n_seq,
-             w0.mtime, w0.content_type, w0.sha256, w0.metadata, w0.day, p_source, p_run
-        FROM w0 WHERE w0.win AND NOT w0.present ORDER BY w0.path
-      ON CONFLICT (path) DO NOTHING
-      RETURNING objects.path),
     upd AS (
       UPDATE objects AS o SET parent = w0.parent, name = w0.name, key = w0.key, state = w0.n_state,
              size = w0.size, etag = w0.etag, version_id = w0.version_id, sequencer = w0.n_seq,
@@ -168,7 +179,7 @@ BEGIN
              (CASE WHEN w0.n_state = 'active' THEN w0.size ELSE 0 END
                - CASE WHEN w0.s_state = 'active' THEN w0.s_size ELSE 0 END) AS db,
              coalesce(w0.mtime, p_now) AS at
-        FROM w0 WHERE w0.path IN (SELECT i.path FROM ins i UNION ALL SELECT u.path FROM upd u)),
+        FROM w0 WHERE w0.inserted OR w0.path IN (SELECT u.path FROM upd u)),
     dir AS (
       INSERT INTO dir_rollups (dir, parent, name, files, bytes, mtime)
       SELECT p_dir[a.di], p_dir_parent[a.di], p_dir_name[a.di], sum(w.df), sum(w.db), max(w.at)
@@ -181,27 +192,34 @@ BEGIN
           UNION ALL
           SELECT w.day, 1, w.size FROM w WHERE w.n_state = 'active' AND w.day IS NOT NULL) x
        GROUP BY x.day HAVING sum(x.f) <> 0 OR sum(x.b) <> 0),
+    -- seq = this transaction's base + next free ordinal + input position: unique and increasing in
+    -- input order without a window sort (gaps are allowed; readers only need order).
     jrn AS (
       INSERT INTO changes (seq, op, path, state, etag, size, run_id)
-      SELECT v_base + v_next + row_number() OVER (ORDER BY w.ord) - 1,
+      SELECT v_base + v_next + w.ord - 1,
              CASE WHEN p_source = 'drift' THEN 'drift' WHEN w.kind = 'put' THEN 'put' ELSE 'delete' END,
              w.path, w.n_state, CASE WHEN w.n_state = 'active' THEN w.etag END,
              CASE WHEN w.n_state = 'active' THEN w.size ELSE 0 END, p_run
-        FROM w
-      RETURNING changes.seq, changes.path)
-    SELECT (SELECT array_agg(ROW(w.ord, j.seq, w.s_state, w.s_size, to_char(w.s_day, 'YYYY-MM-DD'))::strata_applied)
-              FROM w JOIN jrn j ON j.path = w.path),
-           (SELECT array_agg(w0.ord) FROM w0
-             WHERE w0.win AND NOT w0.present AND w0.path NOT IN (SELECT i.path FROM ins i))
+        FROM w)
+    SELECT (SELECT array_agg(ROW(w.ord, v_base + v_next + w.ord - 1, w.s_state, w.s_size,
+                                 to_char(w.s_day, 'YYYY-MM-DD'))::strata_applied) FROM w),
+           -- Raced: a path another batch inserted after this statement's snapshot was taken.
+           (SELECT array_agg(w0.ord) FROM w0 WHERE w0.win AND NOT w0.present AND NOT w0.inserted)
       INTO v_rows, v_raced;
 
     IF v_rows IS NOT NULL THEN
       RETURN QUERY SELECT * FROM unnest(v_rows);
     END IF;
     EXIT WHEN v_raced IS NULL;
+    -- Each round only retries paths that were committed by others meanwhile, which the next
+    -- snapshot sees; a path that keeps racing means something else is wrong — fail loudly.
+    v_rounds := v_rounds + 1;
+    IF v_rounds > 16 THEN
+      RAISE EXCEPTION 'strata_apply_changes: % paths still racing after % rounds', cardinality(v_raced), v_rounds
+        USING ERRCODE = '40001';  -- serialization failure: the caller retries the whole batch
+    END IF;
     -- The raced paths exist now (their inserter committed): decide them again against those rows.
     v_only := v_raced;
-    SELECT array_agg(p_path[i]) INTO v_paths FROM unnest(v_raced) AS i;
   END LOOP;
 END
 $fn$;
