@@ -25,6 +25,12 @@ import { BLOCKS_PREFIX, CRC_HEADER, decodeBlockRequest, LENGTH_HEADER, PING_PATH
 /** What the server needs from the data path: load a block from cache, else from S3 (never a peer). */
 export interface BlockSource {
   loadBlock(id: BlockId, options: { viaPeer: boolean }): Promise<Buffer>;
+  /**
+   * The same without a copy when the source can lend its own buffer until `release()` (the data
+   * path's pooled blocks): the server then sends straight from it and releases once the response
+   * is handed to the kernel or abandoned.
+   */
+  leaseBlock?(id: BlockId, options: { viaPeer: boolean }): Promise<{ data: Buffer; release(): void }>;
 }
 
 export interface PeerServerOptions {
@@ -147,10 +153,22 @@ export class PeerServer {
       return done(409);
     }
 
-    const loading = this.options.source.loadBlock(id, { viaPeer: false }).then(
-      (data) => ({ data }),
+    const source = this.options.source;
+    const loading = (
+      source.leaseBlock
+        ? source.leaseBlock(id, { viaPeer: false })
+        : source.loadBlock(id, { viaPeer: false }).then((data) => ({ data, release: () => undefined }))
+    ).then(
+      (lease) => lease,
       (error: unknown) => ({ error }),
     );
+    // A lent block goes back once the response is done with it: 'close' follows 'finish' (the last
+    // byte handed to the kernel) and also comes when the client goes away mid-response.
+    void loading.then((l) => {
+      if (!('release' in l)) return;
+      if (res.closed || res.destroyed) l.release();
+      else res.once('close', l.release);
+    });
     // A cached block is ready within microseconds; one that must be read through from S3 is not.
     // For those, answer the headers at once and send the crc32c as a trailer once the bytes are in:
     // the requester's short header timeout then tells a dead or hung owner from one that is busy
