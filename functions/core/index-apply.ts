@@ -8,6 +8,13 @@
  *   sequencer; duplicates and older events change nothing. Tombstones keep their sequencer.
  * - Without a sequencer (reconcile drift), a change applies when it changes what is observable
  *   (state, etag or size); the stored sequencer is kept so later events still order correctly.
+ * - A row reconcile healed has no sequencer to compare (S3 listings carry none). An event for it
+ *   that names another version and happened before the healed object's S3 LastModified is older
+ *   than what reconcile saw and changes nothing; an event for the healed version itself applies
+ *   and so gives the row its sequencer (and the HEAD metadata the listing lacked).
+ * - functions/migrations/0013_index_write_path.sql (strata_apply_changes) implements these rules
+ *   in SQL for the database write path; this module is their reference (unit-tested here, and the
+ *   indexer's property test checks the SQL against a model of them).
  * - Only `active` objects count in rollups and appear in listings.
  */
 import type { ChangeOp, ObjectState } from './api-types.ts';
@@ -49,6 +56,17 @@ export interface StoredObject {
   etag: string | null;
   sequencer: string | null;
   day: string | null;
+  /** Who wrote the row last ('drift' = reconcile) and the object's S3 LastModified. */
+  source?: 'event' | 'drift';
+  lastModified?: Date | null;
+}
+
+/** True when a sequenced event is older than the (unsequenced) version reconcile healed in. */
+export function olderThanHealed(stored: StoredObject | undefined, change: ObjectChange): boolean {
+  if (!stored || stored.sequencer !== null || stored.source !== 'drift' || !stored.lastModified) return false;
+  const etag = change.kind === 'put' ? change.etag : null;
+  const when = change.kind === 'put' ? change.lastModified : change.at;
+  return etag !== stored.etag && when !== undefined && when < stored.lastModified;
 }
 
 /** The row an applied change writes. */
@@ -93,7 +111,7 @@ export function reduceChanges(changes: ObjectChange[]): ObjectChange[] {
 /** The row to write, or undefined when the change is stale or changes nothing. */
 export function decide(stored: StoredObject | undefined, change: ObjectChange): NextObject | undefined {
   if (change.sequencer !== undefined) {
-    if (!isNewer(change.sequencer, stored?.sequencer)) return undefined;
+    if (!isNewer(change.sequencer, stored?.sequencer) || olderThanHealed(stored, change)) return undefined;
   } else if (change.kind === 'put') {
     if (stored?.state === 'active' && stored.etag === change.etag && stored.size === change.size)
       return undefined;

@@ -75,6 +75,8 @@ CREATE TYPE strata_applied AS (
 -- (functions/core/paths.ts is the one place paths are parsed). Decision rules are those of
 -- functions/core/index-apply.ts `decide` (the property test checks this function against a model):
 -- * sequenced (S3 event): applies when strictly newer than the stored sequencer (tombstones keep it);
+--   on a row reconcile healed (no sequencer), not when it names another version and happened
+--   before the healed object's LastModified;
 -- * unsequenced drift: a put applies unless the active row has the same etag and size; `missing`
 --   applies to active/inconsistent rows; `delete` to any row not already deleted. The stored
 --   sequencer is kept so later events still order correctly.
@@ -141,7 +143,7 @@ BEGIN
       RETURNING objects.path),
     -- Every other path: its row as this statement's snapshot sees it, locked in path order.
     locked AS MATERIALIZED (
-      SELECT o.path, o.state, o.size, o.etag, o.sequencer, o.day,
+      SELECT o.path, o.state, o.size, o.etag, o.sequencer, o.day, o.source, o.last_modified,
              (o.parent = '' AND o.sequencer IS NULL) AS fresh   -- placeholder: no prior state
         FROM objects o
        WHERE o.path = ANY (ARRAY(SELECT c.path FROM c WHERE c.path NOT IN (SELECT i.path FROM ins i)))
@@ -152,12 +154,19 @@ BEGIN
              CASE WHEN l.fresh THEN NULL ELSE l.size END AS s_size,
              CASE WHEN l.fresh THEN NULL ELSE l.etag END AS s_etag,
              CASE WHEN l.fresh THEN NULL ELSE l.sequencer END AS s_seq,
-             CASE WHEN l.fresh THEN NULL ELSE l.day END AS s_day
+             CASE WHEN l.fresh THEN NULL ELSE l.day END AS s_day,
+             CASE WHEN l.fresh THEN NULL ELSE l.source END AS s_source,
+             CASE WHEN l.fresh THEN NULL ELSE l.last_modified END AS s_lm
         FROM c LEFT JOIN ins i ON i.path = c.path LEFT JOIN locked l ON l.path = c.path),
     -- The decision (index-apply.ts decide); inserted rows have no prior state, so they win.
     w0 AS MATERIALIZED (
       SELECT d.*,
-             CASE WHEN d.sequencer IS NOT NULL THEN d.s_seq IS NULL OR d.sequencer COLLATE "C" > d.s_seq
+             CASE WHEN d.sequencer IS NOT NULL THEN
+                    (d.s_seq IS NULL OR d.sequencer COLLATE "C" > d.s_seq)
+                    -- a row reconcile healed (no sequencer): an event for another version that
+                    -- happened before the healed object's LastModified is older (olderThanHealed)
+                    AND NOT coalesce(d.s_seq IS NULL AND d.s_source = 'drift' AND d.etag IS DISTINCT FROM d.s_etag
+                                     AND d.mtime < d.s_lm, false)
                   WHEN d.kind = 'put' THEN NOT coalesce(d.s_state = 'active' AND d.s_etag = d.etag
                                                         AND d.s_size = d.size, false)
                   WHEN d.kind = 'missing' THEN coalesce(d.s_state IN ('active', 'inconsistent'), false)

@@ -10,6 +10,7 @@ import {
   listDir,
   type ObjectChange,
 } from '../../../functions/adapters/pg/index-store.ts';
+import { withTransaction } from '../../../functions/adapters/pg/pool.ts';
 import { RedisGuard } from '../../../functions/adapters/redis/client.ts';
 import { parseConfig } from '../../../functions/config.ts';
 import {
@@ -182,6 +183,34 @@ describe('journal written by the batch function', () => {
       "SELECT count(*)::int AS n FROM pg_stat_activity WHERE state = 'idle in transaction' AND datname = current_database()",
     );
     expect(open.rows[0].n).toBe(0);
+  });
+});
+
+describe('rows reconcile healed (no sequencer)', () => {
+  it("ignore older events for other versions, and take the sequencer from the healed version's own event", async () => {
+    // Prepare: reconcile found v2 in S3 (LastModified 12:00) that the index never heard of.
+    const healedAt = new Date('2024-03-01T12:00:00Z');
+    await withTransaction(db.pool, (c) =>
+      applyObjectChanges(
+        c,
+        [{ kind: 'put', key: 'data/h/f', path: '/h/f', size: 2, etag: 'v2', lastModified: healedAt }],
+        { source: 'drift', runId: 'r1' },
+      ),
+    );
+    // Act: the lost events arrive late — v1's put and a delete, both before 12:00.
+    etags.set('data/h/f', 'v2');
+    await run([
+      putEvent('data/h/f', 1, 1, 'v1', new Date('2024-03-01T11:00:00Z')),
+      deleteEvent('data/h/f', 2, new Date('2024-03-01T11:30:00Z')),
+    ]);
+    // Assess: still v2.
+    expect(await getObject(db.pool, '/h/f')).toMatchObject({ state: 'active', etag: 'v2', size: 2 });
+    // v2's own event applies: the row gets its sequencer, so the guard orders later events again.
+    await run([putEvent('data/h/f', 3, 2, 'v2', new Date('2024-03-01T11:59:59Z'))]);
+    const { rows } = await db.pool.query("SELECT sequencer, source FROM objects WHERE path = '/h/f'");
+    expect(rows[0]).toMatchObject({ sequencer: '3'.padStart(32, '0'), source: 'event' });
+    await run([deleteEvent('data/h/f', 2, new Date('2024-03-01T13:00:00Z'))]); // older sequencer
+    expect(await getObject(db.pool, '/h/f')).toMatchObject({ state: 'active', etag: 'v2' });
   });
 });
 

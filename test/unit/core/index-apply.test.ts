@@ -66,6 +66,42 @@ describe('decide', () => {
   });
 });
 
+describe('decide on a row reconcile healed (no sequencer)', () => {
+  const healed: StoredObject = {
+    ...active(5, null, 'v2'),
+    source: 'drift',
+    lastModified: new Date('2024-03-01T12:00:00Z'),
+  };
+  const event = (etag: string, when: string, sequencer = '9'): ObjectChange => ({
+    ...(put('/a/b', sequencer, 3, etag) as Extract<ObjectChange, { kind: 'put' }>),
+    lastModified: new Date(when),
+  });
+
+  it('ignores an event for another version that happened before the healed one', () => {
+    expect(decide(healed, event('v1', '2024-03-01T11:00:00Z'))).toBeUndefined();
+    expect(
+      decide(healed, {
+        kind: 'delete',
+        key: 'data/a/b',
+        path: '/a/b',
+        sequencer: '9',
+        at: new Date('2024-03-01T11:00:00Z'),
+      }),
+    ).toBeUndefined();
+  });
+
+  it("applies a later event, and the healed version's own event (which brings its sequencer)", () => {
+    expect(decide(healed, event('v3', '2024-03-01T13:00:00Z'))).toMatchObject({ etag: 'v3', sequencer: '9' });
+    expect(decide(healed, event('v2', '2024-03-01T11:59:59Z'))).toMatchObject({ etag: 'v2', sequencer: '9' });
+  });
+
+  it('leaves rows the indexer wrote to the sequencer guard alone', () => {
+    expect(decide({ ...healed, source: 'event' }, event('v1', '2024-03-01T11:00:00Z'))).toMatchObject({
+      etag: 'v1',
+    });
+  });
+});
+
 describe('RollupDeltas', () => {
   it('aggregates one delta per ancestor and day for the whole batch', () => {
     const r = new RollupDeltas();
