@@ -80,7 +80,7 @@ async function measured(pid: number, cmd: string, total: number): Promise<{ mbps
 }
 
 /** (a): the smallest useful fuse-native filesystem — one file served straight from a Buffer. */
-async function fuseCeiling(dir: string, data: Buffer): Promise<{ one: number; four: number }> {
+async function fuseCeiling(dir: string, data: Buffer): Promise<{ one: number; four: number; cpu: number }> {
   const mnt = mkdtempSync(join(dir, 'ceiling-'));
   const now = new Date();
   const fuse = new Fuse(
@@ -102,9 +102,13 @@ async function fuseCeiling(dir: string, data: Buffer): Promise<{ one: number; fo
   await new Promise<void>((r, j) => fuse.mount((e) => (e ? j(e) : r())));
   try {
     await timed(`cat ${mnt}/f > /dev/null`);
+    // CPU of this process (the ceiling FS and its FUSE threads; the idle local stack adds little).
+    const c0 = process.cpuUsage();
     const one = mbps(data.length, await timed(`cat ${mnt}/f > /dev/null`));
+    const c = process.cpuUsage(c0);
+    const cpu = (c.user + c.system) / 1e6 / (data.length / 1024 ** 3);
     const four = mbps(4 * data.length, await timed(fourReaders(`${mnt}/f`)));
-    return { one, four };
+    return { one, four, cpu };
   } finally {
     await new Promise<void>((r) => fuse.unmount(() => r()));
   }
@@ -123,6 +127,8 @@ function opCount(metrics: string, op: string): number {
 
 interface Result {
   warm1: { mbps: number; cpu: number };
+  /** (a), 1 reader, measured just before this warm read. */
+  near: number;
   gets: number;
   /** Disk-tier reads in the warm pass: whole blocks plus random-read slices. */
   diskReads: number;
@@ -136,7 +142,7 @@ interface Result {
 const dir = mkdtempSync(join(tmpdir(), 'strata-bench-warm-'));
 const data = randomBytes(bytes);
 const results = new Map<string, Result[]>();
-const ceilings: { one: number; four: number }[] = [];
+const ceilings: { one: number; four: number; cpu: number }[] = [];
 const backend = await startBackend();
 try {
   await backend.put('/big.bin', data);
@@ -166,6 +172,9 @@ try {
     ceilings.push(await fuseCeiling(dir, data));
     const order = round % 2 === 0 ? trees : [...trees].reverse();
     for (const t of order) {
+      // (a) again right before this tree's warm read: on a shared machine the ceiling moves by 2×
+      // within minutes, so each warm read is also compared with the ceiling measured next to it.
+      const near = (await fuseCeiling(dir, data)).one;
       const mnt = mkdtempSync(join(dir, `mnt-${t.name}-`));
       const file = `${mnt}/big.bin`;
       let m: MountProcess = await t.startMount(backend, mnt, caches.get(t.name) as string, args, env);
@@ -192,7 +201,7 @@ try {
         opCount(before, 'listxattr');
       await m.stop();
       const list = results.get(t.name) ?? [];
-      list.push({ warm1, gets, diskReads, warm4, reread, lsCold, lsWarm, xattrOps });
+      list.push({ warm1, near, gets, diskReads, warm4, reread, lsCold, lsWarm, xattrOps });
       results.set(t.name, list);
     }
   }
@@ -220,11 +229,19 @@ const rate =
     const c = median(rs.map((r) => pick(r).cpu));
     return `${v.toFixed(0)} MB/s = ${(v / base).toFixed(2)}× ${tag}, ${c.toFixed(2)} CPU-s/GiB`;
   };
-console.log(`| (a) FUSE ceiling, 1 reader | ${trees.map(() => `${a1.toFixed(0)} MB/s`).join(' | ')} |`);
+const aCpu = median(ceilings.map((c) => c.cpu));
+console.log(
+  `| (a) FUSE ceiling, 1 reader | ${trees.map(() => `${a1.toFixed(0)} MB/s, ${aCpu.toFixed(2)} CPU-s/GiB`).join(' | ')} |`,
+);
 console.log(`| (a4) FUSE ceiling, 4 readers | ${trees.map(() => `${a4.toFixed(0)} MB/s`).join(' | ')} |`);
 row(
   'warm read after remount, 1 reader',
   rate((r) => r.warm1, a1, '(a)'),
+);
+row(
+  'warm 1 reader ÷ (a) measured just before it (median of per-round ratios)',
+  (rs) =>
+    `${median(rs.map((r) => r.warm1.mbps / r.near)).toFixed(2)}× (a) [${rs.map((r) => r.near.toFixed(0)).join(', ')} MB/s]`,
 );
 row('S3 GETs during the warm read', (rs) => rs.map((r) => r.gets).join(', '));
 row(`disk-tier reads during the warm read (${Math.ceil(bytes / (8 * MiB))} blocks)`, (rs) =>
