@@ -590,13 +590,15 @@ export async function changesSince(
     at: Date;
     run_id: string | null;
   }>(
-    `WITH cut AS MATERIALIZED (SELECT strata_journal_cutoff() AS below),
-          page AS (
-            SELECT c.seq, c.op, c.path, c.etag, c.size::float8 AS size, c.at, c.run_id FROM changes c, cut
-             WHERE c.seq > $1 AND c.seq < cut.below${filter} ORDER BY c.seq LIMIT $2)
+    // strata_journal_cutoff() is STABLE: evaluated once per statement, and usable as an index
+    // bound, so the page is an ordered range scan of the seq key that stops at LIMIT (joined from
+    // a CTE instead, the planner sorted every entry after `since` first).
+    `WITH page AS (
+       SELECT c.seq, c.op, c.path, c.etag, c.size::float8 AS size, c.at, c.run_id FROM changes c
+        WHERE c.seq > $1 AND c.seq < strata_journal_cutoff()${filter} ORDER BY c.seq LIMIT $2)
      SELECT l.latest, page.* FROM
-       (SELECT max(c.seq) AS latest FROM changes c, cut
-         WHERE c.seq < cut.below${scoped ? ` AND c.seq > $1${filter}` : ''}) l
+       (SELECT max(c.seq) AS latest FROM changes c
+         WHERE c.seq < strata_journal_cutoff()${scoped ? ` AND c.seq > $1${filter}` : ''}) l
        LEFT JOIN page ON true
      ORDER BY page.seq`,
     scoped ? [since, limit, prefixParam(prefixes)] : [since, limit],
