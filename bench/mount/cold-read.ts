@@ -4,13 +4,17 @@
  * trees, warm rows), so it can be repeated quickly, run against an older tree, and profiled.
  *
  *   npx tsx bench/mount/cold-read.ts [--size-mib 256] [--runs 3] [--readers 1]
- *                                    [--cpu-prof <dir>] [--tree <other checkout>]
+ *                                    [--cpu-prof <dir>] [--tree <other checkout>] [--threads]
+ *                                    [--with-env KEY=VALUE ...]
  *
  * Per run: a fresh mount on an empty cache reads the file once with `cat` (or N concurrent cats);
  * (b') 8 concurrent 8 MiB ranged GETs against the same S3 server, interleaved with the mount runs.
  * --cpu-prof writes the mount child's V8 CPU profile (one .cpuprofile per mount) into <dir>.
  * --tree runs the mount from another checkout (e.g. `git archive` of an older commit with
  * node_modules symlinked) against the same backend, interleaved with this tree, for before/after.
+ * --with-env adds a variant of this tree whose mount child gets extra environment, e.g.
+ * `--with-env GLIBC_TUNABLES=glibc.malloc.hugetlb=1` (transparent huge pages for malloc'd block
+ * buffers: far fewer first-touch page faults). --threads prints the mount's CPU per thread.
  * Prints a markdown table: median MB/s, ratio vs (b'), mount CPU s/GiB.
  */
 import { exec } from 'node:child_process';
@@ -36,6 +40,7 @@ const { values } = parseArgs({
     'cpu-prof': { type: 'string' },
     tree: { type: 'string' },
     threads: { type: 'boolean' },
+    'with-env': { type: 'string', multiple: true },
   },
 });
 const sizeMiB = Number(values['size-mib'] ?? 256);
@@ -96,7 +101,16 @@ async function rawRangedGets(backend: Backend, path: string, size: number): Prom
 const dir = mkdtempSync(join(tmpdir(), 'strata-bench-cold-'));
 type Start = typeof startMount;
 // The other tree's own mount launcher: it spawns that tree's bin/strata.js with its own sources.
-const trees: Array<{ name: string; start: Start }> = [{ name: 'this tree', start: startMount }];
+const trees: Array<{ name: string; start: Start; env?: Record<string, string> }> = [
+  { name: 'this tree', start: startMount },
+];
+if (values['with-env']?.length) {
+  // A variant of this tree with extra environment for the mount child (e.g. glibc tunables).
+  const env = Object.fromEntries(
+    values['with-env'].map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
+  );
+  trees.push({ name: `this tree, ${values['with-env'].join(' ')}`, start: startMount, env });
+}
 if (values.tree) {
   const other = resolve(values.tree);
   const mod = (await import(join(other, 'test/fuse/support/mount-process.ts'))) as { startMount: Start };
@@ -119,7 +133,7 @@ try {
     raw.push(await rawRangedGets(backend, '/big.bin', bytes));
     for (const t of trees) {
       const cache = join(dir, `cache-${run}`);
-      const env: Record<string, string> = {};
+      const env: Record<string, string> = { ...t.env };
       if (values['cpu-prof']) env.NODE_OPTIONS = `--cpu-prof --cpu-prof-dir=${resolve(values['cpu-prof'])}`;
       const m = await t.start(
         backend,
@@ -135,6 +149,8 @@ try {
       await sh(cmd);
       const secs = Number(process.hrtime.bigint() - t0) / 1e9;
       const cpu = (cpuSeconds(pid) - c0) / ((readers * bytes) / 1024 ** 3);
+      const st = await m.stats();
+      const disk = st.dataPath.disk as Record<string, number>;
       if (values.threads) {
         const per = [...threadCpu(pid)]
           .map(([n, c]) => [n, c - (th0.get(n) ?? 0)] as const)
@@ -149,7 +165,7 @@ try {
       r.cpu.push(cpu);
       results.set(t.name, r);
       console.error(
-        `run ${run + 1} ${t.name}: ${mbps(readers * bytes, secs).toFixed(0)} MB/s, ${cpu.toFixed(2)} CPU-s/GiB`,
+        `run ${run + 1} ${t.name}: ${mbps(readers * bytes, secs).toFixed(0)} MB/s, ${cpu.toFixed(2)} CPU-s/GiB, ${st.dataPath.s3.gets} S3 GETs, ${disk.writes} cache writes (${disk.writesSkipped ?? 0} skipped: disk a write backlog behind)`,
       );
     }
   }
