@@ -25,7 +25,7 @@
  */
 import net from 'node:net';
 import tls from 'node:tls';
-import { TransientError } from './errors.ts';
+import { S3ReadError, TransientError } from './errors.ts';
 import {
   checkSameVersion,
   quotedEtag,
@@ -169,6 +169,21 @@ class OriginPool {
   }
 }
 
+/**
+ * A TLS certificate the node does not trust is a configuration problem, not a transient one:
+ * retrying would only spend the retry budget before the same EIO, so it fails at once with the fix.
+ */
+function certificateError(err: Error, url: URL): S3ReadError | undefined {
+  const code = (err as { code?: string }).code ?? '';
+  if (!/CERT|SELF_SIGNED|UNABLE_TO_(GET|VERIFY)|ERR_TLS_CERT_ALTNAME/.test(code)) return undefined;
+  return new S3ReadError(
+    `TLS certificate of ${url.host} rejected (${code}): trust its CA with NODE_EXTRA_CA_CERTS=<ca.pem> for the mount process, or use the right --s3-endpoint`,
+    1,
+    undefined,
+    { cause: err },
+  );
+}
+
 const reset = (what: string) => new TransientError('reset', `${what} before the response was complete`);
 
 /** A reused keep-alive socket closed by the server before answering; retried on a new one. */
@@ -215,7 +230,7 @@ class Conn {
       if (this.ex) this.ex.fail(new TransientError('timeout', this.ex.timeoutMessage()));
       else this.destroy();
     });
-    this.socket.on('error', (err) => this.ex?.fail(classifyNetworkError(err)));
+    this.socket.on('error', (err) => this.ex?.fail(certificateError(err, url) ?? classifyNetworkError(err)));
     this.socket.on('end', () => this.ex?.fail(reset('the server closed the connection')));
     this.socket.once('close', () => {
       this.dead = true;

@@ -3,7 +3,9 @@
  * misbehave on purpose: every outcome must be exactly the requested bytes, in the buffer the caller
  * supplied, or a typed error — and keep-alive must reuse connections without ever mixing exchanges.
  */
+import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import {
   type AddressInfo,
   createServer as createNetServer,
@@ -291,5 +293,73 @@ describe('socket transport, byte-level framing', () => {
     await expect(rawTransport.get({ object, start: 0, length: 1000 })).rejects.toMatchObject({
       reason: 'timeout',
     });
+  });
+});
+
+describe('socket transport over https', () => {
+  // A self-signed test certificate for 127.0.0.1 (tls/, valid until 2126; not a secret).
+  const tlsDir = new URL('./tls/', import.meta.url);
+  const cert = readFileSync(new URL('cert.pem', tlsDir));
+  const key = readFileSync(new URL('key.pem', tlsDir));
+  let https: ReturnType<typeof createHttpsServer>;
+  let secure: RangeTransport;
+  let secureConnections = 0;
+
+  beforeAll(async () => {
+    https = createHttpsServer({ cert, key }, serve);
+    https.on('secureConnection', () => secureConnections++);
+    await new Promise<void>((r) => https.listen(0, '127.0.0.1', () => r()));
+    const p = (https.address() as AddressInfo).port;
+    secure = createSocketTransport({
+      signer: new UrlSigner({
+        presign: async () => ({
+          url: `https://127.0.0.1:${p}/b/k?X-Amz-Signature=abc`,
+          expiresAt: Date.now() + 3_600_000,
+        }),
+      }),
+      connections: 2,
+      tls: { ca: cert },
+    });
+  });
+  afterAll(async () => {
+    await secure.close();
+    https.closeAllConnections();
+    await new Promise((r) => https.close(r));
+  });
+
+  it('reads exact ranges into the caller buffer over TLS and reuses the connection', async () => {
+    const into = Buffer.alloc(250_000);
+    const got = await secure.get({ object, start: 10_000, length: 250_000, alloc: () => into });
+    expect(got).toBe(into);
+    expect(got.equals(body.subarray(10_000, 260_000))).toBe(true);
+    const before = secureConnections;
+    for (let i = 0; i < 5; i++) {
+      expect(
+        (await secure.get({ object, start: i * 1000, length: 1000 })).equals(
+          body.subarray(i * 1000, (i + 1) * 1000),
+        ),
+      ).toBe(true);
+    }
+    expect(secureConnections).toBe(before);
+    mode = 'not-found';
+    await expect(secure.get({ object, start: 0, length: 10 })).rejects.toBeInstanceOf(NotFoundError);
+  });
+
+  it('refuses a server whose certificate is not trusted, at once and with the fix', async () => {
+    const p = (https.address() as AddressInfo).port;
+    const untrusting = createSocketTransport({
+      signer: new UrlSigner({
+        presign: async () => ({ url: `https://127.0.0.1:${p}/b/k`, expiresAt: Date.now() + 3_600_000 }),
+      }),
+      connections: 1,
+    });
+    try {
+      const err = await untrusting.get({ object, start: 0, length: 10 }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(S3ReadError);
+      expect(err).not.toBeInstanceOf(TransientError);
+      expect((err as Error).message).toMatch(/NODE_EXTRA_CA_CERTS/);
+    } finally {
+      await untrusting.close();
+    }
   });
 });
