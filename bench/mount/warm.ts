@@ -12,6 +12,7 @@
  *
  * Usage (root, /dev/fuse):
  *   npx tsx bench/mount/warm.ts [--size-mib 256] [--rounds 1] [--old <tree>] [--cpu-prof <dir>]
+ *     [--ls-files 10000] [--settle-ms 2000]
  * `--old <tree>`: another checkout (e.g. `git archive HEAD | tar -x -C /tmp/old` with node_modules
  * symlinked) whose `strata mount` runs next to this tree's. `--cpu-prof <dir>`: V8 CPU profiles of
  * every mount child (written when it exits).
@@ -35,11 +36,20 @@ const { values } = parseArgs({
     old: { type: 'string' },
     'cpu-prof': { type: 'string' },
     'ls-files': { type: 'string' },
+    'settle-ms': { type: 'string' },
   },
 });
 const sizeMiB = Number(values['size-mib'] ?? 256);
 const rounds = Number(values.rounds ?? 1);
 const lsFiles = Number(values['ls-files'] ?? 10_000);
+/**
+ * Idle time between "mounted" and a timed read. 2 s: a fresh mount process spends ~0.1 CPU-s in
+ * its first 2 s (JIT, lazily loaded modules, the first change-feed polls; measured by sampling
+ * /proc right after mount), which on a 256 MiB read would add ~0.4 CPU-s/GiB of one-time cost to
+ * the per-GiB figure and compete with the read on a 2-core machine. 0 = measure from mount.
+ */
+const settleMs = Number(values['settle-ms'] ?? 2000);
+const settle = () => new Promise((r) => setTimeout(r, settleMs));
 const bytes = sizeMiB * MiB;
 const HERE = resolve(import.meta.dirname, '../..');
 
@@ -174,10 +184,11 @@ try {
     for (const t of order) {
       // (a) again right before this tree's warm read: on a shared machine the ceiling moves by 2×
       // within minutes, so each warm read is also compared with the ceiling measured next to it.
-      const near = (await fuseCeiling(dir, data)).one;
       const mnt = mkdtempSync(join(dir, `mnt-${t.name}-`));
       const file = `${mnt}/big.bin`;
       let m: MountProcess = await t.startMount(backend, mnt, caches.get(t.name) as string, args, env);
+      await settle();
+      const near = (await fuseCeiling(dir, data)).one;
       const pid = m.child.pid as number;
       const warm1 = await measured(pid, `cat ${file} > /dev/null`, bytes);
       const st = (await m.stats()).dataPath;
@@ -187,6 +198,7 @@ try {
       await m.stop();
       // 4 readers on a fresh remount, so the first pass comes from the disk tier again.
       m = await t.startMount(backend, mnt, caches.get(t.name) as string, args, env);
+      await settle();
       const warm4 = await measured(m.child.pid as number, fourReaders(file), 4 * bytes);
       await m.stop();
       m = await t.startMount(backend, mnt, caches.get(t.name) as string, args, env);
@@ -214,7 +226,7 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 const a1 = median(ceilings.map((c) => c.one));
 const a4 = median(ceilings.map((c) => c.four));
 console.log(
-  `\n${sizeMiB} MiB, ${rounds} round(s), ${lsFiles} files; load average ${loadavg()
+  `\n${sizeMiB} MiB, ${rounds} round(s), ${lsFiles} files, ${settleMs} ms settle after mount; load average ${loadavg()
     .map((l) => l.toFixed(1))
     .join(' ')} on ${availableParallelism()} cores (medians over rounds)`,
 );
