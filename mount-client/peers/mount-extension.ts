@@ -135,7 +135,7 @@ export function keepFromEnv(value: string | undefined): PeerKeepPolicy {
   if (value === undefined || value === '') return 'second-use';
   if ((PEER_KEEP_POLICIES as readonly string[]).includes(value)) return value as PeerKeepPolicy;
   throw new ValidationError(
-    `STRATA_PEER_KEEP=${value} is not a policy: use ${PEER_KEEP_POLICIES.join(', ')} ` +
+    `peer keep policy ${JSON.stringify(value)} (--peer-keep or STRATA_PEER_KEEP) is not one: use ${PEER_KEEP_POLICIES.join(', ')} ` +
       '(second-use, the default, copies a peer-fetched block into this cache when it is read again)',
   );
 }

@@ -21,6 +21,8 @@ interface MountFlags {
   peerSecret?: string;
   peerRegistry?: boolean;
   peerClientOnly?: boolean;
+  peerTimeout?: string;
+  peerKeep?: string;
 }
 
 export const register: RegisterCommand = (program, ctx) => {
@@ -77,6 +79,14 @@ export const register: RegisterCommand = (program, ctx) => {
       'ask peers for blocks but serve none and own none (short-lived nodes); no peer server',
     )
     .option(
+      '--peer-timeout <ms>',
+      'wait this long for an owner to answer before reading from S3 instead (default 1000; raise it on slow or loaded networks)',
+    )
+    .option(
+      '--peer-keep <policy>',
+      'which peer-fetched blocks this node also caches: second-use (default), always or never (env STRATA_PEER_KEEP)',
+    )
+    .option(
       '--peer-secret <secret>',
       'cluster secret for peer requests (prefer env STRATA_PEER_SECRET: flags show up in ps)',
     )
@@ -88,7 +98,7 @@ export const register: RegisterCommand = (program, ctx) => {
       const { defaultCacheDir, defaultCacheSize, parseSize, runMountForeground } = await import(
         '../../mount.ts'
       );
-      const { peerMountExtension } = await import('../../peers/mount-extension.ts');
+      const { keepFromEnv, peerMountExtension } = await import('../../peers/mount-extension.ts');
       const { parsePeerList } = await import('../../peers/address.ts');
       const config = ctx.config();
       const cacheDir = flags.cacheDir ?? defaultCacheDir();
@@ -103,6 +113,12 @@ export const register: RegisterCommand = (program, ctx) => {
         serve: !flags.peerClientOnly,
         secret: flags.peerSecret ?? process.env.STRATA_PEER_SECRET,
         blockSize: parseSize(flags.blockSize),
+        tuning: {
+          ...(flags.peerTimeout !== undefined
+            ? { timeoutMs: positiveInt(flags.peerTimeout, '--peer-timeout', 1) }
+            : {}),
+          ...(flags.peerKeep !== undefined ? { keep: keepFromEnv(flags.peerKeep) } : {}),
+        },
       });
       await runMountForeground({
         ...(peerExtension ? { extensions: [peerExtension] } : {}),

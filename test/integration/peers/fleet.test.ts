@@ -29,7 +29,10 @@ async function node(
     s3,
     blockSize: BLOCK,
     // Short backoff so a probe-back-in happens within the test; ticks fast for the same reason.
-    peering: { backoffBaseMs: 200, backoffMaxMs: 1_000, probeTickMs: 50, ...extra },
+    // A 5 s header wait (default 1 s): the GET-count assertions measure placement and collapsing,
+    // and on a loaded CI machine a live owner can miss 1 s, fall back to S3 and add a GET. Tests
+    // of the timeout itself set their own (the hung-peer test uses 300 ms).
+    peering: { backoffBaseMs: 200, backoffMaxMs: 1_000, probeTickMs: 50, timeoutMs: 5_000, ...extra },
   });
   nodes.push(n);
   return n;
