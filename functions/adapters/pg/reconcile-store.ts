@@ -32,6 +32,12 @@ import { type Pool, readQuery, withTransaction } from './pool.ts';
  * call and one index query; memory stays at one batch.
  */
 export const INDEX_BATCH = 1000;
+/**
+ * Heals applied per transaction. Below the journal's 4,096 entries per transaction (migration
+ * 0013) with room to spare, and the same size as an index read batch, so a chunk's row locks and
+ * its transaction stay as short as a normal page's.
+ */
+export const APPLY_CHUNK = 1000;
 /** Samples kept in a run report: enough to see what a dry run would do, bounded in size. */
 export const MAX_REPORT_SAMPLES = 100;
 
@@ -170,7 +176,33 @@ export class PgReconcileIndex implements ReconcileIndex {
       }
     }
     if (changes.length === 0) return { skipped: [] };
-    const result = await withTransaction(this.pool, async (client) => {
+    // One transaction per chunk: the journal gives each transaction at most 4,096 entries
+    // (migration 0013), and a page's heals are unbounded — on the last page of a shard every
+    // indexed row past the final listed key can be missing from S3 (a deleted tree). Heals are
+    // independent per path, so chunks commit separately; a retry re-applies idempotently.
+    const recentAll = new Set<string>();
+    const appliedPaths: string[] = [];
+    const dirsAll = new Set<string>();
+    const daysAll = new Set<string>();
+    for (let at = 0; at < changes.length; at += APPLY_CHUNK) {
+      const chunk = changes.slice(at, at + APPLY_CHUNK);
+      const result = await this.applyChunk(chunk, context);
+      for (const p of result.recent) recentAll.add(p);
+      for (const a of result.applied.applied) appliedPaths.push(a.path);
+      for (const d of result.applied.dirs) dirsAll.add(d);
+      for (const d of result.applied.days) daysAll.add(d);
+    }
+    if (appliedPaths.length > 0 && this.onApplied) await this.onApplied(appliedPaths, [...dirsAll]);
+    if (dirsAll.size > 0 || daysAll.size > 0) {
+      // Same post-commit step as the indexer; best effort (uncompacted deltas still sum right).
+      await compactRollups(this.pool, [...dirsAll], [...daysAll]).catch(() => false);
+    }
+    return { skipped: [...recentAll].map((p) => keyOf.get(p) as string) };
+  }
+
+  /** One chunk of heals (<= APPLY_CHUNK) in its own transaction. */
+  private applyChunk(changes: ObjectChange[], context: { runId: string; cutoff: Date }) {
+    return withTransaction(this.pool, async (client) => {
       // The in-flight guard, re-checked under row locks: a row an event changed after the cutoff
       // (possibly between our read and now) is left to the indexer. Placeholders for unseen paths
       // are inserted first, exactly as applyObjectChanges does, so a brand-new path is locked too;
@@ -192,17 +224,6 @@ export class PgReconcileIndex implements ReconcileIndex {
       const applied = await applyObjectChanges(client, kept, { source: 'drift', runId: context.runId });
       return { recent, applied };
     });
-    if (result.applied.applied.length > 0 && this.onApplied) {
-      await this.onApplied(
-        result.applied.applied.map((a) => a.path),
-        result.applied.dirs,
-      );
-    }
-    if (result.applied.dirs.length > 0 || result.applied.days.length > 0) {
-      // Same post-commit step as the indexer; best effort (uncompacted deltas still sum right).
-      await compactRollups(this.pool, result.applied.dirs, result.applied.days).catch(() => false);
-    }
-    return { skipped: [...result.recent].map((p) => keyOf.get(p) as string) };
   }
 }
 
