@@ -21,41 +21,80 @@
  *
  * Bounded: at most `maxFree` idle backing stores are kept (the rest are left to the GC); buffers
  * in use are bounded by the tiers holding them (memory cap, prefetch budget, write backlog).
+ *
+ * Slab (`reserveBytes`): the first `reserveBytes` of block stores are carved out of ONE ArrayBuffer
+ * allocated on first use, and those stores are never given back to the GC (they always return to
+ * the free list). Why: a cold read fills the empty memory tier with fresh blocks, and each fresh
+ * 8 MiB ArrayBuffer is reported to V8 as new external memory — V8 answered with a full
+ * mark-compact every few blocks (~20 full GCs/GiB on a cold read, docs/benchmarks/mount-data.md).
+ * One reservation is one report. The reservation is virtual memory: pages become resident only
+ * when a block is first written into them, so resident memory still grows only as the tiers fill,
+ * and never beyond `reserveBytes` + what the per-block stores above hold. data-path.ts sizes the
+ * reserve to the memory tier, the one holder that keeps that many blocks for the mount's lifetime.
  */
 
+/** A backing store: a whole ArrayBuffer, or one block-sized piece of the slab. */
+interface Store {
+  ab: ArrayBuffer;
+  off: number;
+  /** Piece of the slab: kept forever (bounded by reserveBytes), never dropped to the GC. */
+  slab: boolean;
+}
+
 interface Lease {
-  store: ArrayBuffer;
+  store: Store;
   refs: number;
 }
 
 export class BlockPool {
-  private readonly free: ArrayBuffer[] = [];
-  private quarantine: ArrayBuffer[] = [];
+  /** Idle whole-ArrayBuffer stores (at most maxFree). */
+  private readonly free: Store[] = [];
+  /** Idle slab pieces: reused first, their pages are already resident. */
+  private readonly freeSlab: Store[] = [];
+  private quarantine: Store[] = [];
   private flushScheduled = false;
   private readonly leases = new WeakMap<Buffer, Lease>();
-  readonly counts = { allocated: 0, reused: 0, recycled: 0, dropped: 0 };
+  private slab: ArrayBuffer | undefined;
+  /** Pieces of the slab handed out so far (carved lazily, lowest offset first). */
+  private carved = 0;
+  private readonly slabPieces: number;
+  readonly counts = { allocated: 0, reused: 0, recycled: 0, dropped: 0, slabPieces: 0 };
 
   /**
    * @param blockSize every backing store has this size; shorter blocks (a file's tail) are views.
    * @param maxFree idle backing stores kept for reuse. Default 8 (64 MiB at 8 MiB blocks): in a
    *   steady stream each eviction frees one store as each new block takes one, so a handful
-   *   suffices; bursts beyond that (a cache clear) are released to the GC.
+   *   suffices; bursts beyond that (a cache clear) are released to the GC. Slab pieces do not
+   *   count against it.
+   * @param reserveBytes bytes of block stores carved from one slab (see the module note); rounded
+   *   down to whole blocks. 0 (the default) = every store is its own ArrayBuffer.
    */
   constructor(
     readonly blockSize: number,
     readonly maxFree = 8,
-  ) {}
+    readonly reserveBytes = 0,
+  ) {
+    this.slabPieces = Math.max(0, Math.floor(reserveBytes / blockSize));
+  }
 
   /** A view of `length` bytes (≤ blockSize) with one reference; contents are garbage. */
   acquire(length: number): Buffer {
     if (length > this.blockSize || length <= 0) return Buffer.allocUnsafe(length);
-    let store = this.free.pop();
+    // Reuse before carving: a carved piece's pages are fresh, and the first write to a fresh page
+    // faults (0.6–0.9 CPU-s/GiB of system time in this VM, docs/benchmarks/mount-data.md).
+    let store = this.freeSlab.pop() ?? this.free.pop();
     if (store) this.counts.reused++;
-    else {
-      store = new ArrayBuffer(this.blockSize);
+    else if (this.carved < this.slabPieces) {
+      // Lazily reserved, so a mount that never reads pays nothing; calloc'd pages stay untouched
+      // (zero pages are mapped on first write), so the reservation is not resident memory.
+      this.slab ??= new ArrayBuffer(this.slabPieces * this.blockSize);
+      store = { ab: this.slab, off: this.carved++ * this.blockSize, slab: true };
+      this.counts.slabPieces++;
+    } else {
+      store = { ab: new ArrayBuffer(this.blockSize), off: 0, slab: false };
       this.counts.allocated++;
     }
-    const view = Buffer.from(store, 0, length);
+    const view = Buffer.from(store.ab, store.off, length);
     this.leases.set(view, { store, refs: 1 });
     return view;
   }
@@ -85,7 +124,7 @@ export class BlockPool {
 
   /** Idle backing stores ready for reuse. */
   get idle(): number {
-    return this.free.length;
+    return this.free.length + this.freeSlab.length;
   }
 
   private flush(): void {
@@ -93,16 +132,23 @@ export class BlockPool {
     const q = this.quarantine;
     this.quarantine = [];
     for (const store of q) {
-      if (this.free.length < this.maxFree) {
+      if (store.slab) {
+        // Never dropped: bounded by reserveBytes, and dropping would only re-fault the pages.
+        this.freeSlab.push(store);
+        this.counts.recycled++;
+      } else if (this.free.length < this.maxFree) {
         this.free.push(store);
         this.counts.recycled++;
       } else this.counts.dropped++;
     }
   }
 
-  /** Drops idle stores (close). */
+  /** Drops idle stores and the slab reference (close); leased views keep their memory alive. */
   clear(): void {
     this.free.length = 0;
+    this.freeSlab.length = 0;
     this.quarantine = [];
+    this.slab = undefined;
+    this.carved = this.slabPieces;
   }
 }

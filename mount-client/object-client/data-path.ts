@@ -237,14 +237,20 @@ export async function createDataPath(o: DataPathOptions): Promise<DataPath> {
     metrics,
   );
   const readAheadMax = o.readAheadMaxBytes ?? DEFAULT_READ_AHEAD.maxBytes;
-  const pool = new BlockPool(blockSize);
+  const memoryBytes = o.memoryCacheBytes ?? 256 * MiB;
+  // Slab reserve = the memory tier: the one holder that keeps that many blocks for the mount's
+  // lifetime, so reserving it up front (virtual, resident only as blocks are written) adds no
+  // memory the tier would not reach anyway, and the tier's fill costs V8 one external-memory
+  // report instead of one per block (block-pool.ts). Prefetch and write-backlog blocks beyond it
+  // use per-block stores, as before.
+  const pool = new BlockPool(blockSize, 8, memoryBytes);
   return new DataPathImpl({
     blockSize,
     disk,
     pool,
     writeBacklogBytes: o.writeBacklogBytes ?? 128 * MiB,
     readDeadlineMs: o.readDeadlineMs ?? READ_DEADLINE_MS,
-    memory: new MemoryBlockCache(o.memoryCacheBytes ?? 256 * MiB, {
+    memory: new MemoryBlockCache(memoryBytes, {
       onHold: (b) => pool.retain(b),
       onDrop: (b) => pool.release(b),
     }),

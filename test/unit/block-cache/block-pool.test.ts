@@ -64,3 +64,49 @@ describe('BlockPool', () => {
     expect(pool.idle).toBe(3);
   });
 });
+
+describe('BlockPool slab reserve', () => {
+  it('carves the first reserveBytes of stores from one slab and never drops them', async () => {
+    // Prepare: 3 slab pieces of 64 bytes, maxFree 1 for whole stores.
+    const pool = new BlockPool(64, 1, 3 * 64 + 10);
+    // Act
+    const bufs = Array.from({ length: 5 }, () => pool.acquire(64));
+    // Assess: three views of one ArrayBuffer at distinct block offsets, then whole stores.
+    const slab = bufs[0]?.buffer;
+    expect(bufs.slice(0, 3).map((b) => b.buffer === slab)).toEqual([true, true, true]);
+    expect(bufs.slice(0, 3).map((b) => b.byteOffset)).toEqual([0, 64, 128]);
+    expect(bufs[3]?.buffer).not.toBe(slab);
+    expect(pool.counts).toMatchObject({ slabPieces: 3, allocated: 2 });
+    // Writes to one piece never reach its neighbours.
+    bufs[0]?.fill(1);
+    bufs[1]?.fill(2);
+    expect(bufs[0]?.every((x) => x === 1)).toBe(true);
+    for (const b of bufs) pool.release(b);
+    await turn();
+    // All three slab pieces kept (reserve), one whole store (maxFree 1), one dropped.
+    expect(pool.idle).toBe(4);
+    expect(pool.counts.dropped).toBe(1);
+  });
+
+  it('reuses slab pieces before whole stores and before carving new pieces', async () => {
+    const pool = new BlockPool(64, 4, 2 * 64);
+    const a = pool.acquire(64); // slab piece 0
+    pool.release(a);
+    await turn();
+    const b = pool.acquire(32);
+    expect(b.buffer).toBe(a.buffer);
+    expect(b.byteOffset).toBe(0);
+    expect(pool.counts).toMatchObject({ slabPieces: 1, reused: 1 });
+  });
+
+  it('a quarantined slab piece is not handed out again in the same turn', () => {
+    const pool = new BlockPool(64, 4, 64);
+    const a = pool.acquire(64);
+    a.fill(7);
+    pool.release(a);
+    const b = pool.acquire(64);
+    expect(b.buffer === a.buffer && b.byteOffset === a.byteOffset).toBe(false);
+    b.fill(9);
+    expect(a.every((x) => x === 7)).toBe(true);
+  });
+});
