@@ -121,14 +121,7 @@ export async function acquire(pool: Pool, options: RetryOptions = {}): Promise<P
 export async function withTransaction<T>(
   pool: Pool,
   fn: (client: PoolClient) => Promise<T>,
-  options: RetryOptions & {
-    isolation?: 'read committed' | 'repeatable read' | 'serializable';
-    /**
-     * false: `fn` commits the transaction itself as its last statement (e.g. applyObjectChanges
-     * with `commit: true`, which sends its final statement and COMMIT in one round trip).
-     */
-    commit?: boolean;
-  } = {},
+  options: RetryOptions & { isolation?: 'read committed' | 'repeatable read' | 'serializable' } = {},
 ): Promise<T> {
   const retries = options.retries ?? 3;
   for (let attempt = 0; ; attempt++) {
@@ -137,7 +130,7 @@ export async function withTransaction<T>(
     try {
       await client.query(options.isolation ? `BEGIN ISOLATION LEVEL ${options.isolation}` : 'BEGIN');
       const result = await fn(client);
-      if (options.commit !== false) await client.query('COMMIT');
+      await client.query('COMMIT');
       return result;
     } catch (err) {
       try {
