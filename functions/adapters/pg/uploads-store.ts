@@ -319,19 +319,21 @@ export async function listExpired(db: Db, now: Date, limit: number): Promise<Ses
  */
 export async function releaseUnsettled(pool: Pool, completedBefore: Date): Promise<number> {
   return withTransaction(pool, async (c) => {
-    const { rows } = await c.query<{ quota_prefixes: string[]; reserved: string }>(
-      `SELECT quota_prefixes, reserved_bytes::text AS reserved FROM upload_sessions
+    const { rows } = await c.query<{ id: string; quota_prefixes: string[]; reserved: string }>(
+      `SELECT id, quota_prefixes, reserved_bytes::text AS reserved FROM upload_sessions
         WHERE state = 'completed' AND reserved_bytes > 0 AND completed_at < $1 ORDER BY id FOR UPDATE SKIP LOCKED`,
       [completedBefore],
     );
+    if (rows.length === 0) return 0;
     const byPrefix = new Map<string, number>();
     for (const r of rows)
       for (const p of r.quota_prefixes) byPrefix.set(p, (byPrefix.get(p) ?? 0) + Number(r.reserved));
-    await c.query(
-      `UPDATE upload_sessions SET reserved_bytes = 0, settled_at = now()
-        WHERE state = 'completed' AND reserved_bytes > 0 AND completed_at < $1`,
-      [completedBefore],
-    );
+    // Only the rows selected (and locked) above: re-running the predicate would also zero a row
+    // SKIP LOCKED passed over (e.g. locked by a settlement of the same key that did not take it)
+    // once its locker commits — without its bytes in byPrefix, leaking them from the quota.
+    await c.query(`UPDATE upload_sessions SET reserved_bytes = 0, settled_at = now() WHERE id = ANY($1)`, [
+      rows.map((r) => r.id),
+    ]);
     await releaseReservations(c, byPrefix);
     return rows.length;
   });
