@@ -101,6 +101,7 @@ DECLARE
   v_next bigint;
   v_rows strata_applied[];
   v_raced integer[];
+  v_newer boolean;
   v_rounds integer := 0;
 BEGIN
   IF p_guard AND (EXISTS (SELECT 1 FROM upload_quotas)
@@ -144,7 +145,9 @@ BEGIN
     -- Every other path: its row as this statement's snapshot sees it, locked in path order.
     locked AS MATERIALIZED (
       SELECT o.path, o.state, o.size, o.etag, o.sequencer, o.day, o.source, o.last_modified,
-             (o.parent = '' AND o.sequencer IS NULL) AS fresh   -- placeholder: no prior state
+             (o.parent = '' AND o.sequencer IS NULL) AS fresh,  -- placeholder: no prior state
+             -- last written by a transaction that started after ours (see v_newer below)
+             (age(o.xmin) < 0) AS newer
         FROM objects o
        WHERE o.path = ANY (ARRAY(SELECT c.path FROM c WHERE c.path NOT IN (SELECT i.path FROM ins i)))
        ORDER BY o.path FOR UPDATE),
@@ -156,7 +159,8 @@ BEGIN
              CASE WHEN l.fresh THEN NULL ELSE l.sequencer END AS s_seq,
              CASE WHEN l.fresh THEN NULL ELSE l.day END AS s_day,
              CASE WHEN l.fresh THEN NULL ELSE l.source END AS s_source,
-             CASE WHEN l.fresh THEN NULL ELSE l.last_modified END AS s_lm
+             CASE WHEN l.fresh THEN NULL ELSE l.last_modified END AS s_lm,
+             coalesce(l.newer, false) AS s_newer
         FROM c LEFT JOIN ins i ON i.path = c.path LEFT JOIN locked l ON l.path = c.path),
     -- The decision (index-apply.ts decide); inserted rows have no prior state, so they win.
     w0 AS MATERIALIZED (
@@ -213,8 +217,19 @@ BEGIN
     SELECT (SELECT array_agg(ROW(w.ord, v_base + v_next + w.ord - 1, w.s_state, w.s_size,
                                  to_char(w.s_day, 'YYYY-MM-DD'))::strata_applied) FROM w),
            -- Raced: a path another batch inserted after this statement's snapshot was taken.
-           (SELECT array_agg(w0.ord) FROM w0 WHERE w0.win AND NOT w0.present AND NOT w0.inserted)
-      INTO v_rows, v_raced;
+           (SELECT array_agg(w0.ord) FROM w0 WHERE w0.win AND NOT w0.present AND NOT w0.inserted),
+           (SELECT bool_or(w0.s_newer) FROM w0 WHERE w0.win AND w0.present)
+      INTO v_rows, v_raced, v_newer;
+
+    -- Per-path journal order must be apply order. Our seq comes from our xid, taken before the row
+    -- locks; a transaction with a NEWER xid may have updated a row and committed while we waited
+    -- for it, so our later change of that row would sort BEFORE its entry (a replaying reader ends
+    -- on the stale version). Rare; fail as a serialization failure so the caller retries the batch
+    -- in a new transaction, whose xid (and seq) is then above that writer's.
+    IF v_newer THEN
+      RAISE EXCEPTION 'strata_apply_changes: a row was changed by a newer transaction while this one waited'
+        USING ERRCODE = '40001';
+    END IF;
 
     IF v_rows IS NOT NULL THEN
       RETURN QUERY SELECT * FROM unnest(v_rows);

@@ -14,6 +14,7 @@ import { withTransaction } from '../../../functions/adapters/pg/pool.ts';
 import { PgReconcileIndex } from '../../../functions/adapters/pg/reconcile-store.ts';
 import type { ObjectChange } from '../../../functions/core/index-apply.ts';
 import type { Heal } from '../../../functions/core/reconcile/ports.ts';
+import { normalizeSequencer } from '../../../functions/core/sequencer.ts';
 import { startTestDb, type TestDb } from '../index/db.ts';
 
 let db: TestDb;
@@ -78,6 +79,63 @@ describe('journal commit-order cut-off', () => {
     } finally {
       t1.release();
     }
+  });
+});
+
+/** Waits until `call` has finished or is blocked on a row lock. */
+async function finishedOrBlocked(call: Promise<unknown>) {
+  let done = false;
+  const mark = () => {
+    done = true;
+  };
+  void call.then(mark, mark);
+  for (let i = 0; i < 500 && !done; i++) {
+    const { rows } = await db.pool.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock'`,
+    );
+    if ((rows[0]?.n ?? 0) > 0) return;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  if (!done) throw new Error('the concurrent call neither finished nor blocked on a lock');
+}
+
+describe('journal order of one path', () => {
+  // seq comes from the writer's xid, assigned when its statement starts, but rows are locked later:
+  // T1 (older xid) can wait on another row while T2 (newer xid) updates and commits path P. Were
+  // T1 then to update P, its entry would sort BEFORE T2's and a replaying reader (last entry per
+  // path wins) would end on T2's stale etag. strata_apply_changes now fails such a batch with
+  // 40001 and the caller retries it under a newer xid.
+  it('the last journal entry of a path names the version the index holds', async () => {
+    const seqOf = (n: number) => normalizeSequencer(n.toString(16));
+    const put2 = (path: string, etag: string, seq: number): ObjectChange => ({
+      ...(put(path, etag) as Extract<ObjectChange, { kind: 'put' }>),
+      sequencer: seqOf(seq),
+    });
+    await applyObjectChangesAtomically(db.pool, [put2('/ord/a', 'a1', 1), put2('/ord/p', 'p1', 1)], {
+      source: 'event',
+    });
+    const start = (await changesSince(db.pool, 0, 1)).latest;
+    const holder = await db.pool.connect();
+    try {
+      await holder.query('BEGIN');
+      await holder.query(`SELECT 1 FROM objects WHERE path = '/ord/a' FOR UPDATE`);
+      // T1: takes its xid, then waits on /ord/a (locked in path order before /ord/p).
+      const t1 = applyObjectChangesAtomically(db.pool, [put2('/ord/a', 'a3', 3), put2('/ord/p', 'p3', 3)], {
+        source: 'event',
+      });
+      await finishedOrBlocked(t1);
+      // T2 (newer xid): an older event for /ord/p, applied and committed while T1 waits.
+      await applyObjectChangesAtomically(db.pool, [put2('/ord/p', 'p2', 2)], { source: 'event' });
+      await holder.query('COMMIT');
+      await t1;
+    } finally {
+      holder.release();
+    }
+    const { rows } = await db.pool.query<{ etag: string }>(`SELECT etag FROM objects WHERE path = '/ord/p'`);
+    expect(rows[0]?.etag).toBe('p3'); // sequencer 3 won: this part holds
+    const feed = await changesSince(db.pool, start, 1000);
+    const last = feed.changes.filter((c) => c.path === '/ord/p').at(-1);
+    expect(last?.etag).toBe('p3'); // fails today: the journal ends on p2
   });
 });
 
