@@ -237,7 +237,8 @@ class Exchange {
           const take = Math.min(this.remaining, data.length - at);
           this.body(data.subarray(at, at + take), false);
           at += take;
-          this.afterBody();
+          // Bytes left in this read after a fixed body are beyond its framing: never reuse.
+          this.afterBody(at === data.length);
           break;
         }
         case 'chunk-end':
@@ -299,6 +300,11 @@ class Exchange {
     const m = /^HTTP\/1\.[01] (\d{3})/.exec(lines[0] ?? '');
     if (!m) throw protocol(`not an HTTP/1.1 response: "${(lines[0] ?? '').slice(0, 40)}"`);
     this.status = Number(m[1]);
+    // An interim head (100 Continue, 103 Early Hints): no body; the real response follows.
+    if (this.status >= 100 && this.status < 200 && this.status !== 101) {
+      this.status = 0;
+      return;
+    }
     this.headers = parseFields(lines.slice(1));
     clearTimeout(this.timer);
     this.arm(this.g.bodyTimeoutMs, 'body_timeout', 'no body bytes');
@@ -338,10 +344,10 @@ class Exchange {
     }
   }
 
-  private afterBody(): void {
+  private afterBody(clean = true): void {
     if (this.remaining > 0) return;
     if (this.chunked) this.state = 'chunk-end';
-    else this.complete(true);
+    else this.complete(clean);
   }
 
   private complete(clean: boolean): void {
