@@ -102,6 +102,16 @@ interface OpenBlock {
   size: number;
 }
 
+/**
+ * A block file's verification is remembered (readSliceSync) only once its ctime is at least this
+ * old at the fstat before the read. File timestamps come from the kernel's coarse clock (one tick,
+ * 1-10 ms, on kernels before 6.13's fine-grained timestamps and on filesystems without them), so an
+ * in-place write in the same tick as the file's last change leaves ctime as it was and the fstat
+ * guard cannot see it; once ctime is older than a tick, any later write moves it. 100 ms covers
+ * the coarsest tick (HZ=100) tenfold; a freshly written block is only re-verified for that long.
+ */
+const CTIME_SETTLE_MS = 100;
+
 /** Disk usage sampling interval: statfs is cheap but not free, and free space moves slowly. */
 const STATFS_INTERVAL_MS = 1000;
 
@@ -289,8 +299,9 @@ export class DiskBlockStore implements BlockStore {
    * kernel's page cache) for as long as it stays open — with two guards: Strata never writes a
    * block file in place (temp + rename; a replaced, evicted or corrupt block's file is closed), and
    * an fstat per read (~1 µs) catches anyone else's in-place write (ctime or size changed): the
-   * file is reopened and every sub-block verified again. A file is reopened, and re-verified, after
-   * it leaves the OPEN_BLOCKS window and at every mount.
+   * file is reopened and every sub-block verified again. A file changed within the last
+   * CTIME_SETTLE_MS is verified on every read (a same-tick write would not move its ctime). A
+   * file is reopened, and re-verified, after it leaves the OPEN_BLOCKS window and at every mount.
    */
   readSliceSync(id: BlockId, key: string, start: number, end: number, into: Buffer): number | undefined {
     const size = this.index.get(key);
@@ -336,7 +347,8 @@ export class DiskBlockStore implements BlockStore {
     for (let i = firstSub; i <= lastSub; i++) if (open.verified[i] !== 1) known = false;
     if (!known) {
       if (!verifySlice(h, firstSub, target.subarray(0, n))) return this.corruptSync(key, 'payload-checksum');
-      open.verified.fill(1, firstSub, lastSub + 1);
+      // ctime was fstat'ed just before this pread (here or in openBlock): see CTIME_SETTLE_MS.
+      if (Date.now() - open.ctimeMs > CTIME_SETTLE_MS) open.verified.fill(1, firstSub, lastSub + 1);
     }
     if (!direct) target.copy(into, 0, start - from, end - from);
     // Recency: the key and its open file move to the young end.
