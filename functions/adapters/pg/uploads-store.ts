@@ -472,8 +472,13 @@ export async function setQuota(
   // The key prefix ends with "/" so /team does not cover /team-b.
   const keyPrefix =
     dir === '/' ? keyForPath(dataPrefix, '/x').slice(0, -1) : `${keyForPath(dataPrefix, dir)}/`;
+  // A new quota starts with `used` = the bytes already stored beneath it: starting from 0, an
+  // overwrite or delete of a file written before the quota would subtract bytes never added, and
+  // (clamped at 0) wipe out the bytes counted for files written since — letting them exceed it.
   const { rows } = await db.query(
-    `INSERT INTO upload_quotas (prefix, key_prefix, limit_bytes) VALUES ($1, $2, $3)
+    `INSERT INTO upload_quotas (prefix, key_prefix, limit_bytes, used_bytes)
+     SELECT $1, $2, $3, coalesce(sum(o.size), 0) FROM objects o
+      WHERE o.state = 'active' AND ($1 = '/' OR (o.path >= $1 || '/' AND o.path < $1 || '/' || chr(1114111)))
      ON CONFLICT (prefix) DO UPDATE SET limit_bytes = EXCLUDED.limit_bytes, updated_at = now()
      RETURNING prefix, limit_bytes::float8 AS l, reserved_bytes::float8 AS r, used_bytes::float8 AS u`,
     [dir, keyPrefix, limitBytes],

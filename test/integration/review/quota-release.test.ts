@@ -3,11 +3,16 @@
  * reservation must leave the quota exactly once — never lost (quota shrinks for good), never twice.
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { applyObjectChanges } from '../../../functions/adapters/pg/index-store.ts';
+import { withTransaction } from '../../../functions/adapters/pg/pool.ts';
 import {
+  getQuota,
   releaseAbortedAfterExpiry,
   releaseUnsettled,
+  setQuota,
   settleUploads,
 } from '../../../functions/adapters/pg/uploads-store.ts';
+import type { ObjectChange } from '../../../functions/core/index-apply.ts';
 import { startTestDb, type TestDb } from '../index/db.ts';
 
 let db: TestDb;
@@ -16,6 +21,15 @@ beforeAll(async () => {
 }, 60_000);
 afterAll(async () => {
   await db?.stop();
+});
+
+const put = (path: string, etag: string, size: number): ObjectChange => ({
+  kind: 'put',
+  key: `data${path}`,
+  path,
+  size,
+  etag,
+  lastModified: new Date('2026-01-02T00:00:00Z'),
 });
 
 const longAgo = new Date('2026-01-01T00:00:00Z');
@@ -110,5 +124,28 @@ describe('quota release races', () => {
     }
     await releaseAbortedAfterExpiry(db.pool, new Date());
     expect(await quota()).toMatchObject({ r: '0', u: '100' });
+  });
+});
+
+describe('a quota set on a tree that already holds files', () => {
+  it('starts with used = the bytes stored beneath it, so deleting an old file keeps new ones counted', async () => {
+    await db.pool.query('DELETE FROM upload_quotas');
+    await withTransaction(db.pool, (c) =>
+      applyObjectChanges(c, [put('/old/team/big.bin', 'b', 1000), put('/old/other/x.bin', 'x', 5)], {
+        source: 'event',
+      }),
+    );
+    const q = await setQuota(db.pool, 'data/', '/old/team', 10_000);
+    expect(q.usedBytes).toBe(1000);
+    // A new 100-byte file, then the pre-existing 1000-byte one is deleted.
+    await withTransaction(db.pool, (c) =>
+      applyObjectChanges(c, [put('/old/team/new.bin', 'n', 100)], { source: 'event' }),
+    );
+    await withTransaction(db.pool, (c) =>
+      applyObjectChanges(c, [{ kind: 'delete', key: 'data/old/team/big.bin', path: '/old/team/big.bin' }], {
+        source: 'event',
+      }),
+    );
+    expect((await getQuota(db.pool, '/old/team'))?.usedBytes).toBe(100);
   });
 });
