@@ -151,6 +151,8 @@ try {
       const cpu = (cpuSeconds(pid) - c0) / ((readers * bytes) / 1024 ** 3);
       const st = await m.stats();
       const disk = st.dataPath.disk as Record<string, number>;
+      // Absent in trees older than the counter (--tree).
+      const reads = (st.dataPath as { reads?: { now: number; waited: number } }).reads;
       if (values.threads) {
         const per = [...threadCpu(pid)]
           .map(([n, c]) => [n, c - (th0.get(n) ?? 0)] as const)
@@ -165,7 +167,7 @@ try {
       r.cpu.push(cpu);
       results.set(t.name, r);
       console.error(
-        `run ${run + 1} ${t.name}: ${mbps(readers * bytes, secs).toFixed(0)} MB/s, ${cpu.toFixed(2)} CPU-s/GiB, ${st.dataPath.s3.gets} S3 GETs, ${disk.writes} cache writes (${disk.writesSkipped ?? 0} skipped: disk a write backlog behind)`,
+        `run ${run + 1} ${t.name}: ${mbps(readers * bytes, secs).toFixed(0)} MB/s, ${cpu.toFixed(2)} CPU-s/GiB, ${st.dataPath.s3.gets} S3 GETs, ${disk.writes} cache writes (${disk.writesSkipped ?? 0} skipped: disk a write backlog behind)${reads ? `, FUSE reads ${reads.now} served at once / ${reads.waited} waited on a fetch` : ''}`,
       );
     }
   }

@@ -179,6 +179,12 @@ export interface DataPathStats {
   peer: TierStats & { errors: number };
   s3: S3FetcherStats;
   prefetch: { issued: number; dropped: number; inflightBytes: number };
+  /**
+   * Reads by path: `now` served synchronously (readNow/readNowInto: memory tier or disk slice),
+   * `waited` through the async read (the block was loading, or a multi-block read). Shows how much
+   * of a cold stream waits on a fetch rather than finding read-ahead's block already in memory.
+   */
+  reads: { now: number; waited: number };
   faults?: FaultCounts;
 }
 
@@ -296,6 +302,7 @@ class DataPathImpl implements DataPath {
     memory: { hits: 0, bytes: 0 },
     peer: { hits: 0, bytes: 0, errors: 0 },
     prefetch: { issued: 0, dropped: 0 },
+    reads: { now: 0, waited: 0 },
   };
   private closed = false;
   /** Labelled series resolved once: label lookups per 128 KiB read were measurable on the warm path. */
@@ -583,8 +590,10 @@ class DataPathImpl implements DataPath {
     return i;
   }
 
-  countRead(bytes: number): void {
+  countRead(bytes: number, waited = false): void {
     this.m.readBytes.inc(bytes);
+    if (waited) this.counts.reads.waited++;
+    else this.counts.reads.now++;
   }
 
   stats(): DataPathStats {
@@ -595,6 +604,7 @@ class DataPathImpl implements DataPath {
       peer: { ...this.counts.peer },
       s3: { ...this.p.s3.counts },
       prefetch: { ...this.counts.prefetch, inflightBytes: this.p.budget.inflightBytes },
+      reads: { ...this.counts.reads },
       ...(this.p.faults ? { faults: { ...this.p.faults } } : {}),
     };
   }
@@ -741,7 +751,7 @@ class Reader implements FileReader {
         for (const b of held.splice(0)) pool.release(b);
       }
     }
-    this.dp.countRead(out.length);
+    this.dp.countRead(out.length, true);
     return out;
   }
 

@@ -120,6 +120,23 @@ describe('against one multi-block object', () => {
     await dp.close();
   });
 
+  it('counts reads served at once (memory/disk) apart from reads that waited on a fetch', async () => {
+    // Prepare
+    const dp = await open();
+    const r = dp.open(v);
+    const into = Buffer.alloc(128 * KiB);
+    // Act: a cold block → the async path; the same block again → synchronously from memory.
+    expect(r.readNowInto(0, 128 * KiB, into)).toBeUndefined();
+    const cold = await r.read(0, 128 * KiB);
+    const n = r.readNowInto(128 * KiB, 128 * KiB, into);
+    // Assess
+    expect(cold.equals(body.subarray(0, 128 * KiB))).toBe(true);
+    expect(n).toBe(128 * KiB);
+    expect(into.equals(body.subarray(128 * KiB, 256 * KiB))).toBe(true);
+    expect(dp.stats().reads).toEqual({ now: 1, waited: 1 });
+    await dp.close();
+  });
+
   it('collapses concurrent loads of the same block into one GET', async () => {
     const dp = await open();
     const gets0 = s3.gets();
