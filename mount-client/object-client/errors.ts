@@ -29,7 +29,8 @@ export class TransientError extends StrataError {
       | 'reset'
       | 'short-body'
       | 'network'
-      | 'expired-url',
+      | 'expired-url'
+      | 'bad-range',
     message: string,
     readonly status?: number,
     options?: { cause?: unknown },

@@ -14,6 +14,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { TransientError } from './errors.ts';
 import {
+  checkContentRange,
   checkSameVersion,
   quotedEtag,
   type RangeRequest,
@@ -63,6 +64,7 @@ export function createSdkTransport(o: {
         throw classifyNetworkError(err);
       }
       checkSameVersion(req, res.ETag, res.VersionId, totalFromContentRange(res.ContentRange));
+      if (res.ContentRange !== undefined) checkContentRange(req, res.ContentRange);
       const out = req.alloc ? req.alloc(req.length) : Buffer.allocUnsafe(req.length);
       let off = 0;
       try {

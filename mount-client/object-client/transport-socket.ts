@@ -27,6 +27,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { S3ReadError, TransientError } from './errors.ts';
 import {
+  checkContentRange,
   checkSameVersion,
   quotedEtag,
   type RangeRequest,
@@ -421,6 +422,7 @@ class Exchange {
         h.get('x-amz-version-id'),
         this.status === 206 ? totalFromContentRange(h.get('content-range')) : length,
       );
+      if (this.status === 206) checkContentRange(req, h.get('content-range'));
     } catch (err) {
       this.fail(err as Error);
       return;

@@ -6,6 +6,7 @@
 import { Agent, type Dispatcher, errors as undiciErrors } from 'undici';
 import { NotFoundError, PreconditionFailedError, S3ReadError, TransientError } from './errors.ts';
 import {
+  checkContentRange,
   checkSameVersion,
   quotedEtag,
   type RangeRequest,
@@ -105,6 +106,7 @@ function rangedGet(
               ? totalFromContentRange(one(h['content-range']))
               : Number(one(h['content-length'])),
           );
+          if (status === 206) checkContentRange(req, one(h['content-range']));
         } catch (err) {
           return fail(c, err as Error);
         }

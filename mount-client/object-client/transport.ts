@@ -10,7 +10,7 @@
 
 import { normalizeEtag } from '../block-cache/block-key.ts';
 import type { ObjectVersion } from '../block-cache/types.ts';
-import { PreconditionFailedError } from './errors.ts';
+import { PreconditionFailedError, TransientError } from './errors.ts';
 
 export interface RangeRequest {
   object: ObjectVersion;
@@ -53,6 +53,22 @@ export function checkSameVersion(
   if (totalSize !== undefined && totalSize !== o.size) {
     throw new PreconditionFailedError(
       `${where} is now ${totalSize} bytes, expected ${o.size}; reopen the file`,
+    );
+  }
+}
+
+/**
+ * A 206 must carry exactly the range asked for (`bytes start-end/total`): a proxy or server that
+ * answers another range would otherwise put the wrong bytes at this offset of the file.
+ */
+export function checkContentRange(req: RangeRequest, header: string | undefined): void {
+  const m = header ? /^\s*bytes\s+(\d+)-(\d+)\//i.exec(header) : null;
+  const end = req.start + req.length - 1;
+  if (!m || Number(m[1]) !== req.start || Number(m[2]) !== end) {
+    throw new TransientError(
+      'bad-range',
+      `s3://${req.object.bucket}/${req.object.key}: asked for bytes ${req.start}-${end}, the response says ${JSON.stringify(header ?? null)}`,
+      206,
     );
   }
 }

@@ -116,6 +116,16 @@ describe('socket transport framing (raw server)', () => {
     expect(connections - before).toBe(2);
   });
 
+  it('refuses a 206 for another range than the one asked for (never the wrong bytes at an offset)', async () => {
+    // A same-length range shifted by 10 bytes, correctly framed: only Content-Range tells.
+    script = (s, [a, e]) =>
+      s.write(Buffer.concat([Buffer.from(head(a + 10, e + 10), 'latin1'), body.subarray(a + 10, e + 10)]));
+    const err = await transport.get({ object, start: 0, length: 100 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TransientError);
+    expect((err as TransientError).reason).toBe('bad-range');
+    expect((err as Error).message).toContain('asked for bytes 0-99');
+  });
+
   it('keeps CR/LF in a key percent-encoded on the request line (no header injection)', async () => {
     urlPath = `/b/${encodeURIComponent('evil\r\nx-injected: 1\r\n.txt')}`;
     try {
