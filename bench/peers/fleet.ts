@@ -15,10 +15,11 @@
  * core, so the throughput ratio follows the CPU ratio; the CPU figures are the load-independent ones.
  *
  * Usage: npx tsx bench/peers/fleet.ts [--size-mib 1024] [--block-size 8M] [--cpu-prof-dir DIR]
+ *        [--perf-dir DIR] (perf record -g of D during each of its three passes, for kernel stacks)
  * (STRATA_PEER_KEEP=always|never in the environment changes every mount's keep policy.)
  * Needs /dev/fuse, libfuse2 and fuse3 (as the FUSE tests do).
  */
-import { exec, execFile } from 'node:child_process';
+import { exec, execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -39,6 +40,8 @@ const { values } = parseArgs({
     'block-size': { type: 'string', default: '8M' },
     /** Write a V8 CPU profile of the peer-hit reader D (and of owner A) into this directory. */
     'cpu-prof-dir': { type: 'string' },
+    /** Record `perf record -g` (kernel + user stacks) of D during each of its passes here. */
+    'perf-dir': { type: 'string' },
   },
 });
 const sizeMiB = Number(values['size-mib']);
@@ -94,10 +97,36 @@ interface Pass {
   blocksRead: number;
   gets: number;
   kept: number;
+  /** System-wide pages allocated minus pages freed during the pass, in MiB (see freshMiB). */
+  freshMiB: number;
+}
+
+/**
+ * Why count fresh memory: in this VM (a balloon with free page reporting) memory the guest freed
+ * more than a few seconds ago has been handed back to the host, and the first write to such a page
+ * costs ~3 s of *system* CPU per GiB in whichever process writes it first (measured with dd into
+ * /dev/shm, docs/benchmarks/peers.md round 4). For a FUSE read that first writer is the reader's
+ * reply copy into the page cache (fuse_dev_do_write → fuse_copy_folio), so a pass that grows the
+ * page cache onto such memory shows inflated system CPU on the reader whatever tier serves it.
+ */
+function vmPages(): { alloc: number; free: number } {
+  let alloc = 0;
+  let free = 0;
+  for (const line of readFileSync('/proc/vmstat', 'utf8').split('\n')) {
+    const [k, v] = line.split(' ');
+    if (k?.startsWith('pgalloc_')) alloc += Number(v);
+    else if (k === 'pgfree') free += Number(v);
+  }
+  return { alloc, free };
 }
 
 /** One `cat` of `file` through `reader`, with the CPU of the reader and the owners and its tiers. */
-async function pass(reader: MountProcess, file: string, owners: MountProcess[]): Promise<Pass> {
+async function pass(
+  reader: MountProcess,
+  file: string,
+  owners: MountProcess[],
+  perfFile?: string,
+): Promise<Pass> {
   const tiers = async () => {
     const st = (await reader.stats()).dataPath as unknown as {
       peer: { hits: number };
@@ -107,11 +136,15 @@ async function pass(reader: MountProcess, file: string, owners: MountProcess[]):
     return { peer: st.peer.hits, gets: st.s3.gets ?? 0, writes: st.disk.writes };
   };
   const t0 = await tiers();
+  const perf = perfFile ? startPerf(reader.child.pid as number, perfFile) : undefined;
+  const v0 = vmPages();
   const r0 = cpuSplit(reader.child.pid);
   const o0 = cpuOf(owners);
   const seconds = await timed(`cat '${file}' > /dev/null`);
   const r1 = cpuSplit(reader.child.pid);
   const ownersCpu = cpuOf(owners) - o0;
+  const v1 = vmPages();
+  if (perf) await perf();
   // Disk writes land in the background: wait for the last ones before counting them.
   await new Promise((r) => setTimeout(r, 500));
   const t1 = await tiers();
@@ -125,6 +158,7 @@ async function pass(reader: MountProcess, file: string, owners: MountProcess[]):
     blocksRead: blocks,
     gets: t1.gets - t0.gets,
     kept: t1.writes - t0.writes,
+    freshMiB: ((v1.alloc - v0.alloc - (v1.free - v0.free)) * 4096) / MiB,
   };
 }
 
@@ -133,6 +167,17 @@ const backend = await startBackend();
 const mounts: Array<{ m: MountProcess; dir: string }> = [];
 const rows: Array<[string, string, string, string]> = [];
 const GiB = 1024 * MiB;
+let dPasses: Pass[] = [];
+/** `perf record -g` of one process until the returned function is called (SIGINT, then wait). */
+function startPerf(pid: number, out: string): () => Promise<void> {
+  const child = spawn('perf', ['record', '-g', '-q', '-o', out, '-p', String(pid)], { stdio: 'ignore' });
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  return async () => {
+    child.kill('SIGINT');
+    await exited;
+  };
+}
+
 const cpuOf = (ms: MountProcess[]) => ms.reduce((sum, m) => sum + cpuSeconds(m.child.pid), 0);
 const perGiB = (cpu: number) => `${(cpu / (bytes / GiB)).toFixed(2)} s`;
 try {
@@ -205,7 +250,12 @@ try {
   // passes compare a warm process with a warm process.
   await timed(`cat '${d.file.replace('big.bin', 'warm.bin')}' > /dev/null`);
   const passes: Pass[] = [];
-  for (let i = 0; i < 3; i++) passes.push(await pass(d.m, d.file, fleetMounts));
+  const perfDir = values['perf-dir'];
+  for (let i = 0; i < 3; i++)
+    passes.push(
+      await pass(d.m, d.file, fleetMounts, perfDir ? join(perfDir, `d-pass${i + 1}.data`) : undefined),
+    );
+  dPasses = passes;
   const local = passes[passes.length - 1] as Pass;
   const names = ['first', 'second', 'third'];
   passes.forEach((p, i) => {
@@ -252,3 +302,7 @@ console.log(
 );
 console.log('| measurement | result | ratio | CPU per GiB (mount processes) |\n|---|---:|---:|---:|');
 for (const [a, b, c, cpu] of rows) console.log(`| ${a} | ${b} | ${c} | ${cpu} |`);
+console.log(
+  `\nNet new memory (system-wide pages allocated − freed) during D's passes: ${dPasses.map((p) => `${p.freshMiB.toFixed(0)} MiB`).join(', ')}` +
+    ' (first writes to fresh memory cost the writer ~3 s of system CPU per GiB in this VM; see docs/benchmarks/peers.md).',
+);
