@@ -46,6 +46,13 @@ export interface MountOptions {
   /** Hot-block memory tier (0 disables it); data-path.ts carries the default and its reason. */
   memoryCacheBytes?: number;
   allowOther: boolean;
+  /**
+   * FUSE direct_io: file data bypasses the kernel page cache (opt-in, `--direct-io`). Cheaper for
+   * large streaming reads — libfuse drops a file's pages at every open anyway, so the page cache only
+   * costs a copy into freshly allocated pages (docs/benchmarks/peers.md, round 4) — but mmap of files
+   * on the mount fails on kernels before 6.6 and small reads lose kernel read-ahead. Off by default.
+   */
+  directIo?: boolean;
   /** Serve /metrics on 127.0.0.1:<port> (0 = any free port); undefined = no endpoint. */
   metricsPort?: number;
   presign: boolean;
@@ -228,6 +235,7 @@ export async function startMount(o: MountOptions): Promise<RunningMount> {
     const ops = opMetrics();
     const fuse: FuseMount = await mountFuse(mountpoint, fs, {
       allowOther: o.allowOther,
+      ...(o.directIo ? { extraOptions: ['direct_io'] } : {}),
       observe: ops,
       onError: (op, path, err) =>
         log('error', `${op} failed`, { op, path, error: (err as Error).message, kind: (err as Error).name }),

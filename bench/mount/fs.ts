@@ -33,7 +33,13 @@ import { startMount } from '../../test/fuse/support/mount-process.ts';
 const sh = promisify(exec);
 const MiB = 1024 * 1024;
 const { values } = parseArgs({
-  options: { 'size-mib': { type: 'string' }, full: { type: 'boolean' }, 'no-ceilings': { type: 'boolean' } },
+  options: {
+    'size-mib': { type: 'string' },
+    full: { type: 'boolean' },
+    'no-ceilings': { type: 'boolean' },
+    /** Extra `strata mount` flags for every Strata mount of the run, e.g. "--direct-io". */
+    'mount-args': { type: 'string', default: '' },
+  },
 });
 const sizeMiB = values.full ? 1024 : Number(values['size-mib'] ?? 128);
 const bytes = sizeMiB * MiB;
@@ -169,7 +175,13 @@ try {
     const vsFuse = (v: number) => `${(v / ceiling.one).toFixed(2)}× (a)`;
     const vsFuse4 = (v: number) => `${(v / ceiling.four).toFixed(2)}× (a4)`;
     // Default 8 MiB blocks; the cache holds everything this run reads.
-    const args = ['--block-size', '8M', '--cache-size', `${2 * sizeMiB + 256}M`];
+    const args = [
+      '--block-size',
+      '8M',
+      '--cache-size',
+      `${2 * sizeMiB + 256}M`,
+      ...(values['mount-args'] ?? '').split(/\s+/).filter(Boolean),
+    ];
     const file = `${mnt}/big.bin`;
     const pidOf = (m: { child: { pid?: number } }) => m.child.pid as number;
 

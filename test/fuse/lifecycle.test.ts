@@ -137,6 +137,32 @@ describe.skipIf(skip)('strata mount lifecycle (real FUSE)', () => {
     expect(JSON.parse((await cli('unmount', mnt)).stdout)).toEqual({ mountpoint: mnt, unmounted: false });
   });
 
+  it('--direct-io reads byte-exact with the page cache bypassed (a shared mmap is refused, as documented)', async () => {
+    // A MAP_SHARED mmap is the observable difference: FUSE refuses it (ENODEV) on direct_io files
+    // because libfuse 2 cannot negotiate coherent mmap; without --direct-io it works.
+    const mmapRead = async () =>
+      (
+        await run('python3', [
+          '-c',
+          [
+            'import errno, mmap, sys',
+            'f = open(sys.argv[1], "rb")',
+            'try: m = mmap.mmap(f.fileno(), 0, mmap.MAP_SHARED, mmap.PROT_READ); print("mapped", len(m[:4096]))',
+            'except OSError as e: print("ENODEV" if e.errno == errno.ENODEV else e.errno)',
+          ].join('\n'),
+          join(mnt, 'data/file.bin'),
+        ])
+      ).stdout.trim();
+    const plain = await mount([], {}, join(root, 'dio-cache'));
+    expect(await mmapRead()).toBe('mapped 4096');
+    await plain.stop();
+
+    const m = await mount(['--direct-io'], {}, join(root, 'dio-cache'));
+    expect(sha(await readFile(join(mnt, 'data/file.bin')))).toBe(sha(data));
+    expect(await mmapRead()).toBe('ENODEV');
+    await m.stop();
+  });
+
   it('--presign reads through API-issued URLs with no AWS credentials on the node', async () => {
     // No credentials anywhere in the provider chain: IAM mode could not sign a single request.
     const noCredentials = {

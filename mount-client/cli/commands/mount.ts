@@ -9,6 +9,7 @@ interface MountFlags {
   maxS3Concurrency: string;
   memoryCache: string;
   allowOther?: boolean;
+  directIo?: boolean;
   metricsPort?: string;
   presign?: boolean;
   uid?: string;
@@ -59,6 +60,10 @@ export const register: RegisterCommand = (program, ctx) => {
     .option(
       '--presign',
       'read through presigned GET URLs from the API (on-prem nodes without AWS credentials)',
+    )
+    .option(
+      '--direct-io',
+      'bypass the kernel page cache for file data: cheaper large streaming reads, but no mmap of files on kernels before 6.6 and no kernel read-ahead for small reads (see docs/mount.md)',
     )
     .option('--uid <uid>', 'owner reported for every file (default: the mounting user)')
     .option('--gid <gid>', 'group reported for every file (default: the mounting user)')
@@ -134,6 +139,7 @@ export const register: RegisterCommand = (program, ctx) => {
         memoryCacheBytes: parseSize(flags.memoryCache),
         maxS3Concurrency: positiveInt(flags.maxS3Concurrency, '--max-s3-concurrency'),
         allowOther: flags.allowOther ?? false,
+        directIo: flags.directIo ?? false,
         ...(flags.metricsPort !== undefined ? { metricsPort: port(flags.metricsPort) } : {}),
         presign: flags.presign ?? (await noAwsCredentials()),
         uid: flags.uid !== undefined ? positiveInt(flags.uid, '--uid', 0) : (process.getuid?.() ?? 0),
