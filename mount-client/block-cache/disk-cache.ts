@@ -1,30 +1,42 @@
 /**
  * Persistent block cache on local disk (NVMe on compute nodes).
  *
- * Design note: one file per block under `<cacheDir>/v2/blocks/<2 hex>/<blockKey>.blk` (256-way
+ * Design note: one file per block under `<cacheDir>/v3/blocks/<2 hex>/<blockKey>.blk` (256-way
  * fan-out keeps directories small at 100k+ blocks). Each file is a checksummed header + payload
- * (format.ts). Writes go to `v1/tmp/` and are renamed into place, so a crash never leaves a torn
+ * (format.ts). Writes go to `v3/tmp/` and are renamed into place, so a crash never leaves a torn
  * file under a valid name. The in-memory index (key → size, in LRU order) is rebuilt on startup by
  * scanning the directory, ordered by file mtime, which is what lets a remount serve cached blocks
  * with zero S3 GETs. A block that fails verification is a miss: it is deleted and counted, never
  * served. Eviction is LRU under a byte cap and also keeps a free-disk floor on the filesystem, so a
- * shared NVMe is never filled by the cache. `v2/lock` holds the owning PID: two live processes must
+ * shared NVMe is never filled by the cache. `v3/lock` holds the owning PID: two live processes must
  * not share one cache directory (each would evict the other's files behind its index).
  *
  * Small random reads use getRange(): one pread for the header, one for the covering sub-blocks,
  * and only those sub-blocks are verified (format.ts). The directory name is the layout/format
  * version: blocks of an older format are never read (a miss), and an older layout directory not
  * owned by a live process is deleted at open so it does not hold disk space forever.
+ *
+ * Block files are written with O_DIRECT (see put): the kernel DMAs from our buffer to the disk
+ * instead of copying every byte into the page cache first. A cold read fills the cache with new
+ * files, and those page-cache writes cost 2–3.5 system CPU-s/GiB — the largest remaining cost of
+ * a cold read — against ~0.1 direct (bench/mount/cache-write.ts, docs/benchmarks/mount-data.md).
+ * Nothing is lost by skipping the page cache: a block is written while it sits in the memory tier,
+ * which serves it while it is hot. Reads stay buffered (readSliceSync's 128 KiB preads).
  */
 import { randomBytes } from 'node:crypto';
-import { closeSync, constants as fsc, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, constants as fsc, fstatSync, openSync, readSync, unlinkSync, writeSync } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { blockKey } from './block-key.ts';
+import { DIRECT_IO_PHASE } from './block-pool.ts';
 import {
+  alignUp,
   checkHeader,
   encodeHeader,
+  FILE_ALIGN,
+  fileLength,
   headerLength,
+  isZero,
   type ParsedHeader,
   parseHeader,
   verifySlice,
@@ -32,9 +44,9 @@ import {
 import { rememberSubBlockCrcs } from './payload-crcs.ts';
 import { type BlockId, type BlockStore, blockLength } from './types.ts';
 
-export const CACHE_LAYOUT = 'v2';
+export const CACHE_LAYOUT = 'v3';
 /** Layout directories of earlier formats (removed at open when no live process owns them). */
-const OLD_LAYOUTS = ['v1'];
+const OLD_LAYOUTS = ['v1', 'v2'];
 
 export interface DiskCacheOptions {
   dir: string;
@@ -55,6 +67,24 @@ export interface DiskCacheOptions {
   readOnly?: boolean;
   /** Sub-block size for new block files (default format.ts SUB_BLOCK_BYTES); tests use small ones. */
   subBlockBytes?: number;
+  /**
+   * Write block files with O_DIRECT (default true). Where the filesystem refuses it (tmpfs,
+   * overlay: EINVAL) the store falls back to buffered writes by itself, once, with one log line;
+   * false forces buffered writes (benchmarks compare the two).
+   */
+  directIo?: boolean;
+  /** Warnings (the O_DIRECT fallback). Default: one JSON line on stderr, like the mount's log. */
+  log?: (level: 'warn', msg: string, fields: Record<string, unknown>) => void;
+}
+
+/** How block files were written (DiskCacheStats.writeModes). */
+export interface WriteModes {
+  /** O_DIRECT straight from the caller's buffer (a pool block on a 4 KiB boundary): no copy. */
+  direct: number;
+  /** O_DIRECT from the store's aligned buffer after a copy (a short last block, an unaligned buffer). */
+  staged: number;
+  /** Through the page cache (O_DIRECT refused by the filesystem, or turned off). */
+  buffered: number;
 }
 
 export interface DiskCacheStats {
@@ -69,6 +99,9 @@ export interface DiskCacheStats {
   evictions: number;
   evictedBytes: number;
   writes: number;
+  writeModes: WriteModes;
+  /** Whether new block files are written with O_DIRECT (false after a fallback). */
+  directIo: boolean;
 }
 
 export class CacheLockedError extends Error {
@@ -115,6 +148,51 @@ const CTIME_SETTLE_MS = 100;
 /** Disk usage sampling interval: statfs is cheap but not free, and free space moves slowly. */
 const STATFS_INTERVAL_MS = 1000;
 
+/**
+ * Aligned write buffers kept per store (each holds a padded header, and a block's copy when it
+ * must be staged). 2: one write in the kernel while the next is prepared keeps one cache disk
+ * busy; more would only queue on the same device and hold up to a block each.
+ */
+const MAX_ARENAS = 2;
+/** First size of an arena: any header (a 1 KiB key, a long crc table) fits without regrowing. */
+const ARENA_MIN = 64 * 1024;
+
+/** A write buffer that starts where O_DIRECT accepts it (probed: JS cannot see addresses). */
+interface Arena {
+  buf: Buffer;
+}
+
+function defaultLog(level: string, msg: string, fields: Record<string, unknown>): void {
+  process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), level, msg, ...fields })}\n`);
+}
+
+const ZERO_PAGE = Buffer.alloc(FILE_ALIGN);
+
+/** writev at `position` until every byte is written (a short write continues where it stopped). */
+async function writeFully(fh: fs.FileHandle, bufs: Buffer[], position = 0): Promise<void> {
+  let rest = bufs.filter((b) => b.length > 0);
+  let pos = position;
+  while (rest.length > 0) {
+    const { bytesWritten } = await fh.writev(rest, pos);
+    if (bytesWritten <= 0) throw new Error(`block file write made no progress at byte ${pos}`);
+    pos += bytesWritten;
+    let n = bytesWritten;
+    const next: Buffer[] = [];
+    for (const b of rest) {
+      if (n >= b.length) n -= b.length;
+      else {
+        next.push(n > 0 ? b.subarray(n) : b);
+        n = 0;
+      }
+    }
+    rest = next;
+  }
+}
+
+function isEinval(err: unknown): boolean {
+  return (err as NodeJS.ErrnoException)?.code === 'EINVAL';
+}
+
 export class DiskBlockStore implements BlockStore {
   readonly root: string;
   private readonly blocksDir: string;
@@ -125,6 +203,18 @@ export class DiskBlockStore implements BlockStore {
   private minFree: number;
   private freeSample?: { at: number; free: number };
   private readonly counters = { hits: 0, misses: 0, corrupt: 0, evictions: 0, evictedBytes: 0, writes: 0 };
+  private readonly writeModes: WriteModes = { direct: 0, staged: 0, buffered: 0 };
+  /** Still trying O_DIRECT; false once the filesystem refused it (or when turned off). */
+  private direct: boolean;
+  private readonly arenas: Arena[] = [];
+  private arenaCount = 0;
+  private readonly arenaWaiters: (() => void)[] = [];
+  /**
+   * Per caller ArrayBuffer, whether a direct write from a view starting at a given offset (mod
+   * FILE_ALIGN) was accepted. Learned from the first write at each phase, so a pool whose stores
+   * are not aligned costs one refused syscall per phase, then a copy per block.
+   */
+  private readonly viewPhases = new WeakMap<ArrayBuffer, Map<number, boolean>>();
   private locked = false;
   /**
    * Fan-out directories known to exist: a mkdir per block write was ~2% of a cold read's CPU
@@ -141,6 +231,7 @@ export class DiskBlockStore implements BlockStore {
     this.blocksDir = path.join(this.root, 'blocks');
     this.tmpDir = path.join(this.root, 'tmp');
     this.minFree = o.minFreeBytes ?? 0;
+    this.direct = o.directIo !== false && !o.readOnly;
   }
 
   static async open(o: DiskCacheOptions): Promise<DiskBlockStore> {
@@ -442,7 +533,8 @@ export class DiskBlockStore implements BlockStore {
   /**
    * A whole cached block, verified (every sub-block's crc32c, once). With `into` (a buffer of
    * exactly the block's length, e.g. from the block pool) the payload is read straight into it —
-   * one preadv of header, payload and one byte past the end (to detect a longer, wrong file) — and
+   * one preadv of header, payload, its zero padding and one byte past the end (to detect a longer,
+   * wrong file) — and
    * `into` itself is returned; without, a new buffer. A miss or a corrupt file → undefined.
    */
   async get(id: BlockId, key = blockKey(id), into?: Buffer): Promise<Buffer | undefined> {
@@ -456,7 +548,8 @@ export class DiskBlockStore implements BlockStore {
     const hl = headerLength(id, this.sub(id));
     const header = Buffer.allocUnsafe(hl);
     const payload = into ?? Buffer.allocUnsafe(len);
-    const extra = Buffer.allocUnsafe(1);
+    const pad = alignUp(len) - len;
+    const extra = Buffer.allocUnsafe(pad + 1);
     let n: number;
     try {
       const fh = await fs.open(this.filePath(key), fsc.O_RDONLY);
@@ -475,8 +568,9 @@ export class DiskBlockStore implements BlockStore {
     }
     const h = checkHeader(header.subarray(0, Math.min(n, hl)), id, len);
     if ('error' in h) return this.corrupt(key, h.error);
-    if (h.headerLength !== hl || n !== hl + len) return this.corrupt(key, 'length');
+    if (h.headerLength !== hl || n !== fileLength(hl, len)) return this.corrupt(key, 'length');
     if (!verifySlice(h, 0, payload)) return this.corrupt(key, 'payload-checksum');
+    if (!isZero(extra.subarray(0, pad))) return this.corrupt(key, 'padding');
     // Verified: a peer answering for this block, or a later write, reuses the table.
     rememberSubBlockCrcs(payload, h.subBlockSize, h.subCrcs);
     this.index.delete(key);
@@ -485,6 +579,16 @@ export class DiskBlockStore implements BlockStore {
     return payload;
   }
 
+  /**
+   * Writes a block file: temp file + rename, so a crash never leaves a torn file under a valid
+   * name. With O_DIRECT (see the module note) every write offset, length and buffer address must
+   * sit on the device's block boundary: the header is built padded in an aligned arena, and the
+   * payload goes straight from `data` when it is a whole number of 4 KiB pages on a 4 KiB
+   * boundary (a pool block, block-pool.ts), else it is copied into the arena behind the header
+   * with its zero padding (a file's short last block, a buffer from elsewhere). A filesystem that
+   * refuses O_DIRECT (EINVAL at open or for an aligned buffer) turns it off for this store, with
+   * one log line, and the write is redone through the page cache.
+   */
   async put(id: BlockId, data: Buffer, key = blockKey(id)): Promise<void> {
     if (this.o.readOnly) throw new Error(`cache ${this.o.dir} was opened read-only`);
     if (data.length !== blockLength(id)) {
@@ -492,14 +596,15 @@ export class DiskBlockStore implements BlockStore {
         `block ${id.index} of ${id.object.key}: ${data.length} bytes, expected ${blockLength(id)}`,
       );
     }
-    const header = encodeHeader(id, data, this.sub(id));
     const tmp = path.join(this.tmpDir, `${key}.${randomBytes(6).toString('hex')}.tmp`);
     const final = this.filePath(key);
-    const fh = await fs.open(tmp, 'w');
+    let size: number;
     try {
-      await fh.writev([header, data]);
-    } finally {
-      await fh.close();
+      size =
+        (this.direct && (await this.writeDirect(id, data, tmp))) || (await this.writeBuffered(id, data, tmp));
+    } catch (err) {
+      await fs.rm(tmp, { force: true }).catch(() => undefined);
+      throw err;
     }
     const sub = path.dirname(final);
     if (!this.madeDirs.has(sub)) {
@@ -514,7 +619,6 @@ export class DiskBlockStore implements BlockStore {
       await fs.mkdir(sub, { recursive: true });
       await fs.rename(tmp, final);
     }
-    const size = header.length + data.length;
     const old = this.index.get(key);
     if (old !== undefined) this.bytes -= old;
     this.closeOpen(key);
@@ -524,6 +628,166 @@ export class DiskBlockStore implements BlockStore {
     this.counters.writes++;
     if (this.freeSample) this.freeSample.free -= size;
     await this.evict();
+  }
+
+  /** The page-cache write (the fallback): header, payload and zero padding in one writev. */
+  private async writeBuffered(id: BlockId, data: Buffer, tmp: string): Promise<number> {
+    const header = encodeHeader(id, data, this.sub(id));
+    const pad = ZERO_PAGE.subarray(0, alignUp(data.length) - data.length);
+    const fh = await fs.open(tmp, 'w');
+    try {
+      await writeFully(fh, [header, data, pad]);
+    } finally {
+      await fh.close();
+    }
+    this.writeModes.buffered++;
+    return header.length + data.length + pad.length;
+  }
+
+  /**
+   * The O_DIRECT write; the file's size, or 0 when O_DIRECT was refused (now turned off: the
+   * caller writes buffered).
+   */
+  private async writeDirect(id: BlockId, data: Buffer, tmp: string): Promise<number> {
+    const sub = this.sub(id);
+    const hl = headerLength(id, sub);
+    const padded = alignUp(data.length);
+    // Sized for the staged case too: an arena is virtual memory (calloc'd), and only the pages a
+    // write touches become resident — just the header's when the payload goes from `data`.
+    const arena = await this.takeArena(hl + padded);
+    if (!arena) return 0;
+    try {
+      const header = encodeHeader(id, data, sub, arena.buf);
+      let fh: fs.FileHandle;
+      try {
+        fh = await fs.open(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_TRUNC | fsc.O_DIRECT);
+      } catch (err) {
+        if (!isEinval(err)) throw err;
+        this.disableDirect(err, 'open');
+        return 0;
+      }
+      try {
+        const ab = data.buffer as ArrayBuffer;
+        const phase = data.byteOffset % FILE_ALIGN;
+        if (padded === data.length && this.viewPhases.get(ab)?.get(phase) !== false) {
+          try {
+            await writeFully(fh, [header, data]);
+            this.rememberPhase(ab, phase, true);
+            this.writeModes.direct++;
+            return hl + padded;
+          } catch (err) {
+            if (!isEinval(err)) throw err;
+            // Refused before any byte was written (alignment is checked up front). Whether the
+            // buffer or the filesystem was at fault, the aligned arena's write below decides.
+            this.rememberPhase(ab, phase, false);
+          }
+        }
+        const body = arena.buf.subarray(hl, hl + padded);
+        data.copy(body);
+        body.fill(0, data.length);
+        try {
+          await writeFully(fh, [arena.buf.subarray(0, hl + padded)]);
+        } catch (err) {
+          if (!isEinval(err)) throw err;
+          this.disableDirect(err, 'write');
+          return 0;
+        }
+        this.writeModes.staged++;
+        return hl + padded;
+      } finally {
+        await fh.close();
+      }
+    } finally {
+      this.giveArena(arena);
+    }
+  }
+
+  private rememberPhase(ab: ArrayBuffer, phase: number, ok: boolean): void {
+    const m = this.viewPhases.get(ab) ?? new Map<number, boolean>();
+    m.set(phase, ok);
+    this.viewPhases.set(ab, m);
+  }
+
+  /** An aligned arena of at least `bytes`, waiting for one if MAX_ARENAS are busy; undefined = buffered. */
+  private async takeArena(bytes: number): Promise<Arena | undefined> {
+    for (;;) {
+      if (!this.direct) return undefined;
+      const a = this.arenas.pop();
+      if (a) {
+        if (a.buf.length >= bytes) return a;
+        this.arenaCount--; // too small (a bigger block size or a longer header): replace it
+      }
+      if (this.arenaCount < MAX_ARENAS) {
+        // Headroom: the next block's header may be a little longer (a longer key).
+        const made = this.makeArena(Math.max(ARENA_MIN, bytes + ARENA_MIN));
+        if (made) this.arenaCount++;
+        return made;
+      }
+      await new Promise<void>((resolve) => this.arenaWaiters.push(resolve));
+    }
+  }
+
+  private giveArena(a: Arena): void {
+    if (this.direct) this.arenas.push(a);
+    else this.arenaCount--;
+    this.arenaWaiters.shift()?.();
+  }
+
+  /**
+   * A buffer of `size` bytes on an O_DIRECT boundary. JS cannot see addresses, so the boundary is
+   * found by probing: one 4 KiB O_DIRECT write from candidate offsets until the kernel accepts
+   * one (a misaligned one is refused with EINVAL before any I/O). The pool's phase is tried first
+   * (usually right), then every 16 bytes (allocations are 16-aligned). Done once per arena.
+   */
+  private makeArena(size: number): Arena | undefined {
+    const ab = new ArrayBuffer(size + FILE_ALIGN);
+    const probe = path.join(this.tmpDir, `direct-probe.${process.pid}`);
+    let fd: number;
+    try {
+      fd = openSync(probe, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_TRUNC | fsc.O_DIRECT);
+    } catch (err) {
+      if (!isEinval(err)) throw err;
+      this.disableDirect(err, 'open');
+      return undefined;
+    }
+    try {
+      const candidates = [DIRECT_IO_PHASE];
+      for (let off = 0; off < FILE_ALIGN; off += 16) if (off !== DIRECT_IO_PHASE) candidates.push(off);
+      for (const off of candidates) {
+        try {
+          writeSync(fd, Buffer.from(ab, off, FILE_ALIGN), 0, FILE_ALIGN, 0);
+          return { buf: Buffer.from(ab, off, size) };
+        } catch (err) {
+          if (!isEinval(err)) throw err;
+        }
+      }
+    } finally {
+      closeSync(fd);
+      try {
+        unlinkSync(probe);
+      } catch {
+        // already gone: nothing to clean
+      }
+    }
+    const err = Object.assign(new Error('no offset of a 4 KiB-padded buffer took an O_DIRECT write'), {
+      code: 'EINVAL',
+    });
+    this.disableDirect(err, 'probe');
+    return undefined;
+  }
+
+  /** Turns O_DIRECT off for this store (the filesystem refused it), with one log line. */
+  private disableDirect(err: unknown, at: 'open' | 'write' | 'probe'): void {
+    if (!this.direct) return;
+    this.direct = false;
+    this.arenaCount -= this.arenas.length;
+    this.arenas.length = 0;
+    (this.o.log ?? defaultLog)(
+      'warn',
+      'the cache filesystem refused O_DIRECT; block files are written through the page cache from now on (costs more CPU per cold byte; put --cache-dir on ext4 or xfs to avoid it)',
+      { dir: this.o.dir, at, code: (err as NodeJS.ErrnoException)?.code, error: (err as Error)?.message },
+    );
+    for (const wake of this.arenaWaiters.splice(0)) wake();
   }
 
   private forget(key: string): void {
@@ -599,8 +863,10 @@ export class DiskBlockStore implements BlockStore {
     if (!buf) return 'unreadable';
     const h = parseHeader(buf);
     if ('error' in h) return h.error;
-    if (buf.length !== h.headerLength + h.payloadLength) return 'length';
-    if (!verifySlice(h, 0, buf.subarray(h.headerLength))) return 'payload-checksum';
+    if (buf.length !== fileLength(h.headerLength, h.payloadLength)) return 'length';
+    const payloadEnd = h.headerLength + h.payloadLength;
+    if (!verifySlice(h, 0, buf.subarray(h.headerLength, payloadEnd))) return 'payload-checksum';
+    if (!isZero(buf.subarray(payloadEnd))) return 'padding';
     return undefined;
   }
 
@@ -625,6 +891,8 @@ export class DiskBlockStore implements BlockStore {
       capacityBytes: this.o.capacityBytes,
       minFreeBytes: this.minFree,
       ...this.counters,
+      writeModes: { ...this.writeModes },
+      directIo: this.direct,
     };
   }
 

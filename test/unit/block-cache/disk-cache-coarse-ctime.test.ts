@@ -24,7 +24,8 @@ vi.mock('node:fs', async (importOriginal) => {
 });
 
 const { blockKey } = await import('../../../mount-client/block-cache/block-key.ts');
-const { DiskBlockStore } = await import('../../../mount-client/block-cache/disk-cache.ts');
+const { CACHE_LAYOUT, DiskBlockStore } = await import('../../../mount-client/block-cache/disk-cache.ts');
+const { parseHeader } = await import('../../../mount-client/block-cache/format.ts');
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -36,7 +37,7 @@ const object = { bucket: 'b', key: 'k', size: 10 * 1000, etag: '"e"' };
 const id = { object, index: 0, blockSize: 1000 };
 
 function blockFile(dir: string): string {
-  const blocks = join(dir, 'v2', 'blocks');
+  const blocks = join(dir, CACHE_LAYOUT, 'blocks');
   const fan = readdirSync(blocks)[0] as string;
   return join(blocks, fan, readdirSync(join(blocks, fan))[0] as string);
 }
@@ -63,9 +64,10 @@ describe('DiskBlockStore slice reads, coarse ctime', () => {
 
       // In place, same size, and (coarse clock) the same ctime: the fstat guard sees nothing.
       const file = blockFile(dir);
-      const size = realFs.statSync(file).size;
+      const h = parseHeader(realFs.readFileSync(file));
+      if ('error' in h) throw new Error(h.error);
       const fd = realFs.openSync(file, 'r+');
-      realFs.writeSync(fd, Buffer.from([(payload[350] as number) ^ 0xff]), 0, 1, size - 1000 + 350);
+      realFs.writeSync(fd, Buffer.from([(payload[350] as number) ^ 0xff]), 0, 1, h.headerLength + 350);
       realFs.closeSync(fd);
 
       expect(s.readSliceSync(id, key, 300, 400, into)).toBeUndefined();

@@ -16,6 +16,7 @@ import {
   CacheLockedError,
   DiskBlockStore,
 } from '../../../mount-client/block-cache/disk-cache.ts';
+import { fileLength, headerLength, parseHeader } from '../../../mount-client/block-cache/format.ts';
 import type { BlockId } from '../../../mount-client/block-cache/types.ts';
 
 const dirs: string[] = [];
@@ -31,6 +32,14 @@ afterEach(() => {
 const object = { bucket: 'b', key: 'k', size: 10 * 1000, etag: '"e"' };
 const id = (index: number): BlockId => ({ object, index, blockSize: 1000 });
 const data = (index: number) => Buffer.alloc(1000, index);
+/** On-disk size of one of these blocks: 4 KiB-padded header + payload padded to 4 KiB (format v3). */
+const FILE = fileLength(headerLength(id(0)), 1000);
+/** Offset of the payload in a block file. */
+const payloadAt = (file: Buffer): number => {
+  const h = parseHeader(file);
+  if ('error' in h) throw new Error(h.error);
+  return h.headerLength;
+};
 
 describe('DiskBlockStore', () => {
   it('stores, returns and survives reopening (index rebuilt by scanning)', async () => {
@@ -48,11 +57,11 @@ describe('DiskBlockStore', () => {
 
   it('evicts least recently used blocks to stay under the byte cap', async () => {
     const dir = newDir();
-    const s = await DiskBlockStore.open({ dir, capacityBytes: 3 * 1200, minFreeBytes: 0 });
+    const s = await DiskBlockStore.open({ dir, capacityBytes: 3 * FILE + 100, minFreeBytes: 0 });
     for (let i = 0; i < 3; i++) await s.put(id(i), data(i));
     await s.get(id(0)); // 0 becomes most recent → 1 is the LRU victim
     await s.put(id(3), data(3));
-    expect(s.stats().bytes).toBeLessThanOrEqual(3 * 1200);
+    expect(s.stats().bytes).toBeLessThanOrEqual(3 * FILE + 100);
     expect(s.has(id(1))).toBe(false);
     expect(s.has(id(0)) && s.has(id(2)) && s.has(id(3))).toBe(true);
     expect(s.stats().evictions).toBe(1);
@@ -135,8 +144,8 @@ describe('DiskBlockStore', () => {
     // A flipped byte in sub-block 7 does not affect a read of sub-block 2 ...
     const file = blockFile(dir);
     const bytes = readFileSync(file);
-    const payloadAt = bytes.length - 1000;
-    bytes[payloadAt + 750] = (bytes[payloadAt + 750] as number) ^ 0xff;
+    const at = payloadAt(bytes);
+    bytes[at + 750] = (bytes[at + 750] as number) ^ 0xff;
     writeFileSync(file, bytes);
     expect((await s.getRange(id(0), key, 200, 210))?.equals(payload.subarray(200, 210))).toBe(true);
     // ... but a read touching it is a miss, counted, and the file is gone (the caller refetches).
@@ -197,8 +206,8 @@ describe('DiskBlockStore', () => {
     // reopened and verified again.
     const file = blockFile(dir);
     const bytes = readFileSync(file);
-    const payloadAt = bytes.length - 1000;
-    bytes[payloadAt + 750] = (bytes[payloadAt + 750] as number) ^ 0xff;
+    const at = payloadAt(bytes);
+    bytes[at + 750] = (bytes[at + 750] as number) ^ 0xff;
     writeFileSync(file, bytes);
 
     // Assess: other sub-blocks still serve; the bad one is a miss, counted, and the block dropped.

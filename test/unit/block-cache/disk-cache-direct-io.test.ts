@@ -1,0 +1,199 @@
+/**
+ * Block files written with O_DIRECT (format v3: header and payload padded to 4 KiB), against
+ * the real filesystem of os.tmpdir() when it accepts O_DIRECT (ext4/xfs; tmpfs too since Linux
+ * 6.6). The fallback where a filesystem refuses it is disk-cache-direct-fallback.test.ts.
+ */
+import {
+  constants as C,
+  closeSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { blockKey } from '../../../mount-client/block-cache/block-key.ts';
+import { BlockPool, DIRECT_IO_PHASE } from '../../../mount-client/block-cache/block-pool.ts';
+import { CACHE_LAYOUT, DiskBlockStore } from '../../../mount-client/block-cache/disk-cache.ts';
+import { FILE_ALIGN, fileLength, headerLength } from '../../../mount-client/block-cache/format.ts';
+import type { BlockId } from '../../../mount-client/block-cache/types.ts';
+
+/** Whether `dir` accepts O_DIRECT at open (tmpfs and overlay answer EINVAL). */
+function acceptsDirect(dir: string): boolean {
+  const probe = join(dir, `.direct-probe-${process.pid}`);
+  try {
+    closeSync(openSync(probe, C.O_WRONLY | C.O_CREAT | C.O_DIRECT));
+    return true;
+  } catch {
+    return false;
+  } finally {
+    rmSync(probe, { force: true });
+  }
+}
+
+const directReason = acceptsDirect(tmpdir())
+  ? undefined
+  : `${tmpdir()} refuses O_DIRECT (tmpfs/overlay): the fallback tests cover this filesystem`;
+
+const dirs: string[] = [];
+const newDir = (parent = tmpdir()) => {
+  const d = mkdtempSync(join(parent, 'strata-direct-'));
+  dirs.push(d);
+  return d;
+};
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+const BS = 64 * 1024;
+/** 3 full blocks and a short last one (not a multiple of 4 KiB: padded on disk). */
+const object = { bucket: 'b', key: 'd/ü.bin', size: 3 * BS + 5000, etag: '"e"' };
+const id = (index: number): BlockId => ({ object, index, blockSize: BS });
+const len = (index: number) => Math.min(BS, object.size - index * BS);
+const content = (index: number) =>
+  Buffer.from(Array.from({ length: len(index) }, (_, i) => (i * 31 + index) % 253));
+
+/** Blocks as the data path hands them to put: views from the block pool's slab. */
+function pooled(pool: BlockPool, index: number): Buffer {
+  const b = pool.acquire(len(index));
+  content(index).copy(b);
+  return b;
+}
+
+async function expectAllCached(s: DiskBlockStore): Promise<void> {
+  for (let i = 0; i < 4; i++) {
+    expect((await s.get(id(i)))?.equals(content(i))).toBe(true);
+    const into = Buffer.alloc(4096);
+    expect(s.readSliceSync(id(i), blockKey(id(i)), 0, 4096, into)).toBe(4096);
+    expect(into.equals(content(i).subarray(0, 4096))).toBe(true);
+  }
+}
+
+describe.skipIf(directReason !== undefined)(`DiskBlockStore O_DIRECT writes ${directReason ?? ''}`, () => {
+  it('writes pool blocks straight from the pool and a short last block staged; both read back after a remount', async () => {
+    const dir = newDir();
+    const warnings: string[] = [];
+    const s = await DiskBlockStore.open({
+      dir,
+      capacityBytes: 1e9,
+      minFreeBytes: 0,
+      log: (_l, msg) => warnings.push(msg),
+    });
+    // A slab as big as a mount's (≥ 32 MiB, glibc's largest mmap threshold) is mmapped, so it
+    // starts 16 bytes past a page and the pool's DIRECT_IO_PHASE puts every piece on a 4 KiB
+    // boundary. Virtual memory: only the pieces written become resident.
+    const pool = new BlockPool(BS, 4, 64 * 1024 * 1024);
+    for (let i = 0; i < 4; i++) await s.put(id(i), pooled(pool, i));
+
+    // Full blocks: aligned 64 KiB views → no copy. The 5000-byte tail needs zero padding → staged.
+    expect(s.stats().writeModes).toEqual({ direct: 3, staged: 1, buffered: 0 });
+    expect(s.stats().directIo).toBe(true);
+    expect(warnings).toEqual([]);
+    expect(s.stats().bytes).toBe(
+      3 * fileLength(headerLength(id(0)), BS) + fileLength(headerLength(id(3)), 5000),
+    );
+    await expectAllCached(s);
+    await s.close();
+
+    const again = await DiskBlockStore.open({ dir, capacityBytes: 1e9, minFreeBytes: 0 });
+    expect(again.stats().entries).toBe(4);
+    await expectAllCached(again);
+    expect(await again.verify()).toMatchObject({ checked: 4, bad: 0 });
+    await again.close();
+  });
+
+  it('a view off the 4 KiB boundary is refused once, then copied into the aligned arena', async () => {
+    const dir = newDir();
+    const s = await DiskBlockStore.open({ dir, capacityBytes: 1e9, minFreeBytes: 0 });
+    // 16 bytes past the pool's phase: misaligned for any device (512 B or 4 KiB sectors).
+    const ab = new ArrayBuffer(DIRECT_IO_PHASE + 16 + 2 * BS);
+    for (let i = 0; i < 2; i++) {
+      const view = Buffer.from(ab, DIRECT_IO_PHASE + 16 + i * BS, BS);
+      content(i).copy(view);
+      await s.put(id(i), view);
+    }
+    expect(s.stats().writeModes).toEqual({ direct: 0, staged: 2, buffered: 0 });
+    expect(s.stats().directIo).toBe(true); // the buffer was at fault, not the filesystem
+    for (let i = 0; i < 2; i++) expect((await s.get(id(i)))?.equals(content(i))).toBe(true);
+    await s.close();
+  });
+
+  it('concurrent writes share the two aligned arenas; every block lands intact', async () => {
+    const dir = newDir();
+    const s = await DiskBlockStore.open({ dir, capacityBytes: 1e9, minFreeBytes: 0 });
+    const pool = new BlockPool(BS, 4, 4 * BS);
+    await Promise.all([0, 1, 2, 3].map((i) => s.put(id(i), pooled(pool, i))));
+    // And again, replacing every file while the old ones may be open for slice reads.
+    const into = Buffer.alloc(4096);
+    expect(s.readSliceSync(id(0), blockKey(id(0)), 0, 4096, into)).toBe(4096);
+    await Promise.all([0, 1, 2, 3].map((i) => s.put(id(i), pooled(pool, i))));
+    expect(s.stats().writeModes.direct + s.stats().writeModes.staged).toBe(8);
+    expect(s.stats().entries).toBe(4);
+    await expectAllCached(s);
+    expect(readdirSync(join(dir, CACHE_LAYOUT, 'tmp'))).toEqual([]);
+    await s.close();
+  });
+
+  it('O_DIRECT and buffered writes produce byte-identical files', async () => {
+    const files: Buffer[][] = [];
+    for (const directIo of [true, false]) {
+      const dir = newDir();
+      const s = await DiskBlockStore.open({ dir, capacityBytes: 1e9, minFreeBytes: 0, directIo });
+      const pool = new BlockPool(BS, 4, 4 * BS);
+      for (let i = 0; i < 4; i++) await s.put(id(i), pooled(pool, i));
+      expect(s.stats().writeModes.buffered).toBe(directIo ? 0 : 4);
+      files.push([0, 1, 2, 3].map((i) => readFileSync(blockPath(dir, id(i)))));
+      await s.close();
+    }
+    const [direct, buffered] = files as [Buffer[], Buffer[]];
+    for (let i = 0; i < 4; i++) {
+      expect((direct[i] as Buffer).length % FILE_ALIGN).toBe(0);
+      expect((direct[i] as Buffer).equals(buffered[i] as Buffer)).toBe(true);
+    }
+  });
+});
+
+describe('DiskBlockStore format upgrade', () => {
+  it('a block file of the previous format version is a miss and is rewritten, never served', async () => {
+    const dir = newDir();
+    const corrupt: string[] = [];
+    const s = await DiskBlockStore.open({
+      dir,
+      capacityBytes: 1e9,
+      minFreeBytes: 0,
+      onCorrupt: (r) => corrupt.push(r),
+    });
+    await s.put(id(1), content(1));
+    const file = blockPath(dir, id(1));
+    const old = readFileSync(file);
+    old.writeUInt16LE(2, 4); // format version 2 in an otherwise intact v3 file
+    writeFileSync(file, old);
+    expect(await s.get(id(1))).toBeUndefined();
+    expect(corrupt).toEqual(['format']);
+    expect(existsSync(file)).toBe(false);
+    await s.put(id(1), content(1));
+    expect((await s.get(id(1)))?.equals(content(1))).toBe(true);
+    await s.close();
+  });
+
+  it('removes the v2 layout directory at open when no live process owns it', async () => {
+    const dir = newDir();
+    mkdirSync(join(dir, 'v2', 'blocks', 'ab'), { recursive: true });
+    writeFileSync(join(dir, 'v2', 'blocks', 'ab', 'old.blk'), 'x'.repeat(100));
+    const s = await DiskBlockStore.open({ dir, capacityBytes: 1e9, minFreeBytes: 0 });
+    expect(existsSync(join(dir, 'v2'))).toBe(false);
+    expect(s.stats().entries).toBe(0);
+    await s.close();
+  });
+});
+
+function blockPath(dir: string, b: BlockId): string {
+  const key = blockKey(b);
+  return join(dir, CACHE_LAYOUT, 'blocks', key.slice(0, 2), `${key}.blk`);
+}
