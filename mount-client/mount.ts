@@ -45,6 +45,8 @@ export interface MountOptions {
   maxS3Concurrency: number;
   /** Hot-block memory tier (0 disables it); data-path.ts carries the default and its reason. */
   memoryCacheBytes?: number;
+  /** Block-file writes: 'buffered' (default) or 'direct' (O_DIRECT); data-path.ts says when each wins. */
+  cacheWrites?: 'buffered' | 'direct';
   allowOther: boolean;
   /**
    * FUSE direct_io: file data bypasses the kernel page cache (opt-in, `--direct-io`). Cheaper for
@@ -197,6 +199,7 @@ export async function startMount(o: MountOptions): Promise<RunningMount> {
     readAheadMaxBytes: o.readAheadMaxBytes,
     maxS3Concurrency: o.maxS3Concurrency,
     ...(o.memoryCacheBytes !== undefined ? { memoryCacheBytes: o.memoryCacheBytes } : {}),
+    ...(o.cacheWrites ? { cacheWrites: o.cacheWrites } : {}),
     region: o.region,
     ...(o.s3Endpoint ? { endpoint: o.s3Endpoint } : {}),
     ...(o.presign ? { presign: (v: ObjectVersion) => presignAgain(meta, v) } : {}),

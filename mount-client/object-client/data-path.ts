@@ -100,6 +100,15 @@ export interface DataPathOptions {
    */
   memoryCacheBytes?: number;
   /**
+   * How block files are written (default 'buffered'). 'direct' (O_DIRECT) skips the page-cache
+   * copy of every block written — ~0.3 instead of ~3.5 system CPU-s/GiB, a cold read 0.35× → 0.40×
+   * raw GETs — but the page cache then no longer holds recently cached blocks, so a re-open soon
+   * after reads them from the disk: warm-after-remount fell from 0.70× to 0.31× the FUSE ceiling on
+   * the benchmark VM (docs/benchmarks/mount-data.md, round 5). Buffered wins where the cache fits
+   * in RAM or warm reads dominate; direct on NVMe nodes streaming far more than RAM.
+   */
+  cacheWrites?: 'buffered' | 'direct';
+  /**
    * Concurrent S3 GETs per process. Default 32: 32 × 8 MiB = 256 MiB in flight; at the ~90 MB/s a
    * single S3 connection sustains that is ≈ 2.9 GB/s, more than a 25 Gbit NIC's share per mount.
    */
@@ -214,6 +223,7 @@ export async function createDataPath(o: DataPathOptions): Promise<DataPath> {
     dir: o.cacheDir,
     capacityBytes: o.cacheSizeBytes,
     minFreeBytes: o.minFreeBytes,
+    directIo: o.cacheWrites === 'direct',
     onEvict: (bytes, reason) => {
       metrics.evictions.inc({ reason });
       metrics.evictedBytes.inc(bytes);

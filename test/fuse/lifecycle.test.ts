@@ -137,6 +137,33 @@ describe.skipIf(skip)('strata mount lifecycle (real FUSE)', () => {
     expect(JSON.parse((await cli('unmount', mnt)).stdout)).toEqual({ mountpoint: mnt, unmounted: false });
   });
 
+  it('--cache-writes direct writes block files with O_DIRECT (default buffered); both remount with zero S3 GETs', async () => {
+    type Modes = { direct: number; staged: number; buffered: number };
+    const modes = async (m: MountProcess) =>
+      ((await m.stats()).dataPath.disk as unknown as { writeModes: Modes }).writeModes;
+    for (const mode of ['buffered', 'direct'] as const) {
+      const dir = join(root, `writes-${mode}`);
+      const first = await mount(mode === 'direct' ? ['--cache-writes', 'direct'] : [], {}, dir);
+      expect(sha(await readFile(join(mnt, 'data/file.bin')))).toBe(sha(data));
+      await first.stop(); // flushes pending cache writes
+      const second = await mount([], {}, dir);
+      expect(sha(await readFile(join(mnt, 'data/file.bin')))).toBe(sha(data));
+      expect((await second.stats()).dataPath.s3.gets).toBe(0);
+      await second.stop();
+      const third = await mount(
+        mode === 'direct' ? ['--cache-writes', 'direct'] : [],
+        {},
+        join(dir, 'again'),
+      );
+      expect(sha(await readFile(join(mnt, 'data/file.bin')))).toBe(sha(data));
+      const written = await modes(third);
+      if (mode === 'direct') expect(written.direct + written.staged).toBeGreaterThan(0);
+      else expect(written).toMatchObject({ direct: 0, staged: 0 });
+      expect(written.direct + written.staged + written.buffered).toBeGreaterThan(0);
+      await third.stop();
+    }
+  });
+
   it('--direct-io reads byte-exact with the page cache bypassed (a shared mmap is refused, as documented)', async () => {
     // A MAP_SHARED mmap is the observable difference: FUSE refuses it (ENODEV) on direct_io files
     // because libfuse 2 cannot negotiate coherent mmap; without --direct-io it works.
