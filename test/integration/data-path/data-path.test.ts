@@ -447,13 +447,24 @@ describe('memory bounds, pooled buffers and deadlines', () => {
   });
 
   it('reuses block buffers across a stream and a remount, with byte-exact results', async () => {
-    // Prepare: a memory tier of 4 blocks, so a 17-block stream must evict and recycle.
+    // Prepare: a memory tier of 4 blocks and a disk-write backlog of 3, so a 17-block stream holds
+    // at most ~10 blocks at once and must recycle — whether or not a loaded machine's disk keeps up
+    // (with the default 128 MiB backlog a slow disk holds every block until the stream ends).
     const cacheDir = newDir();
-    const first = await open({ cacheDir, memoryCacheBytes: 4 * BS, readAheadMaxBytes: 2 * BS });
+    const first = await open({
+      cacheDir,
+      memoryCacheBytes: 4 * BS,
+      readAheadMaxBytes: 2 * BS,
+      writeBacklogBytes: 3 * BS,
+    });
     // Act
     expect(sha(await readAll(first, v))).toBe(sha(body));
     const cold = first.stats().pool;
     await first.close();
+    // Blocks served past the backlog were not cached: fill them in so the remount below is all hits.
+    const filler = await open({ cacheDir });
+    expect(sha(await readAll(filler, v))).toBe(sha(body));
+    await filler.close();
     const second = await open({ cacheDir, memoryCacheBytes: 4 * BS, readAheadMaxBytes: 2 * BS });
     const warm = await readAll(second, v);
     // Random reads that straddle blocks hold two pooled blocks across turns.
