@@ -273,12 +273,22 @@ export async function abortSession(pool: Pool, s: Pick<SessionRow, 'id' | 'mode'
  * and whose object never arrived. Returns how many sessions were released.
  */
 export async function releaseAbortedAfterExpiry(pool: Pool, now: Date): Promise<number> {
+  return releaseSessionReservations(pool, `state = 'aborted' AND expires_at < $1`, now);
+}
+
+/**
+ * Zeroes the reservations of the sessions matching `where` (one `$1` parameter) and gives their
+ * bytes back to every quota prefix they were charged to, in one transaction. Only the rows selected
+ * and locked here are zeroed: re-running the predicate in the UPDATE would also zero a row SKIP
+ * LOCKED passed over (e.g. locked by a settlement of the same key that did not take it) once its
+ * locker commits — without its bytes released, leaking them from the quota.
+ */
+async function releaseSessionReservations(pool: Pool, where: string, param: Date): Promise<number> {
   return withTransaction(pool, async (c) => {
     const { rows } = await c.query<{ id: string; quota_prefixes: string[]; reserved: string }>(
       `SELECT id, quota_prefixes, reserved_bytes::text AS reserved FROM upload_sessions
-        WHERE state = 'aborted' AND reserved_bytes > 0 AND expires_at < $1
-        ORDER BY id FOR UPDATE SKIP LOCKED`,
-      [now],
+        WHERE reserved_bytes > 0 AND ${where} ORDER BY id FOR UPDATE SKIP LOCKED`,
+      [param],
     );
     if (rows.length === 0) return 0;
     const byPrefix = new Map<string, number>();
@@ -318,25 +328,7 @@ export async function listExpired(db: Db, now: Date, limit: number): Promise<Ses
  * lost on the way; the reconciler re-indexes the object without a session). Returns the count.
  */
 export async function releaseUnsettled(pool: Pool, completedBefore: Date): Promise<number> {
-  return withTransaction(pool, async (c) => {
-    const { rows } = await c.query<{ id: string; quota_prefixes: string[]; reserved: string }>(
-      `SELECT id, quota_prefixes, reserved_bytes::text AS reserved FROM upload_sessions
-        WHERE state = 'completed' AND reserved_bytes > 0 AND completed_at < $1 ORDER BY id FOR UPDATE SKIP LOCKED`,
-      [completedBefore],
-    );
-    if (rows.length === 0) return 0;
-    const byPrefix = new Map<string, number>();
-    for (const r of rows)
-      for (const p of r.quota_prefixes) byPrefix.set(p, (byPrefix.get(p) ?? 0) + Number(r.reserved));
-    // Only the rows selected (and locked) above: re-running the predicate would also zero a row
-    // SKIP LOCKED passed over (e.g. locked by a settlement of the same key that did not take it)
-    // once its locker commits — without its bytes in byPrefix, leaking them from the quota.
-    await c.query(`UPDATE upload_sessions SET reserved_bytes = 0, settled_at = now() WHERE id = ANY($1)`, [
-      rows.map((r) => r.id),
-    ]);
-    await releaseReservations(c, byPrefix);
-    return rows.length;
-  });
+  return releaseSessionReservations(pool, `state = 'completed' AND completed_at < $1`, completedBefore);
 }
 
 export interface SettledUpload {
