@@ -26,6 +26,7 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import { S3ReadError, TransientError } from './errors.ts';
+import { parseResponseHead } from './http-head.ts';
 import {
   checkContentRange,
   checkSameVersion,
@@ -372,27 +373,19 @@ class Exchange {
   }
 
   private onHead(text: string, bodyStart: number): void {
-    const lines = text.split('\r\n');
-    const m = /^HTTP\/1\.[01] (\d{3})/.exec(lines[0] ?? '');
-    if (!m) {
+    const parsed = parseResponseHead(text);
+    if (!parsed) {
+      const first = text.split('\r\n', 1)[0] ?? '';
       this.fail(
-        new TransientError(
-          'network',
-          `not an HTTP/1.1 response: ${JSON.stringify((lines[0] ?? '').slice(0, 80))}`,
-        ),
+        new TransientError('network', `not an HTTP/1.1 response: ${JSON.stringify(first.slice(0, 80))}`),
       );
       return;
     }
-    this.status = Number(m[1]);
-    const h = new Map<string, string>();
-    for (let i = 1; i < lines.length; i++) {
-      const line = lines[i] as string;
-      const c = line.indexOf(':');
-      if (c > 0) h.set(line.slice(0, c).trim().toLowerCase(), line.slice(c + 1).trim());
-    }
-    if (/\bclose\b/i.test(h.get('connection') ?? '')) this.keepAlive = false;
-    this.chunked = /\bchunked\b/i.test(h.get('transfer-encoding') ?? '');
-    const lengthHeader = h.get('content-length');
+    this.status = parsed.status;
+    const h = parsed.fields;
+    if (/\bclose\b/i.test(h.connection ?? '')) this.keepAlive = false;
+    this.chunked = /\bchunked\b/i.test(h['transfer-encoding'] ?? '');
+    const lengthHeader = h['content-length'];
     const length = lengthHeader === undefined ? undefined : Number(lengthHeader);
     const rest = this.head.subarray(bodyStart, this.headLen);
     this.socket.setTimeout(this.timeouts.body);
@@ -418,11 +411,11 @@ class Exchange {
     try {
       checkSameVersion(
         req,
-        h.get('etag'),
-        h.get('x-amz-version-id'),
-        this.status === 206 ? totalFromContentRange(h.get('content-range')) : length,
+        h['etag'],
+        h['x-amz-version-id'],
+        this.status === 206 ? totalFromContentRange(h['content-range']) : length,
       );
-      if (this.status === 206) checkContentRange(req, h.get('content-range'));
+      if (this.status === 206) checkContentRange(req, h['content-range']);
     } catch (err) {
       this.fail(err as Error);
       return;

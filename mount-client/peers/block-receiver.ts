@@ -20,6 +20,7 @@
  * the caller has reused); a response larger than the block is refused, never truncated.
  */
 import { connect, type Socket } from 'node:net';
+import { parseFields, parseResponseHead } from '../object-client/http-head.ts';
 
 export interface BlockResponse {
   status: number;
@@ -296,16 +297,16 @@ class Exchange {
   }
 
   private onHead(text: string): void {
-    const lines = text.split('\r\n');
-    const m = /^HTTP\/1\.[01] (\d{3})/.exec(lines[0] ?? '');
-    if (!m) throw protocol(`not an HTTP/1.1 response: "${(lines[0] ?? '').slice(0, 40)}"`);
-    this.status = Number(m[1]);
+    const parsed = parseResponseHead(text);
+    if (!parsed)
+      throw protocol(`not an HTTP/1.1 response: "${(text.split('\r\n', 1)[0] ?? '').slice(0, 40)}"`);
+    this.status = parsed.status;
     // An interim head (100 Continue, 103 Early Hints): no body; the real response follows.
     if (this.status >= 100 && this.status < 200 && this.status !== 101) {
       this.status = 0;
       return;
     }
-    this.headers = parseFields(lines.slice(1));
+    this.headers = parsed.fields;
     clearTimeout(this.timer);
     this.arm(this.g.bodyTimeoutMs, 'body_timeout', 'no body bytes');
     const te = this.headers['transfer-encoding'];
@@ -383,17 +384,6 @@ class Exchange {
 
 function protocol(message: string): BlockReceiveError {
   return new BlockReceiveError('protocol', message);
-}
-
-function parseFields(lines: string[]): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const line of lines) {
-    if (!line) continue;
-    const colon = line.indexOf(':');
-    if (colon <= 0) continue;
-    out[line.slice(0, colon).trim().toLowerCase()] = line.slice(colon + 1).trim();
-  }
-  return out;
 }
 
 /** Keep-alive connections per peer (at most `maxPerPeer` busy at once) and the block GET over them. */
