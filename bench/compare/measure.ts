@@ -4,7 +4,7 @@
  * and the FUSE ceiling filesystem.
  */
 import { exec, execFile } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -12,6 +12,25 @@ import { promisify } from 'node:util';
 const execP = promisify(exec);
 const execFileP = promisify(execFile);
 const MiB = 1024 * 1024;
+
+/**
+ * User and system CPU seconds process `pid` has used so far (utime and stime of /proc/<pid>/stat,
+ * in USER_HZ = 100 ticks on Linux); 0 for an unknown pid. The kernel side of a mount is FUSE
+ * replies, sockets and the page cache.
+ */
+export function processCpu(pid: number | undefined): { user: number; sys: number } {
+  if (pid === undefined) return { user: 0, sys: 0 };
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the parenthesised command name (which may hold spaces); utime, stime = 14, 15.
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return { user: Number(f[11]) / 100, sys: Number(f[12]) / 100 };
+}
+
+/** processCpu's user + system. */
+export function processCpuSeconds(pid: number | undefined): number {
+  const { user, sys } = processCpu(pid);
+  return user + sys;
+}
 
 export function shq(s: string): string {
   return `'${s.replace(/'/g, `'\\''`)}'`;

@@ -29,6 +29,7 @@ import { Agent, request } from 'undici';
 import { keyForPath } from '../../functions/core/paths.ts';
 import { type Backend, BUCKET, DATA_PREFIX, startBackend } from '../../test/fuse/support/backend.ts';
 import { startMount } from '../../test/fuse/support/mount-process.ts';
+import { processCpuSeconds } from '../compare/measure.ts';
 
 const sh = promisify(exec);
 const MiB = 1024 * 1024;
@@ -48,11 +49,6 @@ const runs = Number(values.runs ?? 3);
 const readers = Number(values.readers ?? 1);
 const bytes = sizeMiB * MiB;
 
-function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100;
-}
 /** CPU seconds per thread name (main, libuv pool, V8 workers, FUSE threads) of process `pid`. */
 function threadCpu(pid: number): Map<string, number> {
   const out = new Map<string, number>();
@@ -143,12 +139,12 @@ try {
         env,
       );
       const pid = m.child.pid as number;
-      const c0 = cpuSeconds(pid);
+      const c0 = processCpuSeconds(pid);
       const th0 = threadCpu(pid);
       const t0 = process.hrtime.bigint();
       await sh(cmd);
       const secs = Number(process.hrtime.bigint() - t0) / 1e9;
-      const cpu = (cpuSeconds(pid) - c0) / ((readers * bytes) / 1024 ** 3);
+      const cpu = (processCpuSeconds(pid) - c0) / ((readers * bytes) / 1024 ** 3);
       const st = await m.stats();
       const disk = st.dataPath.disk as Record<string, number>;
       // Absent in trees older than the counter (--tree).

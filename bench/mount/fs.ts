@@ -18,7 +18,7 @@
  */
 import { exec } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs, promisify } from 'node:util';
@@ -29,6 +29,7 @@ import { Agent, request } from 'undici';
 import { keyForPath } from '../../functions/core/paths.ts';
 import { type Backend, BUCKET, DATA_PREFIX, startBackend } from '../../test/fuse/support/backend.ts';
 import { startMount } from '../../test/fuse/support/mount-process.ts';
+import { processCpuSeconds } from '../compare/measure.ts';
 
 const sh = promisify(exec);
 const MiB = 1024 * 1024;
@@ -50,18 +51,11 @@ async function timed(cmd: string): Promise<number> {
   return Number(process.hrtime.bigint() - t) / 1e9;
 }
 
-/** CPU seconds (user + system) used so far by process `pid` (Linux /proc, USER_HZ = 100). */
-function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100;
-}
-
 /** Runs `cmd` against a mount and returns MB/s for `total` bytes and the mount's CPU s/GiB. */
 async function measured(pid: number, cmd: string, total: number): Promise<{ mbps: number; cpu: number }> {
-  const c0 = cpuSeconds(pid);
+  const c0 = processCpuSeconds(pid);
   const secs = await timed(cmd);
-  return { mbps: mbps(total, secs), cpu: (cpuSeconds(pid) - c0) / (total / 1024 ** 3) };
+  return { mbps: mbps(total, secs), cpu: (processCpuSeconds(pid) - c0) / (total / 1024 ** 3) };
 }
 const mbps = (n: number, s: number) => n / 1e6 / s;
 const fourReaders = (file: string) => `for i in 1 2 3 4; do cat '${file}' > /dev/null & done; wait`;

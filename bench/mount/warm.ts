@@ -19,13 +19,14 @@
  */
 import { exec } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs, promisify } from 'node:util';
 import Fuse from 'fuse-native';
 import { startBackend } from '../../test/fuse/support/backend.ts';
 import type { MountProcess } from '../../test/fuse/support/mount-process.ts';
+import { processCpuSeconds } from '../compare/measure.ts';
 
 const sh = promisify(exec);
 const MiB = 1024 * 1024;
@@ -76,17 +77,12 @@ async function timed(cmd: string): Promise<number> {
   await sh(cmd, { maxBuffer: 64 * MiB });
   return Number(process.hrtime.bigint() - t) / 1e9;
 }
-function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100;
-}
 const mbps = (n: number, s: number) => n / 1e6 / s;
 const fourReaders = (file: string) => `for i in 1 2 3 4; do cat '${file}' > /dev/null & done; wait`;
 async function measured(pid: number, cmd: string, total: number): Promise<{ mbps: number; cpu: number }> {
-  const c0 = cpuSeconds(pid);
+  const c0 = processCpuSeconds(pid);
   const secs = await timed(cmd);
-  return { mbps: mbps(total, secs), cpu: (cpuSeconds(pid) - c0) / (total / 1024 ** 3) };
+  return { mbps: mbps(total, secs), cpu: (processCpuSeconds(pid) - c0) / (total / 1024 ** 3) };
 }
 
 /** (a): the smallest useful fuse-native filesystem — one file served straight from a Buffer. */

@@ -28,6 +28,7 @@ import { join } from 'node:path';
 import { parseArgs, promisify } from 'node:util';
 import { startBackend } from '../../test/fuse/support/backend.ts';
 import { type MountProcess, startMount } from '../../test/fuse/support/mount-process.ts';
+import { processCpu, processCpuSeconds } from '../compare/measure.ts';
 
 const sh = promisify(exec);
 const run = promisify(execFile);
@@ -59,23 +60,6 @@ async function freePort(): Promise<number> {
   const port = (srv.address() as { port: number }).port;
   await new Promise<void>((r) => srv.close(() => r()));
   return port;
-}
-
-const TICKS = Number((await sh('getconf CLK_TCK')).stdout.trim()) || 100;
-
-/** CPU seconds (user + system) a process has used so far. */
-function cpuSeconds(pid: number | undefined): number {
-  const { user, sys } = cpuSplit(pid);
-  return user + sys;
-}
-
-/** User and system CPU seconds of a process so far (the kernel side is FUSE, sockets, page cache). */
-function cpuSplit(pid: number | undefined): { user: number; sys: number } {
-  if (pid === undefined) return { user: 0, sys: 0 };
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return { user: Number(f[11]) / TICKS, sys: Number(f[12]) / TICKS };
 }
 
 async function timed(cmd: string): Promise<number> {
@@ -138,10 +122,10 @@ async function pass(
   const t0 = await tiers();
   const perf = perfFile ? startPerf(reader.child.pid as number, perfFile) : undefined;
   const v0 = vmPages();
-  const r0 = cpuSplit(reader.child.pid);
+  const r0 = processCpu(reader.child.pid);
   const o0 = cpuOf(owners);
   const seconds = await timed(`cat '${file}' > /dev/null`);
-  const r1 = cpuSplit(reader.child.pid);
+  const r1 = processCpu(reader.child.pid);
   const ownersCpu = cpuOf(owners) - o0;
   const v1 = vmPages();
   if (perf) await perf();
@@ -178,7 +162,7 @@ function startPerf(pid: number, out: string): () => Promise<void> {
   };
 }
 
-const cpuOf = (ms: MountProcess[]) => ms.reduce((sum, m) => sum + cpuSeconds(m.child.pid), 0);
+const cpuOf = (ms: MountProcess[]) => ms.reduce((sum, m) => sum + processCpuSeconds(m.child.pid), 0);
 const perGiB = (cpu: number) => `${(cpu / (bytes / GiB)).toFixed(2)} s`;
 try {
   process.stderr.write(`uploading ${sizeMiB} MiB…\n`);
