@@ -326,7 +326,7 @@ export class Uploader {
         const session = r.upload;
         try {
           if (session.mode === 'single') {
-            await this.limit(() => this.putSingle(p.f, session, p.data));
+            await this.limit(() => this.putSingle(p.f, session, p.data, p.sha256));
             release(p);
             done({ ...base(p.f), status: 'uploaded', mode: 'single', sha256: p.sha256 }, p.f.size);
           } else {
@@ -341,18 +341,50 @@ export class Uploader {
     );
   }
 
-  private async putSingle(f: LocalFile, session: UploadSession, data?: Buffer): Promise<void> {
+  private async putSingle(
+    f: LocalFile,
+    session: UploadSession,
+    data?: Buffer,
+    sha256?: string,
+  ): Promise<void> {
     if (!session.url) throw new Error(`the API returned no URL for ${f.remote}`);
-    await withRetries(
-      () =>
-        this.put(
-          session.url as string,
-          { ...session.headers, 'content-length': String(f.size) },
+    let current = session;
+    let renewed = false;
+    const send = async (): Promise<string> => {
+      const s = current;
+      const headers = { ...s.headers, 'content-length': String(f.size) };
+      try {
+        return await this.put(s.url as string, headers, () => data ?? createReadStream(f.abs));
+      } catch (err) {
+        // A presigned PUT URL expires (STRATA_PRESIGN_EXPIRES_SECONDS) and S3 then answers 403: a
+        // file that waited behind a long queue or a slow link reaches its PUT with a stale URL.
+        // Ask the API once for a new single upload of the same bytes (the old session's quota is
+        // given back when its URL expires) and send again. A 403 on a URL issued just now is not
+        // expiry (clock skew, revoked token): that fails the file with S3's status.
+        if (!(err instanceof PutError) || err.status !== 403 || renewed) throw err;
+        renewed = true;
+        current = await this.api.request<UploadSession>('POST', '/v1/uploads', {
+          body: {
+            path: f.remote,
+            size: f.size,
+            contentType: contentTypeOf(f.abs),
+            ...(sha256 ? { sha256 } : {}),
+          },
+          headers: { 'idempotency-key': randomUUID() },
+          retry: true, // safe: the Idempotency-Key makes a repeated POST return the same session
+          signal: this.options.signal,
+        });
+        if (current.mode !== 'single' || !current.url) {
+          throw new Error(`the API answered a renewed upload of ${f.remote} with a ${current.mode} session`);
+        }
+        return await this.put(
+          current.url,
+          { ...current.headers, 'content-length': String(f.size) },
           () => data ?? createReadStream(f.abs),
-        ),
-      this.retry,
-      this.options.signal,
-    );
+        );
+      }
+    };
+    await withRetries(send, this.retry, this.options.signal);
     this.addBytes(f.size);
   }
 
@@ -451,7 +483,7 @@ export class Uploader {
         signal: this.options.signal,
       });
       if (session.mode === 'single') {
-        await this.limit(() => this.putSingle(f, session));
+        await this.limit(() => this.putSingle(f, session, undefined, known));
         done({ ...base(f), status: 'uploaded', mode: 'single', ...(known ? { sha256: known } : {}) }, f.size);
         return;
       }

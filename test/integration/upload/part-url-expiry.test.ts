@@ -1,6 +1,6 @@
 /**
- * Multipart part URLs expire: a part whose presigned URL S3 refuses with 403 gets a fresh URL from
- * GET /v1/uploads/{id}/parts and is sent again. The emulator does not check presigned expiry, so
+ * Presigned URLs expire: a multipart part whose URL S3 refuses with 403 gets a fresh URL from
+ * GET /v1/uploads/{id}/parts and is sent again; a single PUT gets a new session from POST /v1/uploads. The emulator does not check presigned expiry, so
  * S3 here is a small loopback server that refuses URLs from an older "generation", and the API is an
  * in-memory fake that issues a new generation on every parts request (and counts the calls).
  */
@@ -150,6 +150,91 @@ describe('multipart part URL expiry', () => {
       // At most one refetch per part that saw a stale URL: bounded, not a retry loop.
       expect(partsCalls.length).toBeLessThanOrEqual(PARTS);
       expect(refused).toBeLessThanOrEqual(2 * PARTS);
+    } finally {
+      await uploader.close();
+    }
+  });
+});
+
+/** The API side of single-PUT uploads; every POST /v1/uploads issues a new URL generation. */
+function fakeSingleApi() {
+  let generation = 0;
+  const renewals: Array<{ body: unknown; idempotencyKey?: string }> = [];
+  const session = (gen: number) => ({
+    uploadId: `s${gen}`,
+    path: '/x/small.bin',
+    mode: 'single' as const,
+    url: `${s3Url}?gen=${gen}`,
+    headers: {},
+    expiresAt: new Date().toISOString(),
+  });
+  const api = {
+    apiUrl: 'http://api.invalid',
+    async request(
+      method: string,
+      path: string,
+      options: { body?: unknown; headers?: Record<string, string> },
+    ) {
+      if (method === 'GET' && path === '/v1/list') throw new NotFoundError('nothing here');
+      if (method === 'POST' && path === '/v1/uploads:batch') {
+        return { results: [{ index: 0, ok: true, upload: session(0) }] };
+      }
+      if (method === 'POST' && path === '/v1/uploads') {
+        generation++;
+        renewals.push({ body: options.body, idempotencyKey: options.headers?.['idempotency-key'] });
+        return session(generation);
+      }
+      throw new Error(`unexpected API call ${method} ${path}`);
+    },
+    async close() {},
+  };
+  return { api: api as unknown as ApiClient, renewals };
+}
+
+describe('single PUT URL expiry', () => {
+  it('a 403 on a single PUT asks the API for a new session once and sends the bytes again', async () => {
+    // Prepare: the URL the batch call handed out is already expired.
+    const body = randomBytes(3000);
+    const file = join(dir, 'small.bin');
+    await writeFile(file, body);
+    const { api, renewals } = fakeSingleApi();
+    validFrom = 1;
+    refused = 0;
+    received.clear();
+    const uploader = new Uploader({ api, concurrency: 2 });
+    try {
+      // Act
+      const summary = await uploader.upload((await scanArguments([file], '/x')).files);
+      // Assess: uploaded with the renewed URL, same path/size/digest asked for, bytes intact.
+      expect(summary.failed, JSON.stringify(summary.results)).toBe(0);
+      expect(summary.results[0]).toMatchObject({ status: 'uploaded', mode: 'single' });
+      expect(refused).toBe(1);
+      expect(renewals).toHaveLength(1);
+      expect(renewals[0]?.body).toMatchObject({
+        path: '/x/small.bin',
+        size: body.length,
+        sha256: createHash('sha256').update(body).digest('hex'),
+      });
+      expect(renewals[0]?.idempotencyKey).toMatch(/^[0-9a-f-]{36}$/);
+      expect(received.get(0)).toEqual(body);
+    } finally {
+      await uploader.close();
+    }
+  });
+
+  it('a renewed URL refused again fails the file with S3’s status after one renewal', async () => {
+    const file = join(dir, 'small2.bin');
+    await writeFile(file, randomBytes(100));
+    const { api, renewals } = fakeSingleApi();
+    validFrom = Number.POSITIVE_INFINITY;
+    refused = 0;
+    const uploader = new Uploader({ api, concurrency: 2 });
+    try {
+      const summary = await uploader.upload((await scanArguments([file], '/x')).files);
+      expect(summary.failed).toBe(1);
+      expect(summary.results[0]?.reason).toMatch(/HTTP 403 \(AccessDenied\)/);
+      expect(renewals).toHaveLength(1);
+      expect(refused).toBe(2);
     } finally {
       await uploader.close();
     }
