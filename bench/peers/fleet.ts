@@ -3,20 +3,32 @@
  *
  *   1. Cold fleet: mounts A, B and C (each with its own cache dir and peer port, --peers A,B,C) read
  *      the same file at once. Total S3 GETs vs the file's block count (target ≤ 1.1×).
- *   2. Same run, one reader: D, a fresh client-only mount (--peer-client-only --peers A,B,C), warms
- *      up on another file, then reads the file three times: every block a peer hit (first use, no
- *      copy kept under the default keep policy), peer hits again (second use: copies kept), and
- *      local hits. Peer-hit throughput vs local-hit throughput (target ≥ 0.7×).
+ *   2. Peer hits vs local hits, same run, same page-cache conditions. Two fresh client-only readers
+ *      with the same settings but their keep policy: P (`--peer-keep never`: every block it reads
+ *      is a peer hit, every time) and L (`--peer-keep always`: after one read of the file every
+ *      block is local). Both warm up on another file, each reads the file once (not measured: the
+ *      first open of a file in a mount, whose page cache grows onto fresh memory — reported as the
+ *      old ordering's figure), then the bench alternates P, L, P, L, ... (`--rounds`) and reports
+ *      every pass and the medians. Peer-hit throughput vs local-hit throughput (target ≥ 0.7×).
  *   3. For context: E, a fresh mount without peers, reads the file from S3.
  *
- * CPU: utime + stime of every mount process (from /proc/<pid>/stat) is sampled around each phase,
+ * Why two readers and alternation (docs/benchmarks/peers.md, session 3): in this VM the first write
+ * to memory the guest freed more than ~2 s ago costs ~3 s of system CPU per GiB (free page
+ * reporting), and a FUSE read's first writer of a page-cache page is the reader's reply copy. The
+ * old ordering measured peer hits on the first open of the file (all fresh memory) and local hits on
+ * a re-open (reusing the pages the open had just freed), so it compared the VM's memory, not the
+ * tiers. Now every measured pass is a re-open of a file whose previous pass filled the same mount's
+ * page cache (`--page-cache reuse`, default), or every measured pass first drops its file's pages
+ * and waits until the VM has taken them back (`--page-cache fresh`): the same conditions either way.
+ *
+ * CPU: utime + stime of every mount process (from /proc/<pid>/stat) is sampled around each pass,
  * so each row also gives CPU seconds per GiB read — summed over the owners and the reader for peer
  * hits, the reader alone for local hits. On a shared, loaded machine a process gets a fraction of a
  * core, so the throughput ratio follows the CPU ratio; the CPU figures are the load-independent ones.
  *
- * Usage: npx tsx bench/peers/fleet.ts [--size-mib 1024] [--block-size 8M] [--cpu-prof-dir DIR]
- *        [--perf-dir DIR] (perf record -g of D during each of its three passes, for kernel stacks)
- * (STRATA_PEER_KEEP=always|never in the environment changes every mount's keep policy.)
+ * Usage: npx tsx bench/peers/fleet.ts [--size-mib 1024] [--block-size 8M] [--rounds 3]
+ *        [--page-cache reuse|fresh] [--cpu-prof-dir DIR] [--perf-dir DIR] (perf record -g of P and
+ *        L during each measured pass, for kernel stacks)
  * Needs /dev/fuse, libfuse2 and fuse3 (as the FUSE tests do).
  */
 import { exec, execFile, spawn } from 'node:child_process';
@@ -33,26 +45,51 @@ import { processCpu, processCpuSeconds } from '../compare/measure.ts';
 const sh = promisify(exec);
 const run = promisify(execFile);
 const MiB = 1024 * 1024;
+const GiB = 1024 * MiB;
 const SECRET = 'bench-peer-secret-0123456789abcdef';
 
 const { values } = parseArgs({
   options: {
     'size-mib': { type: 'string', default: '1024' },
     'block-size': { type: 'string', default: '8M' },
-    /** Write a V8 CPU profile of the peer-hit reader D (and of owner A) into this directory. */
+    /** Measured passes per reader; they alternate P, L, P, L, ... and the medians are compared. */
+    rounds: { type: 'string', default: '3' },
+    /** reuse: each pass re-opens a file whose pages it frees; fresh: pages dropped and given back first. */
+    'page-cache': { type: 'string', default: 'reuse' },
+    /** Write a V8 CPU profile of the readers P and L (and of owner A) into this directory. */
     'cpu-prof-dir': { type: 'string' },
-    /** Record `perf record -g` (kernel + user stacks) of D during each of its passes here. */
+    /** Record `perf record -g` (kernel + user stacks) of the reader during each measured pass here. */
     'perf-dir': { type: 'string' },
   },
 });
 const sizeMiB = Number(values['size-mib']);
+const rounds = Number(values.rounds);
+const pageCache = values['page-cache'];
+if (pageCache !== 'reuse' && pageCache !== 'fresh')
+  throw new Error(`--page-cache must be reuse or fresh, got ${JSON.stringify(pageCache)}`);
+if (!Number.isInteger(rounds) || rounds < 1) throw new Error('--rounds must be a whole number ≥ 1');
 const blockSize = values['block-size'] ?? '8M';
 const blockBytes =
   Number.parseInt(blockSize, 10) * (/k/i.test(blockSize) ? 1024 : /m/i.test(blockSize) ? MiB : 1);
 const bytes = sizeMiB * MiB;
 const blocks = Math.ceil(bytes / blockBytes);
-/** The reader's warm-up file: past the pool's and the memory tier's first fill (256 MiB). */
+/** The readers' warm-up file: past the pool's and the memory tier's first fill (256 MiB). */
 const WARMUP_MIB = 384;
+/**
+ * The readers' memory tier: the mount's default 256 MiB, but at most half the file, so a sequential
+ * pass over the file has evicted its first blocks before the next pass comes round — P's passes are
+ * then peer hits for every block, not memory hits. Not less than twice the 64 MiB read-ahead window:
+ * with `--peer-keep never` a tier no larger than the window evicts read-ahead blocks before they are
+ * read and fetches them again (measured: 143 peer fetches for 32 blocks with a 64 MiB tier).
+ */
+const memoryMiB = Math.min(256, Math.floor(sizeMiB / 2));
+if (memoryMiB < 128) throw new Error('--size-mib must be at least 256 (see memoryMiB)');
+/**
+ * How long a dropped page cache sits free before a `fresh` pass: the kernel's free page reporting
+ * hands free memory back to the host 2 s after it accumulates (PAGE_REPORTING_DELAY); 6 s lets it
+ * finish, so the pass's page cache lands on memory the host has to fault back in.
+ */
+const REPORTING_WAIT_MS = 6_000;
 
 async function freePort(): Promise<number> {
   const srv = createServer();
@@ -78,10 +115,9 @@ interface Pass {
   readerSys: number;
   ownersCpu: number;
   peerHits: number;
-  blocksRead: number;
   gets: number;
   kept: number;
-  /** System-wide pages allocated minus pages freed during the pass, in MiB (see freshMiB). */
+  /** System-wide pages allocated minus pages freed during the pass, in MiB (see vmPages). */
   freshMiB: number;
 }
 
@@ -104,6 +140,24 @@ function vmPages(): { alloc: number; free: number } {
   return { alloc, free };
 }
 
+/** `perf record -g` of one process until the returned function is called (SIGINT, then wait). */
+function startPerf(pid: number, out: string): () => Promise<void> {
+  const child = spawn('perf', ['record', '-g', '-q', '-o', out, '-p', String(pid)], { stdio: 'ignore' });
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  return async () => {
+    child.kill('SIGINT');
+    await exited;
+  };
+}
+
+const cpuOf = (ms: MountProcess[]) => ms.reduce((sum, m) => sum + processCpuSeconds(m.child.pid), 0);
+const perGiB = (cpu: number) => `${(cpu / (bytes / GiB)).toFixed(2)} s`;
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
+};
+
 /** One `cat` of `file` through `reader`, with the CPU of the reader and the owners and its tiers. */
 async function pass(
   reader: MountProcess,
@@ -119,6 +173,12 @@ async function pass(
     };
     return { peer: st.peer.hits, gets: st.s3.gets ?? 0, writes: st.disk.writes };
   };
+  if (pageCache === 'fresh') {
+    // An open without a read: FUSE drops the file's page cache at open (no keep_cache), so the
+    // pages of the previous pass are freed now; then wait until the VM has reported them.
+    await sh(`: < '${file}'`);
+    await new Promise((r) => setTimeout(r, REPORTING_WAIT_MS));
+  }
   const t0 = await tiers();
   const perf = perfFile ? startPerf(reader.child.pid as number, perfFile) : undefined;
   const v0 = vmPages();
@@ -139,31 +199,29 @@ async function pass(
     readerCpu: r1.user - r0.user + r1.sys - r0.sys,
     ownersCpu,
     peerHits: t1.peer - t0.peer,
-    blocksRead: blocks,
     gets: t1.gets - t0.gets,
     kept: t1.writes - t0.writes,
     freshMiB: ((v1.alloc - v0.alloc - (v1.free - v0.free)) * 4096) / MiB,
   };
 }
 
+/** Where a pass's blocks came from, checked against what the row claims. */
+function tierOf(p: Pass): string {
+  if (p.peerHits === blocks && p.gets === 0) return `every block a peer hit, ${p.kept} kept`;
+  if (p.peerHits === 0 && p.gets === 0) return 'local hits (memory + disk)';
+  return `MIXED: ${p.peerHits} peer hits, ${p.gets} S3 GETs of ${blocks} blocks`;
+}
+
+const cpuCell = (p: Pass, localCpu: number) =>
+  p.peerHits > 0
+    ? `${perGiB(p.readerCpu + p.ownersCpu)} (reader ${perGiB(p.readerCpu)} [user ${perGiB(p.readerUser)}, sys ${perGiB(p.readerSys)}] + owners ${perGiB(p.ownersCpu)}) = ${((p.readerCpu + p.ownersCpu) / Math.max(localCpu, 1e-9)).toFixed(1)}× local`
+    : `${perGiB(p.readerCpu)} [user ${perGiB(p.readerUser)}, sys ${perGiB(p.readerSys)}]`;
+
 const root = mkdtempSync(join(tmpdir(), 'strata-bench-peers-'));
 const backend = await startBackend();
 const mounts: Array<{ m: MountProcess; dir: string }> = [];
-const rows: Array<[string, string, string, string]> = [];
-const GiB = 1024 * MiB;
-let dPasses: Pass[] = [];
-/** `perf record -g` of one process until the returned function is called (SIGINT, then wait). */
-function startPerf(pid: number, out: string): () => Promise<void> {
-  const child = spawn('perf', ['record', '-g', '-q', '-o', out, '-p', String(pid)], { stdio: 'ignore' });
-  const exited = new Promise<void>((r) => child.once('exit', () => r()));
-  return async () => {
-    child.kill('SIGINT');
-    await exited;
-  };
-}
-
-const cpuOf = (ms: MountProcess[]) => ms.reduce((sum, m) => sum + processCpuSeconds(m.child.pid), 0);
-const perGiB = (cpu: number) => `${(cpu / (bytes / GiB)).toFixed(2)} s`;
+const rows: Array<[string, string, string, string, string]> = [];
+const summary: string[] = [];
 try {
   process.stderr.write(`uploading ${sizeMiB} MiB…\n`);
   await backend.put('/bench/big.bin', randomBytes(bytes));
@@ -174,7 +232,7 @@ try {
     const dir = join(root, `mnt-${name}`);
     mkdirSync(dir);
     const prof: Record<string, string> =
-      profDir && (name === 'd' || name.startsWith('a'))
+      profDir && (name === 'p' || name === 'l' || name.startsWith('a'))
         ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${profDir} --cpu-prof-name=${name}.cpuprofile` }
         : {};
     const m = await startMount(backend, dir, join(root, `cache-${name}`), [...common, ...args], {
@@ -211,66 +269,68 @@ try {
   const coldSeconds = await timed(`${fleet.map((n) => `cat '${n.file}' > /dev/null &`).join(' ')} wait`);
   const coldCpu = cpuOf(fleetMounts) - cold0;
   const fleetGets = (await Promise.all(fleet.map((n) => gets(n.m)))).reduce((a, b) => a + b, 0);
-  rows.push([
-    `cold fleet: A, B, C read the same ${sizeMiB} MiB at once — total S3 GETs`,
-    `${fleetGets} GETs for ${blocks} blocks`,
-    `${(fleetGets / blocks).toFixed(2)}× blocks (target ≤ 1.10×; 3.00× without peers)`,
-    '',
-  ]);
-  rows.push([
-    'cold fleet aggregate read throughput (3 readers)',
-    `${mbps(3 * bytes, coldSeconds).toFixed(0)} MB/s`,
-    '',
-    `${perGiB(coldCpu / 3)} (A+B+C, per GiB read by each)`,
-  ]);
+  summary.push(
+    `| cold fleet: A, B, C read the same ${sizeMiB} MiB at once — total S3 GETs | ${fleetGets} GETs for ${blocks} blocks | ` +
+      `**${(fleetGets / blocks).toFixed(2)}× blocks** (target ≤ 1.10×; 3.00× without peers) | |`,
+    `| cold fleet aggregate read throughput (3 readers) | ${mbps(3 * bytes, coldSeconds).toFixed(0)} MB/s | | ` +
+      `${perGiB(coldCpu / 3)} (A+B+C, per GiB read by each) |`,
+  );
 
-  // 2. Peer hits vs local hits, one reader (D, client-only), same run. Under the default keep
-  // policy (second-use, mount-client/peers/keep-policy.ts) D's first pass keeps no copies, its
-  // second pass is peer hits again and keeps copies, and the third pass is all local hits.
-  const d = await mount('d', ['--peers', peers, '--peer-client-only']);
+  // 2. Peer hits (P) vs local hits (L): two client-only readers that differ only in keep policy.
+  const readerArgs = ['--peers', peers, '--peer-client-only', '--memory-cache', `${memoryMiB}M`];
+  const P = await mount('p', [...readerArgs, '--peer-keep', 'never']);
+  const L = await mount('l', [...readerArgs, '--peer-keep', 'always']);
   // Warm-up, not measured: a fresh process pays one-time costs on its first few hundred MiB (JIT,
-  // the block pool's first backing stores, zero-filled on first touch), which the local-hit pass —
-  // always D's third — no longer pays. D reads another file through the peers first, so both
-  // passes compare a warm process with a warm process.
-  await timed(`cat '${d.file.replace('big.bin', 'warm.bin')}' > /dev/null`);
-  const passes: Pass[] = [];
+  // the block pool's first backing stores, zero-filled on first touch).
+  for (const r of [P, L]) await timed(`cat '${r.file.replace('big.bin', 'warm.bin')}' > /dev/null`);
+  // First open of the file in each mount (L keeps its copies here, so its later passes are local).
+  // P's first pass is what the old ordering measured as "peer hits": kept as a row of its own.
+  const firstP = await pass(P.m, P.file, fleetMounts);
+  const firstL = await pass(L.m, L.file, fleetMounts);
   const perfDir = values['perf-dir'];
-  for (let i = 0; i < 3; i++)
-    passes.push(
-      await pass(d.m, d.file, fleetMounts, perfDir ? join(perfDir, `d-pass${i + 1}.data`) : undefined),
-    );
-  dPasses = passes;
-  const local = passes[passes.length - 1] as Pass;
-  const names = ['first', 'second', 'third'];
-  passes.forEach((p, i) => {
-    const tier =
-      p.peerHits > 0 && p.peerHits === p.blocksRead
-        ? `every block a peer hit (${p.gets} S3 GETs), ${p.kept} kept in D's cache`
-        : p.peerHits > 0
-          ? `${p.peerHits} peer hits of ${p.blocksRead} blocks`
-          : 'local cache hits (memory + disk)';
-    const cpu =
-      p.peerHits > 0
-        ? `${perGiB(p.readerCpu + p.ownersCpu)} (D ${perGiB(p.readerCpu)} [user ${perGiB(p.readerUser)}, sys ${perGiB(p.readerSys)}] + owners ${perGiB(p.ownersCpu)}) = ${((p.readerCpu + p.ownersCpu) / Math.max(local.readerCpu, 1e-9)).toFixed(1)}× local`
-        : `${perGiB(p.readerCpu)} [user ${perGiB(p.readerUser)}, sys ${perGiB(p.readerSys)}]`;
+  const ps: Pass[] = [];
+  const ls: Pass[] = [];
+  for (let i = 1; i <= rounds; i++) {
+    const perf = (r: string) => (perfDir ? join(perfDir, `${r}-pass${i}.data`) : undefined);
+    ps.push(await pass(P.m, P.file, fleetMounts, perf('p')));
+    ls.push(await pass(L.m, L.file, fleetMounts, perf('l')));
+  }
+  const localMbps = median(ls.map((p) => p.mbps));
+  const localCpu = median(ls.map((p) => p.readerCpu));
+  const ratio = (p: Pass) => `${(p.mbps / localMbps).toFixed(2)}×`;
+  const row = (label: string, p: Pass) =>
     rows.push([
-      `D (fresh, client-only), ${names[i]} read: ${tier}`,
+      label,
+      tierOf(p),
       `${p.mbps.toFixed(0)} MB/s`,
-      p === local ? '1.00× local' : `**${(p.mbps / local.mbps).toFixed(2)}× local** (target ≥ 0.70×)`,
-      cpu,
+      `${ratio(p)} local`,
+      `${cpuCell(p, localCpu)}; net new memory ${p.freshMiB.toFixed(0)} MiB`,
     ]);
-  });
+  for (let i = 0; i < rounds; i++) {
+    row(`P, measured pass ${i + 1} (re-open)`, ps[i] as Pass);
+    row(`L, measured pass ${i + 1} (re-open)`, ls[i] as Pass);
+  }
+  row('P, first open of the file (the old ordering’s peer-hit pass; not in the medians)', firstP);
+  row('L, first open: peer hits with every block copied to L’s cache (setup)', firstL);
+
+  const pm = median(ps.map((p) => p.mbps));
+  const pCpu = median(ps.map((p) => p.readerCpu));
+  const pOwners = median(ps.map((p) => p.ownersCpu));
+  summary.push(
+    `| peer hits (P, median of ${rounds} re-opens) | ${pm.toFixed(0)} MB/s | **${(pm / localMbps).toFixed(2)}× local** (target ≥ 0.70×) | ` +
+      `${perGiB(pCpu + pOwners)} (reader ${perGiB(pCpu)} + owners ${perGiB(pOwners)}) = ${((pCpu + pOwners) / localCpu).toFixed(1)}× local |`,
+    `| local hits (L, median of ${rounds} re-opens) | ${localMbps.toFixed(0)} MB/s | 1.00× local | ${perGiB(localCpu)} |`,
+    `| old ordering: P's first open vs the local median | ${firstP.mbps.toFixed(0)} MB/s | ${ratio(firstP)} local | ${cpuCell(firstP, localCpu)} |`,
+  );
 
   // 3. Context: a fresh mount without peers reads from S3.
   const e = await mount('e', []);
   const e0 = cpuOf([e.m]);
   const s3 = mbps(bytes, await timed(`cat '${e.file}' > /dev/null`));
-  rows.push([
-    `E (fresh, no peers) reads it from S3 (${await gets(e.m)} GETs)`,
-    `${s3.toFixed(0)} MB/s`,
-    `${(s3 / local.mbps).toFixed(2)}× local`,
-    `${perGiB(cpuOf([e.m]) - e0)} (E only; the emulator's CPU not counted)`,
-  ]);
+  summary.push(
+    `| E (fresh, no peers) reads it from S3 (${await gets(e.m)} GETs) | ${s3.toFixed(0)} MB/s | ${(s3 / localMbps).toFixed(2)}× local | ` +
+      `${perGiB(cpuOf([e.m]) - e0)} (E only; the emulator's CPU not counted) |`,
+  );
 } finally {
   for (const { m, dir } of mounts) {
     await m.stop().catch(() => undefined);
@@ -282,11 +342,17 @@ try {
 
 const { stdout: load } = await sh('cat /proc/loadavg');
 console.log(
-  `\n${sizeMiB} MiB file, ${blockSize} blocks, load average at the end: ${load.split(' ').slice(0, 3).join(' ')}\n`,
+  `\n${sizeMiB} MiB file, ${blockSize} blocks, readers' memory tier ${memoryMiB} MiB, --page-cache ${pageCache}, ` +
+    `load average at the end: ${load.split(' ').slice(0, 3).join(' ')}\n`,
 );
 console.log('| measurement | result | ratio | CPU per GiB (mount processes) |\n|---|---:|---:|---:|');
-for (const [a, b, c, cpu] of rows) console.log(`| ${a} | ${b} | ${c} | ${cpu} |`);
+for (const line of summary) console.log(line);
+console.log('\nEvery pass (P = peer hits, `--peer-keep never`; L = local hits, `--peer-keep always`):\n');
 console.log(
-  `\nNet new memory (system-wide pages allocated − freed) during D's passes: ${dPasses.map((p) => `${p.freshMiB.toFixed(0)} MiB`).join(', ')}` +
-    ' (first writes to fresh memory cost the writer ~3 s of system CPU per GiB in this VM; see docs/benchmarks/peers.md).',
+  '| pass | blocks from | throughput | vs local median | CPU per GiB; memory |\n|---|---|---:|---:|---:|',
+);
+for (const r of rows) console.log(`| ${r.join(' | ')} |`);
+console.log(
+  '\nNet new memory = system-wide pages allocated − freed during the pass; first writes to fresh memory cost the writer ' +
+    '~3 s of system CPU per GiB in this VM (docs/benchmarks/peers.md).',
 );
