@@ -21,7 +21,16 @@
  * files, and those page-cache writes cost 2–3.5 system CPU-s/GiB — the largest remaining cost of
  * a cold read — against ~0.1 direct (bench/mount/cache-write.ts, docs/benchmarks/mount-data.md).
  * Nothing is lost by skipping the page cache: a block is written while it sits in the memory tier,
- * which serves it while it is hot. Reads stay buffered (readSliceSync's 128 KiB preads).
+ * which serves it while it is hot.
+ *
+ * Whole-block reads (get with a pool buffer: the data path's read-ahead of a warm sequential
+ * stream) are O_DIRECT too, for the same reason: the disk DMAs the payload straight into the
+ * block buffer, ~0.06 CPU-s/GiB, where a buffered read of a block file that is not in the page
+ * cache costs ~2 system CPU-s/GiB in this VM (first touch of fresh page-cache memory) and then a
+ * copy. So the disk tier does not depend on the page cache at all: a warm stream is served from
+ * memory, prefetched from disk ahead of the reader. Small random reads stay buffered
+ * (readSliceSync's verified preads): they read 128 KiB, not a block, and the page cache is what
+ * keeps a random working set hot.
  */
 import { randomBytes } from 'node:crypto';
 import { closeSync, constants as fsc, fstatSync, openSync, readSync, unlinkSync, writeSync } from 'node:fs';
@@ -68,9 +77,10 @@ export interface DiskCacheOptions {
   /** Sub-block size for new block files (default format.ts SUB_BLOCK_BYTES); tests use small ones. */
   subBlockBytes?: number;
   /**
-   * Write block files with O_DIRECT (default true). Where the filesystem refuses it (tmpfs,
-   * overlay: EINVAL) the store falls back to buffered writes by itself, once, with one log line;
-   * false forces buffered writes (benchmarks compare the two).
+   * Write block files, and read whole blocks into pool buffers, with O_DIRECT (default true).
+   * Where the filesystem refuses it (tmpfs before Linux 6.6, overlay: EINVAL) the store falls
+   * back to the page cache by itself, once, with one log line; false forces buffered I/O
+   * (`--cache-writes buffered`; benchmarks compare the two).
    */
   directIo?: boolean;
   /** Warnings (the O_DIRECT fallback). Default: one JSON line on stderr, like the mount's log. */
@@ -87,6 +97,14 @@ export interface WriteModes {
   buffered: number;
 }
 
+/** How whole blocks were read by get() (DiskCacheStats.readModes). */
+export interface ReadModes {
+  /** O_DIRECT straight into the caller's (pool) buffer: no page cache, no copy. */
+  direct: number;
+  /** Through the page cache (no pool buffer given, O_DIRECT off or refused, an unaligned buffer). */
+  buffered: number;
+}
+
 export interface DiskCacheStats {
   dir: string;
   entries: number;
@@ -100,7 +118,8 @@ export interface DiskCacheStats {
   evictedBytes: number;
   writes: number;
   writeModes: WriteModes;
-  /** Whether new block files are written with O_DIRECT (false after a fallback). */
+  readModes: ReadModes;
+  /** Whether block files are written (and whole blocks read) with O_DIRECT (false after a fallback). */
   directIo: boolean;
 }
 
@@ -156,6 +175,12 @@ const STATFS_INTERVAL_MS = 1000;
 const MAX_ARENAS = 2;
 /** First size of an arena: any header (a 1 KiB key, a long crc table) fits without regrowing. */
 const ARENA_MIN = 64 * 1024;
+/**
+ * Idle read arenas kept (each ARENA_MIN: a padded header, a short block's tail page, one page to
+ * detect an over-long file). 16: the read-ahead window of two full streams in flight at once
+ * (8 blocks each); more concurrent reads make a new arena (one probe write), then drop it.
+ */
+const MAX_IDLE_READ_ARENAS = 16;
 
 /** A write buffer that starts where O_DIRECT accepts it (probed: JS cannot see addresses). */
 interface Arena {
@@ -189,6 +214,9 @@ async function writeFully(fh: fs.FileHandle, bufs: Buffer[], position = 0): Prom
   }
 }
 
+/** getDirect's "nothing read, read buffered instead" (distinct from a miss: undefined). */
+const REFUSED = Symbol('direct read refused');
+
 function isEinval(err: unknown): boolean {
   return (err as NodeJS.ErrnoException)?.code === 'EINVAL';
 }
@@ -204,6 +232,9 @@ export class DiskBlockStore implements BlockStore {
   private freeSample?: { at: number; free: number };
   private readonly counters = { hits: 0, misses: 0, corrupt: 0, evictions: 0, evictedBytes: 0, writes: 0 };
   private readonly writeModes: WriteModes = { direct: 0, staged: 0, buffered: 0 };
+  private readonly readModes: ReadModes = { direct: 0, buffered: 0 };
+  /** Idle aligned buffers for direct reads (headers and tails); see getDirect. */
+  private readonly readArenas: Arena[] = [];
   /** Still trying O_DIRECT; false once the filesystem refused it (or when turned off). */
   private direct: boolean;
   private readonly arenas: Arena[] = [];
@@ -545,6 +576,10 @@ export class DiskBlockStore implements BlockStore {
     }
     const len = blockLength(id);
     if (into && into.length !== len) throw new RangeError(`into is ${into.length} bytes, block is ${len}`);
+    if (into && this.direct) {
+      const got = await this.getDirect(id, key, size, len, into);
+      if (got !== REFUSED) return got;
+    }
     const hl = headerLength(id, this.sub(id));
     const header = Buffer.allocUnsafe(hl);
     const payload = into ?? Buffer.allocUnsafe(len);
@@ -576,7 +611,94 @@ export class DiskBlockStore implements BlockStore {
     this.index.delete(key);
     this.index.set(key, size);
     this.counters.hits++;
+    this.readModes.buffered++;
     return payload;
+  }
+
+  /**
+   * get() with O_DIRECT: one preadv of [header → read arena, payload's whole pages → `into`,
+   * the short last page → arena, one more page → arena]. The payload lands in `into` by DMA,
+   * with no page-cache copy; only a short block's last partial page (< 4 KiB) is copied. The
+   * extra page must come back empty: a longer file is a bad file (as the buffered read's extra
+   * byte checks). Verified exactly like the buffered read (header, every sub-block's crc32c, zero
+   * padding), so a corrupt block is still a miss, deleted, never served.
+   *
+   * REFUSED (nothing read, the caller reads buffered) when `into` is not on an O_DIRECT boundary
+   * (learned once per buffer phase, like writes) or the filesystem refuses O_DIRECT (then
+   * turned off for the store, with the one log line of disableDirect).
+   */
+  private async getDirect(
+    id: BlockId,
+    key: string,
+    size: number,
+    len: number,
+    into: Buffer,
+  ): Promise<Buffer | undefined | typeof REFUSED> {
+    const ab = into.buffer as ArrayBuffer;
+    const phase = into.byteOffset % FILE_ALIGN;
+    if (this.viewPhases.get(ab)?.get(phase) === false) return REFUSED;
+    const hl = headerLength(id, this.sub(id));
+    const whole = len - (len % FILE_ALIGN);
+    const tail = alignUp(len) - whole;
+    const arena = this.takeReadArena(hl + tail + FILE_ALIGN);
+    if (!arena) return REFUSED;
+    try {
+      const header = arena.buf.subarray(0, hl);
+      const tailPage = arena.buf.subarray(hl, hl + tail);
+      const extra = arena.buf.subarray(hl + tail, hl + tail + FILE_ALIGN);
+      let fh: fs.FileHandle;
+      try {
+        fh = await fs.open(this.filePath(key), fsc.O_RDONLY | fsc.O_DIRECT);
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code === 'ENOENT') {
+          this.forget(key);
+          this.counters.misses++;
+          return undefined;
+        }
+        if (code !== 'EINVAL') throw err;
+        this.disableDirect(err, 'open');
+        return REFUSED;
+      }
+      let n: number;
+      try {
+        const iov = [header, into.subarray(0, whole), tailPage, extra].filter((b) => b.length > 0);
+        n = (await fh.readv(iov, 0)).bytesRead;
+      } catch (err) {
+        if (!isEinval(err)) throw err;
+        // Alignment is checked before any I/O: `into` sits at a phase the kernel refuses (the
+        // arena was probed), so this buffer's phase reads buffered from now on.
+        this.rememberPhase(ab, phase, false);
+        return REFUSED;
+      } finally {
+        await fh.close();
+      }
+      this.rememberPhase(ab, phase, true);
+      const h = checkHeader(header.subarray(0, Math.min(n, hl)), id, len);
+      if ('error' in h) return await this.corrupt(key, h.error);
+      if (h.headerLength !== hl || n !== fileLength(hl, len)) return await this.corrupt(key, 'length');
+      if (tail > 0) tailPage.copy(into, whole, 0, len - whole);
+      if (!verifySlice(h, 0, into)) return await this.corrupt(key, 'payload-checksum');
+      if (!isZero(tailPage.subarray(len - whole))) return await this.corrupt(key, 'padding');
+      rememberSubBlockCrcs(into, h.subBlockSize, h.subCrcs);
+      this.index.delete(key);
+      this.index.set(key, size);
+      this.counters.hits++;
+      this.readModes.direct++;
+      return into;
+    } finally {
+      this.giveReadArena(arena);
+    }
+  }
+
+  /** An aligned buffer of at least `bytes` for a direct read; undefined = read buffered. */
+  private takeReadArena(bytes: number): Arena | undefined {
+    if (!this.direct || bytes > ARENA_MIN) return undefined;
+    return this.readArenas.pop() ?? this.makeArena(ARENA_MIN);
+  }
+
+  private giveReadArena(a: Arena): void {
+    if (this.direct && this.readArenas.length < MAX_IDLE_READ_ARENAS) this.readArenas.push(a);
   }
 
   /**
@@ -782,9 +904,10 @@ export class DiskBlockStore implements BlockStore {
     this.direct = false;
     this.arenaCount -= this.arenas.length;
     this.arenas.length = 0;
+    this.readArenas.length = 0;
     (this.o.log ?? defaultLog)(
       'warn',
-      'the cache filesystem refused O_DIRECT; block files are written through the page cache from now on (costs more CPU per cold byte; put --cache-dir on ext4 or xfs to avoid it)',
+      'the cache filesystem refused O_DIRECT; block files are written and read through the page cache from now on (costs more CPU per cached byte; put --cache-dir on ext4 or xfs to avoid it)',
       { dir: this.o.dir, at, code: (err as NodeJS.ErrnoException)?.code, error: (err as Error)?.message },
     );
     for (const wake of this.arenaWaiters.splice(0)) wake();
@@ -883,6 +1006,11 @@ export class DiskBlockStore implements BlockStore {
     return r;
   }
 
+  /** Whether the store does O_DIRECT I/O now (false when turned off or after a fallback). */
+  get directIo(): boolean {
+    return this.direct;
+  }
+
   stats(): DiskCacheStats {
     return {
       dir: this.o.dir,
@@ -892,6 +1020,7 @@ export class DiskBlockStore implements BlockStore {
       minFreeBytes: this.minFree,
       ...this.counters,
       writeModes: { ...this.writeModes },
+      readModes: { ...this.readModes },
       directIo: this.direct,
     };
   }

@@ -100,12 +100,14 @@ export interface DataPathOptions {
    */
   memoryCacheBytes?: number;
   /**
-   * How block files are written (default 'buffered'). 'direct' (O_DIRECT) skips the page-cache
-   * copy of every block written — ~0.3 instead of ~3.5 system CPU-s/GiB, a cold read 0.35× → 0.40×
-   * raw GETs — but the page cache then no longer holds recently cached blocks, so a re-open soon
-   * after reads them from the disk: warm-after-remount fell from 0.70× to 0.31× the FUSE ceiling on
-   * the benchmark VM (docs/benchmarks/mount-data.md, round 5). Buffered wins where the cache fits
-   * in RAM or warm reads dominate; direct on NVMe nodes streaming far more than RAM.
+   * How the disk tier does I/O (default 'direct'). 'direct': block files are written with O_DIRECT
+   * (~0.3 instead of ~3.5 system CPU-s per cached GiB: no page-cache copy of every block), and a
+   * warm sequential stream is served from memory, its blocks read ahead from the disk with
+   * O_DIRECT into pool buffers (prefetch) — so warm reads no longer depend on the page cache
+   * holding recently written blocks (docs/benchmarks/mount-data.md, round 6). 'buffered': both
+   * through the page cache, and warm streams read block files with buffered preads (the behaviour
+   * before round 6; cheaper only where the filesystem refuses O_DIRECT, which the store detects
+   * and falls back from by itself).
    */
   cacheWrites?: 'buffered' | 'direct';
   /**
@@ -223,7 +225,7 @@ export async function createDataPath(o: DataPathOptions): Promise<DataPath> {
     dir: o.cacheDir,
     capacityBytes: o.cacheSizeBytes,
     minFreeBytes: o.minFreeBytes,
-    directIo: o.cacheWrites === 'direct',
+    directIo: o.cacheWrites !== 'buffered',
     onEvict: (bytes, reason) => {
       metrics.evictions.inc({ reason });
       metrics.evictedBytes.inc(bytes);
@@ -447,11 +449,23 @@ class DataPathImpl implements DataPath {
   }
 
   /**
+   * Whether read-ahead loads blocks that are on disk into memory (O_DIRECT whole-block reads,
+   * DiskBlockStore.getDirect): only with a memory tier to serve them from, and only while the
+   * store does direct I/O (not `--cache-writes buffered`, not after an O_DIRECT fallback — then
+   * the page cache serves diskNow's preads cheaper than a copy into a block buffer).
+   */
+  private get diskAhead(): boolean {
+    return this.p.memory.enabled && this.p.disk.directIo;
+  }
+
+  /**
    * Bytes [start, end) of a block on disk, synchronously, straight into `into` (the FUSE buffer):
    * see DiskBlockStore.readSliceSync. Undefined when the block is not on disk (or was bad).
    */
   diskNow(id: BlockId, key: string, start: number, end: number, into: Buffer): number | undefined {
-    if (this.closed || !this.p.disk.hasKey(key)) return undefined;
+    // A block being loaded (read ahead from disk with O_DIRECT, or fetched) is about to be in
+    // memory: waiting for it beats a buffered pread that pulls the file into the page cache.
+    if (this.closed || this.flights.has(key) || !this.p.disk.hasKey(key)) return undefined;
     const n = this.p.disk.readSliceSync(id, key, start, end, into);
     if (n !== undefined) {
       this.m.diskHit.inc();
@@ -579,11 +593,15 @@ class DataPathImpl implements DataPath {
       const id: BlockId = { object: v, index: i, blockSize: bs };
       const key = keyOf(i);
       if (this.flights.has(key) || this.pending.has(key) || this.p.memory.has(key)) continue;
-      // Blocks on disk are served by synchronous slice reads (diskNow): loading them ahead into
-      // memory only costs a block buffer and a copy. Read ahead what must come from a peer or S3.
-      if (this.p.disk.hasKey(key)) continue;
+      const onDisk = this.p.disk.hasKey(key);
+      // With buffered disk I/O a block on disk is served by synchronous slice reads (diskNow):
+      // loading it ahead into memory would only cost a block buffer and a copy out of the page
+      // cache. With O_DIRECT (diskAhead) it is read ahead into a pool buffer by DMA — no page cache,
+      // no copy — and served from memory like a hot block (the FUSE ceiling's path).
+      if (onDisk && !this.diskAhead) continue;
       const len = blockLength(id);
-      if (!this.writeRoom(len) || !this.p.budget.tryAcquire(len)) {
+      // A disk read writes nothing, so only the prefetch budget bounds it, not the write backlog.
+      if ((!onDisk && !this.writeRoom(len)) || !this.p.budget.tryAcquire(len)) {
         this.counts.prefetch.dropped++;
         this.p.metrics.prefetchDropped.inc();
         return i;

@@ -64,8 +64,8 @@ export const register: RegisterCommand = (program, ctx) => {
     )
     .option(
       '--cache-writes <mode>',
-      'how cached blocks are written: buffered (page cache also holds them: fastest warm re-opens) or direct (O_DIRECT: far less CPU per cold GiB, for NVMe nodes streaming more than RAM)',
-      'buffered',
+      'disk-cache I/O: direct (O_DIRECT block writes, and warm streams read ahead from disk into memory with O_DIRECT: no page-cache copies, least CPU per GiB) or buffered (through the page cache, as before; for filesystems where O_DIRECT misbehaves)',
+      'direct',
     )
     .option(
       '--direct-io',

@@ -190,6 +190,8 @@ describe('against one multi-block object', () => {
     expect(sha(got)).toBe(sha(body));
     expect(s3.gets() - gets0).toBe(2);
     expect(second.stats().disk.corrupt).toBe(2);
+    // The whole-block reads that found them were O_DIRECT (the default), none buffered.
+    expect(second.stats().disk.readModes).toEqual({ direct: 11, buffered: 0 });
     await second.close();
     // The refetched blocks were rewritten: a third open is all cache again.
     const third = await open({ cacheDir });
@@ -199,13 +201,13 @@ describe('against one multi-block object', () => {
     await third.close();
   });
 
-  it('after a restart, FUSE reads (readNowInto) are served synchronously from disk slices', async () => {
+  it('with buffered cache I/O, after a restart FUSE reads (readNowInto) are served synchronously from disk slices', async () => {
     // Prepare: a filled cache, one payload byte flipped in block 3's file.
     const cacheDir = newDir();
-    const first = await open({ cacheDir });
+    const first = await open({ cacheDir, cacheWrites: 'buffered' });
     await readAll(first, v);
     await first.close();
-    const second = await open({ cacheDir });
+    const second = await open({ cacheDir, cacheWrites: 'buffered' });
     const gets0 = s3.gets();
     // Act: the kernel's 128 KiB reads, into one reused buffer, the way StrataFs.readInto does.
     const r = second.open(v);
@@ -245,6 +247,58 @@ describe('against one multi-block object', () => {
     expect(second.stats().disk.corrupt).toBe(1);
     expect(s3.gets() - gets0).toBe(1);
     await second.close();
+  });
+
+  it('after a restart, a FUSE stream (readNowInto) is read ahead from disk with O_DIRECT and served from memory', async () => {
+    // Prepare: a filled cache (O_DIRECT writes, the default); one payload byte flipped in block 5.
+    const cacheDir = newDir();
+    const first = await open({ cacheDir });
+    await readAll(first, v);
+    await first.close();
+    const files = readdirSync(join(cacheDir, CACHE_LAYOUT, 'blocks'), {
+      recursive: true,
+      withFileTypes: true,
+    })
+      .filter((e) => e.isFile())
+      .map((e) => join(e.parentPath, e.name));
+    const victim = files.find((f) => parseHeaderOf(f).index === 5) as string;
+    const bytes = readFileSync(victim);
+    bytes[bytes.length - BS + 77] = (bytes[bytes.length - BS + 77] as number) ^ 0x10;
+    writeFileSync(victim, bytes);
+    const second = await open({ cacheDir });
+    const gets0 = s3.gets();
+
+    // Act: the kernel's 128 KiB reads, the way StrataFs.readInto does (sync first, else async).
+    const r = second.open(v);
+    const into = Buffer.alloc(128 * KiB);
+    const parts: Buffer[] = [];
+    for (let off = 0; off < v.size; off += into.length) {
+      const n = Math.min(into.length, v.size - off);
+      if (r.readNowInto(off, n, into) === undefined) (await r.read(off, n)).copy(into, 0, 0, n);
+      parts.push(Buffer.from(into.subarray(0, n)));
+    }
+    r.close();
+
+    // Assess: byte-exact; every block but the corrupt one came off the disk by O_DIRECT whole-block
+    // reads into pool buffers (read-ahead), and the corrupt one was a miss refetched from S3.
+    const st = second.stats();
+    expect(sha(Buffer.concat(parts))).toBe(sha(body));
+    expect(s3.gets() - gets0).toBe(1);
+    expect(st.disk.corrupt).toBe(1);
+    expect(st.disk.readModes).toEqual({ direct: 12, buffered: 0 });
+    expect(st.prefetch.issued).toBeGreaterThanOrEqual(12);
+    // No read went to a buffered disk slice but (at most) the very first, before read-ahead
+    // started: disk hits = the 12 direct block reads + that one.
+    expect(st.disk.hits).toBeLessThanOrEqual(13);
+    await second.close();
+
+    // The refetched block was rewritten: the next open reads everything from disk again.
+    const third = await open({ cacheDir });
+    const gets1 = s3.gets();
+    expect(sha(await readAll(third, v))).toBe(sha(body));
+    expect(s3.gets() - gets1).toBe(0);
+    expect(third.stats().disk.readModes.direct).toBe(13);
+    await third.close();
   });
 
   it('random small reads with the memory tier off verify only their slice; a corrupt slice is refetched', async () => {
@@ -316,8 +370,17 @@ describe('against one multi-block object', () => {
     // No read-ahead: blocks are then fetched (and their background cache writes started) strictly
     // in order, so LRU order = read order. With read-ahead, concurrent writes finish in any order
     // on a loaded machine and a tail block could be the one evicted (seen once under load 10).
+    // And each block's cache write is awaited before the next read: two background writes can
+    // complete in either order (O_DIRECT writes share two aligned arenas), which reorders the LRU.
     const dp = await open({ cacheSizeBytes: cap, memoryCacheBytes: 0, prefetchMemoryBytes: 0 });
-    expect(sha(await readAll(dp, v))).toBe(sha(body));
+    const r = dp.open(v);
+    const parts: Buffer[] = [];
+    for (let off = 0; off < v.size; off += BS) {
+      parts.push(Buffer.from(await r.read(off, BS)));
+      while (dp.stats().disk.pendingBytes > 0) await new Promise((done) => setTimeout(done, 2));
+    }
+    r.close();
+    expect(sha(Buffer.concat(parts))).toBe(sha(body));
     await dp.close();
     const st = dp.stats().disk;
     expect(st.bytes).toBeLessThanOrEqual(cap);

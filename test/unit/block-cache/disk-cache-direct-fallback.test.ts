@@ -118,6 +118,40 @@ describe('DiskBlockStore buffered fallback (O_DIRECT refused)', () => {
     });
   }
 
+  it('refused at open for a direct read (a remount onto such a filesystem): falls back once, every block serves buffered', async () => {
+    // Prepare: blocks written (directly) by a first store; the filesystem refuses O_DIRECT after.
+    const dir = mkdtempSync(join(tmpdir(), 'strata-fallback-'));
+    dirs.push(dir);
+    const first = await DiskBlockStore.open({ dir, capacityBytes: 1e9, minFreeBytes: 0 });
+    const pool = new BlockPool(BS, 4, 64 * 1024 * 1024);
+    for (let i = 0; i < 4; i++) {
+      const b = pool.acquire(len(i));
+      content(i).copy(b);
+      await first.put(id(i), b);
+    }
+    await first.close();
+    refuse.at = 'open';
+    const warnings: { msg: string; fields: Record<string, unknown> }[] = [];
+    const s = await DiskBlockStore.open({
+      dir,
+      capacityBytes: 1e9,
+      minFreeBytes: 0,
+      log: (_level, msg, fields) => warnings.push({ msg, fields }),
+    });
+
+    // Act: whole-block reads into pool buffers (the data path's read-ahead), concurrently.
+    const got = await Promise.all(
+      [0, 1, 2, 3].map((i) => s.get(id(i), blockKey(id(i)), pool.acquire(len(i)))),
+    );
+
+    // Assess
+    for (let i = 0; i < 4; i++) expect(got[i]?.equals(content(i))).toBe(true);
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]?.msg).toMatch(/refused O_DIRECT.*read through the page cache/);
+    expect(s.stats()).toMatchObject({ directIo: false, readModes: { direct: 0, buffered: 4 }, hits: 4 });
+    await s.close();
+  });
+
   it('directIo: false never tries O_DIRECT and logs nothing', async () => {
     refuse.at = 'open';
     const dir = mkdtempSync(join(tmpdir(), 'strata-fallback-'));

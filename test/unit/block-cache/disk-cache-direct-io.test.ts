@@ -3,6 +3,8 @@
  * the real filesystem of os.tmpdir() when it accepts O_DIRECT (ext4/xfs; tmpfs too since Linux
  * 6.6). The fallback where a filesystem refuses it is disk-cache-direct-fallback.test.ts.
  */
+
+import { execFileSync } from 'node:child_process';
 import {
   constants as C,
   closeSync,
@@ -158,6 +160,124 @@ describe.skipIf(directReason !== undefined)(`DiskBlockStore O_DIRECT writes ${di
     }
   });
 });
+
+/** Bytes of `file` in the page cache (util-linux fincore), or undefined where fincore is missing. */
+function residentBytes(file: string): number | undefined {
+  try {
+    return Number(
+      execFileSync('fincore', ['--bytes', '--noheadings', '--output', 'RES', file], {
+        encoding: 'utf8',
+      }).trim(),
+    );
+  } catch {
+    return undefined;
+  }
+}
+
+describe.skipIf(directReason !== undefined)(
+  `DiskBlockStore O_DIRECT whole-block reads ${directReason ?? ''}`,
+  () => {
+    /** A store holding blocks 0..3 (three full, one short), written with O_DIRECT. */
+    async function filled(o: { onCorrupt?: (r: string) => void } = {}) {
+      const dir = newDir();
+      const s = await DiskBlockStore.open({ dir, capacityBytes: 1e9, minFreeBytes: 0, ...o });
+      const pool = new BlockPool(BS, 4, 64 * 1024 * 1024);
+      for (let i = 0; i < 4; i++) await s.put(id(i), pooled(pool, i));
+      return { dir, s, pool };
+    }
+
+    it('reads pool blocks by DMA into the pool buffer (full and short blocks), never through the page cache', async () => {
+      // Prepare: written by a first store, read by a fresh one (a remount: nothing in memory).
+      const { dir, s } = await filled();
+      await s.close();
+      const again = await DiskBlockStore.open({ dir, capacityBytes: 1e9, minFreeBytes: 0 });
+      const pool = new BlockPool(BS, 4, 64 * 1024 * 1024);
+
+      // Act
+      const got: Buffer[] = [];
+      for (let i = 0; i < 4; i++) {
+        const into = pool.acquire(len(i));
+        into.fill(0xee); // garbage in the buffer (and in the short block's padding area) must not leak
+        const b = await again.get(id(i), blockKey(id(i)), into);
+        expect(b).toBe(into); // the pool buffer itself, no copy
+        got.push(b as Buffer);
+      }
+
+      // Assess
+      for (let i = 0; i < 4; i++) expect((got[i] as Buffer).equals(content(i))).toBe(true);
+      expect(again.stats().readModes).toEqual({ direct: 4, buffered: 0 });
+      expect(again.stats().hits).toBe(4);
+      for (let i = 0; i < 4; i++) {
+        const resident = residentBytes(blockPath(dir, id(i)));
+        if (resident !== undefined) expect(resident).toBe(0);
+      }
+      // Without a pool buffer (e.g. `strata cache` tools) get reads buffered, as before.
+      expect((await again.get(id(1)))?.equals(content(1))).toBe(true);
+      expect(again.stats().readModes).toEqual({ direct: 4, buffered: 1 });
+      await again.close();
+    });
+
+    it('a buffer off the O_DIRECT boundary is refused by the kernel once, then read buffered', async () => {
+      const { s } = await filled();
+      // 16 bytes past the pool's phase: the kernel refuses a direct read into it (EINVAL, no I/O).
+      const ab = new ArrayBuffer(DIRECT_IO_PHASE + 16 + 2 * BS);
+      for (let i = 0; i < 2; i++) {
+        const into = Buffer.from(ab, DIRECT_IO_PHASE + 16 + i * BS, BS);
+        expect((await s.get(id(i), blockKey(id(i)), into))?.equals(content(i))).toBe(true);
+      }
+      expect(s.stats().readModes).toEqual({ direct: 0, buffered: 2 });
+      expect(s.stats().directIo).toBe(true); // the buffer was at fault, not the filesystem
+      await s.close();
+    });
+
+    for (const damage of ['payload', 'padding', 'header', 'longer', 'shorter'] as const) {
+      it(`a block file with a damaged ${damage} is a miss under the direct read: counted, deleted, never served`, async () => {
+        // Prepare
+        const reasons: string[] = [];
+        const { dir, s, pool } = await filled({ onCorrupt: (r) => reasons.push(r) });
+        const target = damage === 'padding' ? 3 : 1; // only the short block has payload padding
+        const file = blockPath(dir, id(target));
+        const bytes = readFileSync(file);
+        const hl = headerLength(id(target));
+        if (damage === 'payload') bytes[hl + 12345] = (bytes[hl + 12345] as number) ^ 0x01;
+        if (damage === 'padding') bytes[hl + len(3) + 7] = 1;
+        if (damage === 'header') bytes[40] = (bytes[40] as number) ^ 0xff;
+        const damaged =
+          damage === 'longer'
+            ? Buffer.concat([bytes, Buffer.alloc(FILE_ALIGN)])
+            : damage === 'shorter'
+              ? bytes.subarray(0, bytes.length - FILE_ALIGN)
+              : bytes;
+        writeFileSync(file, damaged);
+
+        // Act
+        const into = pool.acquire(len(target));
+        const got = await s.get(id(target), blockKey(id(target)), into);
+
+        // Assess
+        expect(got).toBeUndefined();
+        expect(reasons).toEqual([
+          {
+            payload: 'payload-checksum',
+            padding: 'padding',
+            header: 'header-checksum',
+            longer: 'length',
+            shorter: 'length',
+          }[damage],
+        ]);
+        expect(existsSync(file)).toBe(false);
+        expect(s.hasKey(blockKey(id(target)))).toBe(false);
+        // The other blocks still serve, directly.
+        const other = target === 1 ? 2 : 0;
+        expect(
+          (await s.get(id(other), blockKey(id(other)), pool.acquire(len(other))))?.equals(content(other)),
+        ).toBe(true);
+        expect(s.stats().readModes.direct).toBeGreaterThanOrEqual(1);
+        await s.close();
+      });
+    }
+  },
+);
 
 describe('DiskBlockStore format upgrade', () => {
   it('a block file of the previous format version is a miss and is rewritten, never served', async () => {
