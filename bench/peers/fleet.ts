@@ -117,6 +117,9 @@ interface Pass {
   peerHits: number;
   gets: number;
   kept: number;
+  /** FUSE reads that had to wait for their block (the rest were served at once), of `reads`. */
+  waited: number;
+  reads: number;
   /** System-wide pages allocated minus pages freed during the pass, in MiB (see vmPages). */
   freshMiB: number;
 }
@@ -170,8 +173,15 @@ async function pass(
       peer: { hits: number };
       s3: { gets?: number };
       disk: { writes: number };
+      reads: { now: number; waited: number };
     };
-    return { peer: st.peer.hits, gets: st.s3.gets ?? 0, writes: st.disk.writes };
+    return {
+      peer: st.peer.hits,
+      gets: st.s3.gets ?? 0,
+      writes: st.disk.writes,
+      waited: st.reads.waited,
+      reads: st.reads.now + st.reads.waited,
+    };
   };
   if (pageCache === 'fresh') {
     // An open without a read: FUSE drops the file's page cache at open (no keep_cache), so the
@@ -201,6 +211,8 @@ async function pass(
     peerHits: t1.peer - t0.peer,
     gets: t1.gets - t0.gets,
     kept: t1.writes - t0.writes,
+    waited: t1.waited - t0.waited,
+    reads: t1.reads - t0.reads,
     freshMiB: ((v1.alloc - v0.alloc - (v1.free - v0.free)) * 4096) / MiB,
   };
 }
@@ -304,7 +316,7 @@ try {
       tierOf(p),
       `${p.mbps.toFixed(0)} MB/s`,
       `${ratio(p)} local`,
-      `${cpuCell(p, localCpu)}; net new memory ${p.freshMiB.toFixed(0)} MiB`,
+      `${cpuCell(p, localCpu)}; ${p.waited}/${p.reads} reads waited; net new memory ${p.freshMiB.toFixed(0)} MiB`,
     ]);
   for (let i = 0; i < rounds; i++) {
     row(`P, measured pass ${i + 1} (re-open)`, ps[i] as Pass);
@@ -349,7 +361,7 @@ console.log('| measurement | result | ratio | CPU per GiB (mount processes) |\n|
 for (const line of summary) console.log(line);
 console.log('\nEvery pass (P = peer hits, `--peer-keep never`; L = local hits, `--peer-keep always`):\n');
 console.log(
-  '| pass | blocks from | throughput | vs local median | CPU per GiB; memory |\n|---|---|---:|---:|---:|',
+  '| pass | blocks from | throughput | vs local median | CPU per GiB; reads that waited for a block; memory |\n|---|---|---:|---:|---:|',
 );
 for (const r of rows) console.log(`| ${r.join(' | ')} |`);
 console.log(
