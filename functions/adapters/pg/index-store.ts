@@ -1,7 +1,7 @@
 /**
  * The PostgreSQL index: the one write path for object changes (used by the indexer for S3 events
  * and by reconcile for drift) and the readers behind resolve / list / by-date / changes / stats.
- * Schema: functions/migrations/0010_index.sql, 0013_index_write_path.sql; design: docs/index-design.md.
+ * Schema: functions/migrations/0010_index.sql, 0013_index_write_path.sql, 0040_index_batch_journal.sql; design: docs/index-design.md.
  */
 
 import type { Change, ChangeOp, Entry, ObjectState } from '../../core/api-types.ts';
@@ -15,7 +15,7 @@ export type { ObjectChange, PutChange, RemoveChange } from '../../core/index-app
 
 /** Arbitrary constant for the compaction advisory lock ("srol" in ASCII). */
 const COMPACT_LOCK = 0x73726f6c;
-/** SQLSTATE strata_apply_changes raises (before writing) when an upload may need settling. */
+/** SQLSTATE strata_apply_batch raises (before writing) when an upload may need settling. */
 const SETTLEMENT_NEEDED = 'SR001';
 
 export interface AppliedChange {
@@ -46,16 +46,25 @@ export interface ApplyOptions {
 
 interface Prepared {
   batch: ObjectChange[];
+  /** strata_apply_batch's parameters: the batch as one JSON text, source, run, now, guard. */
   params: unknown[];
   /** Every ancestor directory per batch position (0-based). */
   ancestors: string[][];
+  /** By-date day per batch position (null for removals). */
+  day: Array<string | null>;
 }
 
 /**
- * The arguments of strata_apply_changes for a batch: one change per path (newest sequencer),
- * sorted by path, with parent/name/day and the ancestor directories computed here — paths are
- * parsed only by core/paths.ts. Directories are sent once each with an (event → directory) map,
- * so a batch of siblings does not repeat their common ancestors.
+ * The arguments of strata_apply_batch (migration 0040) for a batch: one change per path (newest
+ * sequencer), sorted by path, with parent/name/day and the ancestor directories computed here —
+ * paths are parsed only by core/paths.ts. Directories are sent once each with an (event →
+ * directory) map, so a batch of siblings does not repeat their common ancestors.
+ *
+ * The batch travels as ONE json text of columnar arrays, decoded by json_to_record in SQL: pg
+ * serialises a JS array parameter to a text literal element by element (a regex escape per
+ * element) — profiled, that was the largest single item of the indexer's Node CPU — while
+ * JSON.stringify is native. Timestamps travel as epoch milliseconds: JSON.stringify formats a Date through toJSON, which
+ * cost more than the rest of the batch's JSON together.
  */
 function prepare(changes: ObjectChange[], opts: ApplyOptions, guard: boolean): Prepared {
   const batch = reduceChanges(changes);
@@ -69,10 +78,10 @@ function prepare(changes: ObjectChange[], opts: ApplyOptions, guard: boolean): P
   const size: number[] = new Array(n);
   const etag: Array<string | null> = new Array(n);
   const version: Array<string | null> = new Array(n);
-  const mtime: Array<Date | null> = new Array(n);
+  const mtime: Array<number | null> = new Array(n);
   const ctype: Array<string | null> = new Array(n);
   const sha: Array<string | null> = new Array(n);
-  const meta: Array<string | null> = new Array(n);
+  const meta: Array<Record<string, string> | null> = new Array(n);
   const day: Array<string | null> = new Array(n);
   const ancEv: number[] = [];
   const ancDir: number[] = [];
@@ -93,15 +102,15 @@ function prepare(changes: ObjectChange[], opts: ApplyOptions, guard: boolean): P
       size[i] = c.size;
       etag[i] = c.etag;
       version[i] = c.versionId ?? null;
-      mtime[i] = c.lastModified;
+      mtime[i] = c.lastModified.getTime();
       ctype[i] = c.contentType ?? null;
       sha[i] = c.sha256 ?? null;
-      meta[i] = c.metadata ? JSON.stringify(c.metadata) : null;
-      day[i] = c.date ?? c.lastModified.toISOString().slice(0, 10);
+      meta[i] = c.metadata ?? null;
+      day[i] = c.date ?? utcDay(mtime[i] as number);
     } else {
       size[i] = 0;
       etag[i] = version[i] = ctype[i] = sha[i] = meta[i] = day[i] = null;
-      mtime[i] = c.at ?? null;
+      mtime[i] = c.at ? c.at.getTime() : null;
     }
     const anc = ancestorsOf(c.path);
     ancestors[i] = anc;
@@ -118,7 +127,7 @@ function prepare(changes: ObjectChange[], opts: ApplyOptions, guard: boolean): P
       ancDir.push(di);
     }
   }
-  const params = [
+  const json = JSON.stringify({
     path,
     parent,
     name,
@@ -133,62 +142,84 @@ function prepare(changes: ObjectChange[], opts: ApplyOptions, guard: boolean): P
     sha,
     meta,
     day,
-    ancEv,
-    ancDir,
+    anc_ev: ancEv,
+    anc_dir: ancDir,
     dir,
-    dirParent,
-    dirName,
-    opts.source,
-    opts.runId ?? null,
-    opts.now ?? new Date(),
-    guard,
-  ];
-  return { batch, params, ancestors };
+    dir_parent: dirParent,
+    dir_name: dirName,
+  });
+  const params = [json, opts.source, opts.runId ?? null, opts.now ?? new Date(), guard];
+  return { batch, params, ancestors, day };
 }
 
-const APPLY_SQL = `SELECT ord, seq, old_state, old_size::float8 AS old_size, old_day FROM strata_apply_changes(
-  $1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::text[], $9::text[],
-  $10::timestamptz[], $11::text[], $12::text[], $13::jsonb[], $14::date[], $15::int[], $16::int[], $17::text[],
-  $18::text[], $19::text[], $20, $21, $22::timestamptz, $23)`;
+const MS_PER_DAY = 86_400_000;
+/** Recent `yyyy-mm-dd` strings by UTC day number: a batch's events share a handful of days. */
+const dayNames = new Map<number, string>();
 
-interface AppliedRow {
-  ord: number;
-  seq: string;
-  old_state: ObjectState | null;
-  old_size: number | null;
-  old_day: string | null;
+/** The UTC date of an epoch-milliseconds time (= toISOString().slice(0, 10), without formatting a Date per event). */
+function utcDay(ms: number): string {
+  const d = Math.floor(ms / MS_PER_DAY);
+  let s = dayNames.get(d);
+  if (s === undefined) {
+    s = new Date(d * MS_PER_DAY).toISOString().slice(0, 10);
+    if (dayNames.size >= 1024) dayNames.clear();
+    dayNames.set(d, s);
+  }
+  return s;
 }
 
-/** Builds the caller's view of what strata_apply_changes wrote; `created`/`removed` feed upload settlement. */
-function summarize(p: Prepared, rows: AppliedRow[], opts: ApplyOptions) {
-  rows.sort((a, b) => Number(a.seq) - Number(b.seq));
+/** One json per round of strata_apply_batch (pg parses json results with JSON.parse). */
+const APPLY_SQL = 'SELECT r FROM strata_apply_batch($1::json, $2, $3, $4::timestamptz, $5) AS r';
+
+/** What one round applied: the k-th entry of `ord` (1-based input positions) has seq `seq + k`. */
+interface AppliedRound {
+  seq: number;
+  ord: number[];
+  old_state: Array<ObjectState | null>;
+  old_size: Array<number | null>;
+  old_day: Array<string | null>;
+}
+
+/** Builds the caller's view of what strata_apply_batch wrote; `created`/`removed` feed upload settlement. */
+function summarize(p: Prepared, rounds: Array<{ r: AppliedRound }>, opts: ApplyOptions) {
   const dirs = new Set<string>();
   const days = new Set<string>();
   const created: Array<{ key: string; size: number; etag: string; replacedSize: number }> = [];
   const removed: Array<{ key: string; size: number }> = [];
-  const applied: AppliedChange[] = rows.map((r) => {
-    const c = p.batch[r.ord - 1] as ObjectChange;
-    for (const d of p.ancestors[r.ord - 1] ?? []) dirs.add(d);
-    if (r.old_state === 'active' && r.old_day) days.add(r.old_day);
-    if (c.kind === 'put') {
-      days.add(c.date ?? c.lastModified.toISOString().slice(0, 10));
-      // An overwrite gives the replaced object's bytes back to the quotas (uploads-store settleUploads).
-      const replacedSize = r.old_state === 'active' ? (r.old_size ?? 0) : 0;
-      created.push({ key: c.key, size: c.size, etag: c.etag, replacedSize });
-    } else if (r.old_state === 'active') {
-      removed.push({ key: c.key, size: r.old_size ?? 0 });
+  const applied: AppliedChange[] = [];
+  // Rounds come in seq order (later rounds of the race loop take later ordinals).
+  for (const { r } of rounds) {
+    for (let k = 0; k < r.ord.length; k++) {
+      const ord = r.ord[k] as number;
+      const oldState = r.old_state[k] ?? null;
+      const oldSize = r.old_size[k] ?? 0;
+      const c = p.batch[ord - 1] as ObjectChange;
+      for (const d of p.ancestors[ord - 1] ?? []) dirs.add(d);
+      const oldDay = r.old_day[k];
+      if (oldState === 'active' && oldDay) days.add(oldDay);
+      if (c.kind === 'put') {
+        days.add(p.day[ord - 1] as string);
+        // An overwrite gives the replaced object's bytes back to the quotas (uploads-store settleUploads).
+        created.push({
+          key: c.key,
+          size: c.size,
+          etag: c.etag,
+          replacedSize: oldState === 'active' ? oldSize : 0,
+        });
+      } else if (oldState === 'active') {
+        removed.push({ key: c.key, size: oldSize });
+      }
+      applied.push({
+        seq: r.seq + k,
+        op: opts.source === 'drift' ? 'drift' : c.kind === 'put' ? 'put' : 'delete',
+        path: c.path,
+        key: c.key,
+        state: c.kind === 'put' ? 'active' : c.kind === 'missing' ? 'missing' : 'deleted',
+        etag: c.kind === 'put' ? c.etag : undefined,
+        size: c.kind === 'put' ? c.size : undefined,
+      });
     }
-    const state: ObjectState = c.kind === 'put' ? 'active' : c.kind === 'missing' ? 'missing' : 'deleted';
-    return {
-      seq: Number(r.seq),
-      op: opts.source === 'drift' ? 'drift' : c.kind === 'put' ? 'put' : 'delete',
-      path: c.path,
-      key: c.key,
-      state,
-      etag: c.kind === 'put' ? c.etag : undefined,
-      size: c.kind === 'put' ? c.size : undefined,
-    };
-  });
+  }
   const result: ApplyResult = {
     applied,
     stale: p.batch.length - applied.length,
@@ -202,7 +233,7 @@ function summarize(p: Prepared, rows: AppliedRow[], opts: ApplyOptions) {
  * Applies a batch of object changes inside the caller's transaction — THE write path of the
  * index ("same code path as the indexer"): the indexer passes S3 events with their sequencers
  * (`source: 'event'`), reconcile passes observed drift without sequencers (`source: 'drift'`,
- * `runId`). The work is one call of strata_apply_changes (migration 0013): sequencer guard,
+ * `runId`). The work is one call of strata_apply_batch (migrations 0013, 0040): sequencer guard,
  * object rows, rollup deltas aggregated per batch (append-only rows, no hot row), journal —
  * then upload settlement (uploads-store.ts) when an upload session or quota may be affected.
  *
@@ -217,7 +248,7 @@ export async function applyObjectChanges(
 ): Promise<ApplyResult> {
   const p = prepare(changes, opts, false);
   if (p.batch.length === 0) return { applied: [], stale: 0, dirs: [], days: [] };
-  const { rows } = await client.query<AppliedRow>(APPLY_SQL, p.params);
+  const { rows } = await client.query<{ r: AppliedRound }>(APPLY_SQL, p.params);
   const { result, created, removed } = summarize(p, rows, opts);
   if (created.length > 0 || removed.length > 0) {
     // Settlement costs several statements; most batches have no open session and no quota.
@@ -251,7 +282,7 @@ export async function applyObjectChangesAtomically(
   if (p.batch.length === 0) return { applied: [], stale: 0, dirs: [], days: [] };
   for (let attempt = 0; ; attempt++) {
     try {
-      const { rows } = await pool.query<AppliedRow>(APPLY_SQL, p.params);
+      const { rows } = await pool.query<{ r: AppliedRound }>(APPLY_SQL, p.params);
       return summarize(p, rows, opts).result;
     } catch (err) {
       if ((err as { code?: string }).code === SETTLEMENT_NEEDED) {
@@ -570,7 +601,13 @@ export function prefixParam(prefixes: string[]): string[] {
  * so a poller that moves `since` to the last entry, or jumps to `latest`, never skips one.
  * With `prefixes` (a prefix-limited token) only entries within them are returned and `latest` is
  * the highest such entry after `since`, so the token learns nothing about writes elsewhere.
- * Cost: a range scan of the seq primary key from `since` (filtered for prefixes).
+ *
+ * Storage (migration 0040): one change_batches row per applied batch, entry i at seq + i - 1. A
+ * row holds at most 4,096 entries, so rows with entries after `since` start above since - 4096:
+ * the page is an ordered range scan of the primary key from there, each row unnested in entry
+ * order (Incremental Sort on the row's seq, then the ordinal), stopping at LIMIT; rows already
+ * consumed (seq + n - 1 <= since) are skipped before their arrays are read. All entries of a row
+ * come from one transaction, so a row is wholly below or wholly above the cut-off.
  */
 export async function changesSince(
   db: Queryable,
@@ -579,7 +616,7 @@ export async function changesSince(
   prefixes?: string[],
 ): Promise<{ changes: Change[]; latest: number }> {
   const scoped = prefixes !== undefined;
-  const filter = scoped ? ` AND ${withinSql('c.path', 3)}` : '';
+  const filter = scoped ? ` AND ${withinSql('u.path', 3)}` : '';
   const { rows } = await db.query<{
     latest: string | null;
     seq: string | null;
@@ -590,15 +627,24 @@ export async function changesSince(
     at: Date;
     run_id: string | null;
   }>(
-    // strata_journal_cutoff() is STABLE: evaluated once per statement, and usable as an index
-    // bound, so the page is an ordered range scan of the seq key that stops at LIMIT (joined from
-    // a CTE instead, the planner sorted every entry after `since` first).
+    // strata_journal_cutoff() is STABLE: evaluated once per statement, and usable as an index bound.
     `WITH page AS (
-       SELECT c.seq, c.op, c.path, c.etag, c.size::float8 AS size, c.at, c.run_id FROM changes c
-        WHERE c.seq > $1 AND c.seq < strata_journal_cutoff()${filter} ORDER BY c.seq LIMIT $2)
+       SELECT b.seq + u.i - 1 AS seq, u.op, u.path, u.etag, u.size::float8 AS size, b.at, b.run_id
+         FROM change_batches b
+        CROSS JOIN LATERAL unnest(b.op, b.path, b.etag, b.size) WITH ORDINALITY AS u(op, path, etag, size, i)
+        WHERE b.seq > $1::bigint - 4096 AND b.seq < strata_journal_cutoff() AND b.seq + b.n - 1 > $1
+          AND b.seq + u.i - 1 > $1${filter}
+        ORDER BY b.seq, u.i LIMIT $2)
      SELECT l.latest, page.* FROM
-       (SELECT max(c.seq) AS latest FROM changes c
-         WHERE c.seq < strata_journal_cutoff()${scoped ? ` AND c.seq > $1${filter}` : ''}) l
+       (${
+         scoped
+           ? `SELECT max(b.seq + u.i - 1) AS latest FROM change_batches b
+                CROSS JOIN LATERAL unnest(b.path) WITH ORDINALITY AS u(path, i)
+               WHERE b.seq > $1::bigint - 4096 AND b.seq < strata_journal_cutoff() AND b.seq + b.n - 1 > $1
+                 AND b.seq + u.i - 1 > $1${filter}`
+           : `SELECT (SELECT b.seq + b.n - 1 FROM change_batches b WHERE b.seq < strata_journal_cutoff()
+                       ORDER BY b.seq DESC LIMIT 1) AS latest`
+       }) l
        LEFT JOIN page ON true
      ORDER BY page.seq`,
     scoped ? [since, limit, prefixParam(prefixes)] : [since, limit],

@@ -54,7 +54,7 @@ afterAll(async () => {
   await db?.stop();
 });
 beforeEach(async () => {
-  await db.pool.query('TRUNCATE objects, dir_rollups, day_rollups, changes');
+  await db.pool.query('TRUNCATE objects, dir_rollups, day_rollups, change_batches');
   heads.length = 0;
   gone.clear();
   etags.clear();
@@ -316,7 +316,7 @@ describe('indexer property: the index equals the model (latest by sequencer)', (
         fc.integer({ min: 1, max: 7 }),
         fc.integer(),
         async (ops, dupIdx, batchSize, seed) => {
-          await db.pool.query('TRUNCATE objects, dir_rollups, day_rollups, changes');
+          await db.pool.query('TRUNCATE objects, dir_rollups, day_rollups, change_batches');
           // Sequencers increase per key in the order the ops happened; etag names the op.
           const events = ops.map((o, i) => ({ ...o, seq: i + 1, etag: `etag-${i}` }));
           const model = new Map<string, { size: number; etag: string } | null>();
