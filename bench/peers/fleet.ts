@@ -31,7 +31,7 @@
  *
  * Usage: npx tsx bench/peers/fleet.ts [--size-mib 1024] [--block-size 8M] [--rounds 3]
  *        [--page-cache reuse|drop] [--cpu-prof-dir DIR] [--perf-dir DIR] (perf record -g of P and
- *        L during each measured pass, for kernel stacks)
+ *        L and of owner A during each measured pass, for kernel stacks)
  * Needs /dev/fuse, libfuse2 and fuse3 (as the FUSE tests do).
  */
 import { exec, execFile, spawn } from 'node:child_process';
@@ -193,6 +193,11 @@ async function pass(
   }
   const t0 = await tiers();
   const perf = perfFile ? startPerf(reader.child.pid as number, perfFile) : undefined;
+  // The first owner too (its send path), named after the reader's file: p-pass1.data → p-pass1-owner.data.
+  const ownerPerf =
+    perfFile && owners[0]
+      ? startPerf(owners[0].child.pid as number, perfFile.replace(/\.data$/, '-owner.data'))
+      : undefined;
   const v0 = vmPages();
   const r0 = processCpu(reader.child.pid);
   const o0 = cpuOf(owners);
@@ -201,6 +206,7 @@ async function pass(
   const ownersCpu = cpuOf(owners) - o0;
   const v1 = vmPages();
   if (perf) await perf();
+  if (ownerPerf) await ownerPerf();
   // Disk writes land in the background: wait for the last ones before counting them.
   await new Promise((r) => setTimeout(r, 500));
   const t1 = await tiers();
