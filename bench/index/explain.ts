@@ -4,7 +4,7 @@
  * docs/index-design.md. Usage: npx tsx bench/index/explain.ts [--objects 1000000]
  */
 import { parseArgs } from 'node:util';
-import { ISO } from '../../functions/adapters/pg/index-store.ts';
+import { changesSql, ISO } from '../../functions/adapters/pg/index-store.ts';
 import { startTestDb } from '../../test/integration/index/db.ts';
 
 const { values } = parseArgs({ options: { objects: { type: 'string', default: '1000000' } } });
@@ -25,9 +25,13 @@ try {
     `INSERT INTO dir_rollups (dir, parent, name, files, bytes, mtime)
      SELECT parent, '/', substr(parent, 2), count(*), sum(size), now() FROM objects WHERE state = 'active' GROUP BY parent`,
   );
+  // 100,000 journal entries as the indexer writes them: one change_batches row per batch of 100.
   await c.query(
-    `INSERT INTO changes (seq, op, path, state)
-     SELECT row_number() OVER (ORDER BY path), 'put', path, 'active' FROM objects LIMIT 100000`,
+    `INSERT INTO change_batches (seq, n, op, path, state, etag, size)
+     SELECT 1 + (r / 100) * 100, count(*), array_agg('put'::text ORDER BY r), array_agg(path ORDER BY r),
+            array_agg('active'::text ORDER BY r), array_agg(etag ORDER BY r), array_agg(size ORDER BY r)
+       FROM (SELECT row_number() OVER (ORDER BY path) - 1 AS r, path, etag, size FROM objects LIMIT 100000) x
+      GROUP BY r / 100`,
   );
   await c.query('VACUUM ANALYZE');
   const show = async (title: string, sql: string, params: unknown[]) => {
@@ -60,10 +64,15 @@ try {
     ['2024-01-07', '/d5', 1001],
   );
   await show(
-    'changes since (poller): an ordered range of the seq key below the commit-order cut-off, stopping at LIMIT',
-    `SELECT c.seq, c.op, c.path FROM changes c WHERE c.seq > $1 AND c.seq < strata_journal_cutoff() ORDER BY c.seq LIMIT $2`,
-    [1000, 1000],
+    'changes since (poller, changesSince): batch rows in seq order from since - 4095, below the commit-order cut-off, unnested, stopping at LIMIT',
+    changesSql(false),
+    [1050, 1000],
   );
+  await show('changes since, prefix-limited token (changesSince with prefixes)', changesSql(true), [
+    1050,
+    1000,
+    ['/d7'],
+  ]);
 } finally {
   c.release();
   await db.stop();

@@ -596,6 +596,35 @@ export function prefixParam(prefixes: string[]): string[] {
 }
 
 /**
+ * The statement behind changesSince ($1 since, $2 limit, $3 prefixes when scoped); exported so
+ * bench/index/explain.ts shows the plan of exactly this text.
+ */
+export function changesSql(scoped: boolean): string {
+  const filter = scoped ? ` AND ${withinSql('u.path', 3)}` : '';
+  // Rows that can hold entries after $1: a row holds at most 4,096 entries, and rows whose last
+  // entry is <= $1 are skipped before their arrays are read.
+  const rowsAfter = 'b.seq > $1::bigint - 4096 AND b.seq < strata_journal_cutoff() AND b.seq + b.n - 1 > $1';
+  // strata_journal_cutoff() is STABLE: evaluated once per statement, and usable as an index bound.
+  return `WITH page AS (
+       SELECT b.seq + u.i - 1 AS seq, u.op, u.path, u.etag, u.size::float8 AS size, b.at, b.run_id
+         FROM change_batches b
+        CROSS JOIN LATERAL unnest(b.op, b.path, b.etag, b.size) WITH ORDINALITY AS u(op, path, etag, size, i)
+        WHERE ${rowsAfter} AND b.seq + u.i - 1 > $1${filter}
+        ORDER BY b.seq, u.i LIMIT $2)
+     SELECT l.latest, page.* FROM
+       (${
+         scoped
+           ? `SELECT max(b.seq + u.i - 1) AS latest FROM change_batches b
+                CROSS JOIN LATERAL unnest(b.path) WITH ORDINALITY AS u(path, i)
+               WHERE ${rowsAfter} AND b.seq + u.i - 1 > $1${filter}`
+           : `SELECT (SELECT b.seq + b.n - 1 FROM change_batches b WHERE b.seq < strata_journal_cutoff()
+                       ORDER BY b.seq DESC LIMIT 1) AS latest`
+       }) l
+       LEFT JOIN page ON true
+     ORDER BY page.seq`;
+}
+
+/**
  * One page of the change journal after `since`, and `latest`, from ONE statement (one snapshot):
  * both stop at strata_journal_cutoff() (migration 0013), below which no entry can still appear —
  * so a poller that moves `since` to the last entry, or jumps to `latest`, never skips one.
@@ -616,7 +645,6 @@ export async function changesSince(
   prefixes?: string[],
 ): Promise<{ changes: Change[]; latest: number }> {
   const scoped = prefixes !== undefined;
-  const filter = scoped ? ` AND ${withinSql('u.path', 3)}` : '';
   const { rows } = await db.query<{
     latest: string | null;
     seq: string | null;
@@ -626,29 +654,7 @@ export async function changesSince(
     size: number | null;
     at: Date;
     run_id: string | null;
-  }>(
-    // strata_journal_cutoff() is STABLE: evaluated once per statement, and usable as an index bound.
-    `WITH page AS (
-       SELECT b.seq + u.i - 1 AS seq, u.op, u.path, u.etag, u.size::float8 AS size, b.at, b.run_id
-         FROM change_batches b
-        CROSS JOIN LATERAL unnest(b.op, b.path, b.etag, b.size) WITH ORDINALITY AS u(op, path, etag, size, i)
-        WHERE b.seq > $1::bigint - 4096 AND b.seq < strata_journal_cutoff() AND b.seq + b.n - 1 > $1
-          AND b.seq + u.i - 1 > $1${filter}
-        ORDER BY b.seq, u.i LIMIT $2)
-     SELECT l.latest, page.* FROM
-       (${
-         scoped
-           ? `SELECT max(b.seq + u.i - 1) AS latest FROM change_batches b
-                CROSS JOIN LATERAL unnest(b.path) WITH ORDINALITY AS u(path, i)
-               WHERE b.seq > $1::bigint - 4096 AND b.seq < strata_journal_cutoff() AND b.seq + b.n - 1 > $1
-                 AND b.seq + u.i - 1 > $1${filter}`
-           : `SELECT (SELECT b.seq + b.n - 1 FROM change_batches b WHERE b.seq < strata_journal_cutoff()
-                       ORDER BY b.seq DESC LIMIT 1) AS latest`
-       }) l
-       LEFT JOIN page ON true
-     ORDER BY page.seq`,
-    scoped ? [since, limit, prefixParam(prefixes)] : [since, limit],
-  );
+  }>(changesSql(scoped), scoped ? [since, limit, prefixParam(prefixes)] : [since, limit]);
   const latest = Number(rows[0]?.latest ?? 0);
   return {
     changes: rows

@@ -301,6 +301,162 @@ describe('journal sequencing without a global lock (migration 0013)', () => {
   });
 });
 
+describe('journal stored as one row per batch (migration 0040)', () => {
+  const put = (path: string, seq: number, size = 1): ObjectChange => ({
+    kind: 'put',
+    key: `data${path}`,
+    path,
+    size,
+    etag: `e${seq}`,
+    sequencer: String(seq).padStart(32, '0'),
+    // Millisecond precision: timestamps travel as epoch milliseconds and must come back exactly.
+    lastModified: new Date(Date.UTC(2024, 0, 2, 3, 4, 5, 678) + seq),
+  });
+  const del = (path: string, seq: number): ObjectChange => ({
+    kind: 'delete',
+    key: `data${path}`,
+    path,
+    sequencer: String(seq).padStart(32, '0'),
+  });
+  /** Every entry, following nextSince with `limit` per page (what a poller does). */
+  const follow = async (limit: number, prefixes?: string[]) => {
+    const out: Array<{ seq: number; path: string; op: string; etag?: string; size?: number }> = [];
+    let since = 0;
+    for (;;) {
+      const page = await changesSince(db.pool, since, limit, prefixes);
+      expect(page.changes.length).toBeLessThanOrEqual(limit);
+      if (page.changes.length === 0) return { entries: out, latest: page.latest };
+      for (const c of page.changes) {
+        expect(c.seq).toBeGreaterThan(since);
+        out.push({ seq: c.seq, path: c.path, op: c.op, etag: c.etag, size: c.size });
+        since = c.seq;
+      }
+    }
+  };
+
+  it('pages across batch rows with the limit cutting inside a batch, each entry once, in seq order', async () => {
+    // Prepare: batches of 7, 5 and 9 changes (one a delete), and two batches in ONE transaction
+    // (two rows in the same transaction's seq range).
+    const applied: Array<{ seq: number; path: string }> = [];
+    const b1 = Array.from({ length: 7 }, (_, i) => put(`/a/f${i}`, 10 + i, i + 1));
+    const b2 = [...Array.from({ length: 4 }, (_, i) => put(`/b/g${i}`, 20 + i, 5)), del('/a/f3', 30)];
+    const b3 = Array.from({ length: 9 }, (_, i) => put(`/b/h/k${i}`, 40 + i, 2));
+    for (const b of [b1, b2]) {
+      applied.push(...(await applyObjectChangesAtomically(db.pool, b, { source: 'event' })).applied);
+    }
+    await withTransaction(db.pool, async (c) => {
+      applied.push(...(await applyObjectChanges(c, b3.slice(0, 4), { source: 'event' })).applied);
+      applied.push(...(await applyObjectChanges(c, b3.slice(4), { source: 'event' })).applied);
+    });
+    const { rows: batchRows } = await db.pool.query<{ n: number }>(
+      'SELECT n FROM change_batches ORDER BY seq',
+    );
+    expect(batchRows.map((r) => r.n)).toEqual([7, 5, 4, 5]);
+
+    // Act: follow the journal with page sizes that cut inside every batch row.
+    const whole = await follow(1000);
+    // Assess: the seqs the writer reported are the seqs readers see, in the same order.
+    expect(whole.entries.map((e) => [e.seq, e.path])).toEqual(applied.map((a) => [a.seq, a.path]));
+    expect(whole.latest).toBe(applied[applied.length - 1]?.seq);
+    for (const limit of [1, 3, 4, 6]) expect((await follow(limit)).entries).toEqual(whole.entries);
+    // Entry fields: a put carries etag and size, a delete size 0 and no etag.
+    expect(whole.entries.find((e) => e.path === '/a/f2')).toMatchObject({ op: 'put', etag: 'e12', size: 3 });
+    const removed = whole.entries.find((e) => e.path === '/a/f3' && e.op === 'delete');
+    expect(removed).toMatchObject({ size: 0 });
+    expect(removed?.etag).toBeUndefined();
+    // The `changes` view (kept for tools) shows the same entries.
+    const { rows } = await db.pool.query<{ seq: string; path: string }>(
+      'SELECT seq, path FROM changes ORDER BY seq',
+    );
+    expect(rows.map((r) => [Number(r.seq), r.path])).toEqual(whole.entries.map((e) => [e.seq, e.path]));
+    // Starting inside a batch row returns the rest of that row first.
+    const mid = whole.entries[9]?.seq as number;
+    const rest = await changesSince(db.pool, mid, 3);
+    expect(rest.changes.map((c) => c.seq)).toEqual(whole.entries.slice(10, 13).map((e) => e.seq));
+    // Timestamps round-trip to the millisecond.
+    expect((await getObject(db.pool, '/a/f2'))?.lastModified?.toISOString()).toBe('2024-01-02T03:04:05.690Z');
+  });
+
+  it('a prefix-limited reader pages only its entries and learns only their latest seq', async () => {
+    await applyObjectChangesAtomically(
+      db.pool,
+      [put('/a/x', 1), put('/b/y', 2), put('/a/z', 3), put('/bb/w', 4)],
+      { source: 'event' },
+    );
+    await applyObjectChangesAtomically(db.pool, [put('/b/v', 5), put('/c/u', 6)], { source: 'event' });
+    const all = await follow(100);
+    const scoped = await follow(1, ['/b']);
+    expect(scoped.entries.map((e) => e.path)).toEqual(['/b/y', '/b/v']);
+    expect(scoped.entries.map((e) => e.seq)).toEqual(
+      all.entries.filter((e) => e.path.startsWith('/b/')).map((e) => e.seq),
+    );
+    // `latest` for the token is its own newest entry, not the journal's (which is /c/u).
+    const first = await changesSince(db.pool, 0, 1, ['/b']);
+    expect(first.latest).toBe(scoped.entries[1]?.seq);
+    expect(first.latest).toBeLessThan(all.latest);
+  });
+});
+
+describe('migration 0040 on a database that already has a per-change journal', () => {
+  it('keeps every earlier entry with its seq, and new entries sort after them', async () => {
+    // Prepare: a database migrated up to (not including) 0040, with entries in the old table.
+    const { cp, mkdtemp, readdir, rm } = await import('node:fs/promises');
+    const { join } = await import('node:path');
+    const { tmpdir } = await import('node:os');
+    const { MIGRATIONS_DIR, migrate } = await import('../../../functions/adapters/pg/migrate.ts');
+    const older = await mkdtemp(join(tmpdir(), 'strata-mig-'));
+    const name = `mig_${process.pid}_${Date.now()}`;
+    await db.pool.query(`CREATE DATABASE ${name}`);
+    const url = new URL(db.url);
+    url.pathname = `/${name}`;
+    const { createPool } = await import('../../../functions/adapters/pg/pool.ts');
+    const pool = createPool({ connectionString: url.toString(), max: 2, statementTimeoutMs: 30_000 });
+    try {
+      for (const f of await readdir(MIGRATIONS_DIR))
+        if (f < '0040') await cp(join(MIGRATIONS_DIR, f), join(older, f));
+      await migrate(pool, { dir: older });
+      await pool.query(
+        `INSERT INTO changes (seq, op, path, state, etag, size, run_id) VALUES
+           (5, 'put', '/old/a', 'active', 'ea', 3, NULL), (9, 'delete', '/old/b', 'deleted', NULL, 0, NULL),
+           (12, 'drift', '/old/c', 'missing', NULL, NULL, 'run-1')`,
+      );
+      // Act: the rest of the migrations, then a new batch.
+      await migrate(pool);
+      const fresh = await applyObjectChangesAtomically(
+        pool,
+        [
+          {
+            kind: 'put',
+            key: 'data/new/d',
+            path: '/new/d',
+            size: 1,
+            etag: 'e',
+            sequencer: '1',
+            lastModified: new Date(),
+          },
+        ],
+        { source: 'event' },
+      );
+      // Assess
+      const journal = await changesSince(pool, 0, 10);
+      expect(journal.changes.map((c) => [c.seq, c.op, c.path])).toEqual([
+        [5, 'put', '/old/a'],
+        [9, 'delete', '/old/b'],
+        [12, 'drift', '/old/c'],
+        [fresh.applied[0]?.seq, 'put', '/new/d'],
+      ]);
+      expect(journal.changes[0]).toMatchObject({ etag: 'ea', size: 3 });
+      expect(journal.changes[2]).toMatchObject({ runId: 'run-1' });
+      expect(journal.changes[2]?.size).toBeUndefined();
+      expect((await changesSince(pool, 9, 1)).changes.map((c) => c.seq)).toEqual([12]);
+    } finally {
+      await pool.end();
+      await db.pool.query(`DROP DATABASE ${name}`);
+      await rm(older, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('indexer property: the index equals the model (latest by sequencer)', () => {
   it('holds for random put/overwrite/delete sequences, duplicated and shuffled', async () => {
     const keys = ['p/a', 'p/b', 'p/q/c', 'r'];
