@@ -21,7 +21,6 @@
 import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
 import { HeadObjectCommand, NotFound, type S3Client, S3ServiceException } from '@aws-sdk/client-s3';
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
-import pLimit from 'p-limit';
 import {
   applyObjectChangesAtomically,
   compactRollups,
@@ -193,33 +192,37 @@ async function enrich(d: IndexerDeps, changes: ObjectChange[], stats: BatchStats
         )
       : new Map<string, { sequencer: string | null }>();
   for (const [path, s] of stored) remember(path, s.sequencer);
-  const limit = pLimit(HEAD_CONCURRENCY);
   const gone = new Set<ObjectChange>();
-  await Promise.all(
-    puts.map((c) =>
-      limit(async () => {
-        if (c.kind !== 'put') return;
-        const s = stored.get(c.path);
-        // Stale or duplicate: the guard will drop it anyway, so spend no S3 request on it.
-        if (c.sequencer && s && !isNewer(c.sequencer, s.sequencer)) return;
-        stats.heads++;
-        const info = await d.head(c.key, c.versionId);
-        if (!info) {
-          stats.gone++;
-          gone.add(c);
-          return;
-        }
-        // A newer object replaced this one since the event: its metadata is not ours to record.
-        if (info.etag !== c.etag) return;
-        c.contentType = info.contentType;
-        c.sha256 = info.sha256;
-        c.versionId ??= info.versionId;
-        const { sha256: _s, 'strata-date': date, ...rest } = info.metadata ?? {};
-        if (Object.keys(rest).length > 0) c.metadata = rest;
-        if (date && DATE.test(date)) c.date = date;
-      }),
-    ),
-  );
+  const one = async (c: ObjectChange): Promise<void> => {
+    if (c.kind !== 'put') return;
+    const s = stored.get(c.path);
+    // Stale or duplicate: the guard will drop it anyway, so spend no S3 request on it.
+    if (c.sequencer && s && !isNewer(c.sequencer, s.sequencer)) return;
+    stats.heads++;
+    const info = await d.head(c.key, c.versionId);
+    if (!info) {
+      stats.gone++;
+      gone.add(c);
+      return;
+    }
+    // A newer object replaced this one since the event: its metadata is not ours to record.
+    if (info.etag !== c.etag) return;
+    c.contentType = info.contentType;
+    c.sha256 = info.sha256;
+    c.versionId ??= info.versionId;
+    if (info.metadata) {
+      const { sha256: _s, 'strata-date': date, ...rest } = info.metadata;
+      if (Object.keys(rest).length > 0) c.metadata = rest;
+      if (date && DATE.test(date)) c.date = date;
+    }
+  };
+  // HEAD_CONCURRENCY workers pulling from one cursor: the same bound as p-limit without a
+  // closure and a queued promise per put (profiled at ~1 µs per event).
+  let next = 0;
+  const worker = async () => {
+    while (next < puts.length) await one(puts[next++] as ObjectChange);
+  };
+  await Promise.all(Array.from({ length: Math.min(HEAD_CONCURRENCY, puts.length) }, worker));
   return changes.filter((c) => !gone.has(c));
 }
 
