@@ -1,7 +1,8 @@
 /**
  * The PostgreSQL index: the one write path for object changes (used by the indexer for S3 events
  * and by reconcile for drift) and the readers behind resolve / list / by-date / changes / stats.
- * Schema: functions/migrations/0010_index.sql, 0013_index_write_path.sql, 0040_index_batch_journal.sql; design: docs/index-design.md.
+ * Schema: functions/migrations/0010_index.sql, 0013_index_write_path.sql, 0040_index_batch_journal.sql,
+ * 0041_index_batch_arrays.sql; design: docs/index-design.md.
  */
 
 import type { Change, ChangeOp, Entry, ObjectState } from '../../core/api-types.ts';
@@ -55,16 +56,14 @@ interface Prepared {
 }
 
 /**
- * The arguments of strata_apply_batch (migration 0040) for a batch: one change per path (newest
+ * The arguments of strata_apply_batch (migration 0041) for a batch: one change per path (newest
  * sequencer), sorted by path, with parent/name/day and the ancestor directories computed here —
  * paths are parsed only by core/paths.ts. Directories are sent once each with an (event →
  * directory) map, so a batch of siblings does not repeat their common ancestors.
  *
- * The batch travels as ONE json text of columnar arrays, decoded by json_to_record in SQL: pg
- * serialises a JS array parameter to a text literal element by element (a regex escape per
- * element) — profiled, that was the largest single item of the indexer's Node CPU — while
- * JSON.stringify is native. Timestamps travel as epoch milliseconds: JSON.stringify formats a Date through toJSON, which
- * cost more than the rest of the batch's JSON together.
+ * Arrays travel as literals built here (textArray / numberArray), not as JS arrays for pg to
+ * serialise. Timestamps travel as epoch milliseconds: formatting 100 Dates as ISO text cost more
+ * than the rest of the batch's parameters together (to_timestamp(ms / 1000) is exact to the µs).
  */
 function prepare(changes: ObjectChange[], opts: ApplyOptions, guard: boolean): Prepared {
   const batch = reduceChanges(changes);
@@ -127,28 +126,31 @@ function prepare(changes: ObjectChange[], opts: ApplyOptions, guard: boolean): P
       ancDir.push(di);
     }
   }
-  const json = JSON.stringify({
-    path,
-    parent,
-    name,
-    key,
-    kind,
-    seq,
-    size,
-    etag,
-    version,
-    mtime,
-    ctype,
-    sha,
-    meta,
-    day,
-    anc_ev: ancEv,
-    anc_dir: ancDir,
-    dir,
-    dir_parent: dirParent,
-    dir_name: dirName,
-  });
-  const params = [json, opts.source, opts.runId ?? null, opts.now ?? new Date(), guard];
+  const params = [
+    textArray(path),
+    textArray(parent),
+    textArray(name),
+    textArray(key),
+    textArray(kind),
+    textArray(seq),
+    numberArray(size),
+    textArray(etag),
+    textArray(version),
+    numberArray(mtime),
+    textArray(ctype),
+    textArray(sha),
+    textArray(meta.map((m) => (m ? JSON.stringify(m) : null))),
+    textArray(day),
+    numberArray(ancEv),
+    numberArray(ancDir),
+    textArray(dir),
+    textArray(dirParent),
+    textArray(dirName),
+    opts.source,
+    opts.runId ?? null,
+    opts.now ?? new Date(),
+    guard,
+  ];
   return { batch, params, ancestors, day };
 }
 
@@ -168,8 +170,47 @@ function utcDay(ms: number): string {
   return s;
 }
 
-/** One json per round of strata_apply_batch (pg parses json results with JSON.parse). */
-const APPLY_SQL = 'SELECT r FROM strata_apply_batch($1::json, $2, $3, $4::timestamptz, $5) AS r';
+/** A character that must be escaped inside a quoted element of an array literal. */
+const ARRAY_SPECIAL = /["\\]/;
+const ARRAY_SPECIAL_ALL = /["\\]/g;
+/** Characters JSON.stringify escapes differently from an array literal (`\n` would read as `n`). */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point
+const CONTROL = /[\u0000-\u001f]/;
+
+/**
+ * A PostgreSQL text[] literal: every element double-quoted (so empty strings, spaces, commas and
+ * braces need nothing more), `"` and `\` backslash-escaped, null as unquoted NULL. Passed as a
+ * plain string, pg sends it untouched; its own serialiser for JS arrays runs two regex replaces
+ * per element, which profiled as the largest single item of the indexer's Node CPU.
+ *
+ * Fast path: JSON.stringify (native) writes exactly this literal between its brackets — it quotes
+ * strings, escapes only `"` and `\` the same way, and writes null as `null`, which array_in
+ * reads as NULL — unless an element holds a control character or a lone surrogate (JSON escapes
+ * those as `\n` / `\uXXXX`, which an array literal would not decode). Those take the slow path.
+ */
+export function textArray(values: ReadonlyArray<string | null>): string {
+  const all = values.join('');
+  if (!CONTROL.test(all) && all.isWellFormed()) return `{${JSON.stringify(values).slice(1, -1)}}`;
+  let out = '{';
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
+    if (i > 0) out += ',';
+    if (v === null || v === undefined) out += 'NULL';
+    else out += `"${ARRAY_SPECIAL.test(v) ? v.replace(ARRAY_SPECIAL_ALL, '\\$&') : v}"`;
+  }
+  return `${out}}`;
+}
+
+/** A numeric array literal (integers, or epoch milliseconds); null as NULL. JSON writes exactly that. */
+function numberArray(values: ReadonlyArray<number | null>): string {
+  return `{${JSON.stringify(values).slice(1, -1)}}`;
+}
+
+/** One json per round of strata_apply_batch (migration 0041); pg parses json results with JSON.parse. */
+const APPLY_SQL = `SELECT r FROM strata_apply_batch(
+  $1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::text[], $9::text[],
+  $10::float8[], $11::text[], $12::text[], $13::jsonb[], $14::date[], $15::int[], $16::int[], $17::text[],
+  $18::text[], $19::text[], $20, $21, $22::timestamptz, $23) AS r`;
 
 /** What one round applied: the k-th entry of `ord` (1-based input positions) has seq `seq + k`. */
 interface AppliedRound {
@@ -233,7 +274,7 @@ function summarize(p: Prepared, rounds: Array<{ r: AppliedRound }>, opts: ApplyO
  * Applies a batch of object changes inside the caller's transaction — THE write path of the
  * index ("same code path as the indexer"): the indexer passes S3 events with their sequencers
  * (`source: 'event'`), reconcile passes observed drift without sequencers (`source: 'drift'`,
- * `runId`). The work is one call of strata_apply_batch (migrations 0013, 0040): sequencer guard,
+ * `runId`). The work is one call of strata_apply_batch (migrations 0013, 0040, 0041): sequencer guard,
  * object rows, rollup deltas aggregated per batch (append-only rows, no hot row), journal —
  * then upload settlement (uploads-store.ts) when an upload session or quota may be affected.
  *

@@ -377,6 +377,39 @@ describe('journal stored as one row per batch (migration 0040)', () => {
     expect((await getObject(db.pool, '/a/f2'))?.lastModified?.toISOString()).toBe('2024-01-02T03:04:05.690Z');
   });
 
+  it('round-trips every field through the array literals exactly (braces, commas, NULL, quotes, empty, control)', async () => {
+    const names = ['{x}', 'a,b', 'NULL', ' sp ', 'q"\\"', '\\N', 'é🙂'];
+    const changes: ObjectChange[] = names.map((n, i) => ({
+      kind: 'put',
+      key: `data/lit/${n}`,
+      path: `/lit/${n}`,
+      size: i,
+      etag: i === 0 ? '' : `e"${i}\\`,
+      sequencer: String(i + 1).padStart(32, '0'),
+      lastModified: new Date(Date.UTC(2024, 4, 6, 7, 8, 9, i)),
+      // A tab (a control character) sends this column down textArray's escaping path instead of JSON.
+      contentType: i === 1 ? 'NULL' : i === 2 ? 'text/plain;\tq="\\"' : 'text/{plain}, "x"',
+      metadata: { note: `{"a":[1,"b\\"]}`, empty: '' },
+      date: `2024-05-0${1 + (i % 3)}`,
+    }));
+    const r = await applyObjectChangesAtomically(db.pool, changes, { source: 'event' });
+    expect(r.applied).toHaveLength(names.length);
+    for (const c of changes) {
+      if (c.kind !== 'put') continue;
+      expect(await getObject(db.pool, c.path)).toMatchObject({
+        key: c.key,
+        etag: c.etag,
+        size: c.size,
+        contentType: c.contentType,
+        metadata: c.metadata,
+        day: c.date,
+        lastModified: c.lastModified,
+      });
+    }
+    const listed = await listDir(db.pool, '/lit', 100);
+    expect(listed.entries.map((e) => e.name).sort()).toEqual([...names].sort());
+  });
+
   it('a prefix-limited reader pages only its entries and learns only their latest seq', async () => {
     await applyObjectChangesAtomically(
       db.pool,
