@@ -19,7 +19,7 @@
  */
 import { exec } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs, promisify } from 'node:util';
@@ -30,6 +30,7 @@ import { keyForPath } from '../../functions/core/paths.ts';
 import { type Backend, BUCKET, DATA_PREFIX, startBackend } from '../../test/fuse/support/backend.ts';
 import { startMount } from '../../test/fuse/support/mount-process.ts';
 import { processCpuSeconds } from '../compare/measure.ts';
+import { threadCpu, threadCpuSince } from './thread-cpu.ts';
 
 const sh = promisify(exec);
 const MiB = 1024 * 1024;
@@ -49,21 +50,6 @@ const runs = Number(values.runs ?? 3);
 const readers = Number(values.readers ?? 1);
 const bytes = sizeMiB * MiB;
 
-/** CPU seconds per thread name (main, libuv pool, V8 workers, FUSE threads) of process `pid`. */
-function threadCpu(pid: number): Map<string, number> {
-  const out = new Map<string, number>();
-  for (const tid of readdirSync(`/proc/${pid}/task`)) {
-    try {
-      const name = readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim();
-      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      out.set(`${name}/${tid}`, (Number(f[11]) + Number(f[12])) / 100);
-    } catch {
-      // thread exited between readdir and read
-    }
-  }
-  return out;
-}
 const mbps = (n: number, s: number) => n / 1e6 / s;
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
 
@@ -150,11 +136,7 @@ try {
       // Absent in trees older than the counter (--tree).
       const reads = (st.dataPath as { reads?: { now: number; waited: number } }).reads;
       if (values.threads) {
-        const per = [...threadCpu(pid)]
-          .map(([n, c]) => [n, c - (th0.get(n) ?? 0)] as const)
-          .filter(([, c]) => c > 0)
-          .map(([n, c]) => `${n}=${c.toFixed(2)}`);
-        console.error(`  mount CPU-s by thread: ${per.join(' ')}`);
+        console.error(`  mount CPU-s by thread: ${threadCpuSince(pid, th0)}`);
       }
       await m.stop();
       rmSync(cache, { recursive: true, force: true });

@@ -12,10 +12,15 @@
  *
  * Usage (root, /dev/fuse):
  *   npx tsx bench/mount/warm.ts [--size-mib 256] [--rounds 1] [--old <tree>] [--cpu-prof <dir>]
- *     [--ls-files 10000] [--settle-ms 2000]
+ *     [--ls-files 10000] [--settle-ms 2000] [--threads] [--no-evicted]
  * `--old <tree>`: another checkout (e.g. `git archive HEAD | tar -x -C /tmp/old` with node_modules
  * symlinked) whose `strata mount` runs next to this tree's. `--cpu-prof <dir>`: V8 CPU profiles of
- * every mount child (written when it exits).
+ * every mount child (written when it exits). Unless `--no-evicted`, each tree also reads once
+ * after a remount with its block files evicted from the kernel page cache first (fsync +
+ * POSIX_FADV_DONTNEED on just those files): the warm read after a reboot, or of a cache larger
+ * than RAM — a tree whose warm reads lean on the page cache holding recently written blocks
+ * shows the difference there. `--threads`: the mount's CPU per thread during the
+ * 1-reader warm read (stderr).
  */
 import { exec } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -27,6 +32,7 @@ import Fuse from 'fuse-native';
 import { startBackend } from '../../test/fuse/support/backend.ts';
 import type { MountProcess } from '../../test/fuse/support/mount-process.ts';
 import { processCpuSeconds } from '../compare/measure.ts';
+import { threadCpu, threadCpuSince } from './thread-cpu.ts';
 
 const sh = promisify(exec);
 const MiB = 1024 * 1024;
@@ -38,6 +44,8 @@ const { values } = parseArgs({
     'cpu-prof': { type: 'string' },
     'ls-files': { type: 'string' },
     'settle-ms': { type: 'string' },
+    threads: { type: 'boolean' },
+    'no-evicted': { type: 'boolean' },
   },
 });
 const sizeMiB = Number(values['size-mib'] ?? 256);
@@ -120,6 +128,23 @@ async function fuseCeiling(dir: string, data: Buffer): Promise<{ one: number; fo
   }
 }
 
+/**
+ * Drops a cache directory's files from the kernel page cache (and only those: no global
+ * drop_caches on a shared machine). fsync first: DONTNEED skips dirty pages.
+ */
+async function evictPageCache(cacheDir: string): Promise<void> {
+  const py = [
+    'import os, sys',
+    'for root, _, names in os.walk(sys.argv[1]):',
+    '    for n in names:',
+    '        fd = os.open(os.path.join(root, n), os.O_RDONLY)',
+    '        os.fsync(fd)',
+    '        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)',
+    '        os.close(fd)',
+  ].join('\n');
+  await sh(`python3 -c '${py}' '${cacheDir}'`);
+}
+
 /** Sum of `strata_fuse_op…_count{op="<op>"}` samples in a Prometheus text page. */
 function opCount(metrics: string, op: string): number {
   let n = 0;
@@ -140,6 +165,8 @@ interface Result {
   diskReads: number;
   warm4: { mbps: number; cpu: number };
   reread: { mbps: number; cpu: number };
+  /** Warm read after a remount with the cache's block files evicted from the page cache. */
+  evicted?: { mbps: number; cpu: number };
   lsCold: number;
   lsWarm: number;
   xattrOps: number;
@@ -186,8 +213,15 @@ try {
       await settle();
       const near = (await fuseCeiling(dir, data)).one;
       const pid = m.child.pid as number;
+      const th0 = threadCpu(pid);
       const warm1 = await measured(pid, `cat ${file} > /dev/null`, bytes);
       const st = (await m.stats()).dataPath;
+      // Absent in trees older than the counter (--old).
+      const reads = (st as { reads?: { now: number; waited: number } }).reads;
+      console.error(
+        `round ${round + 1} ${t.name}: warm after remount ${warm1.mbps.toFixed(0)} MB/s, ${warm1.cpu.toFixed(2)} CPU-s/GiB${reads ? `, FUSE reads ${reads.now} served at once / ${reads.waited} waited` : ''}`,
+      );
+      if (values.threads) console.error(`  mount CPU-s by thread: ${threadCpuSince(pid, th0)}`);
       const gets = st.s3.gets ?? -1;
       const diskReads = st.disk.hits ?? -1;
       const reread = await measured(pid, `cat ${file} > /dev/null`, bytes);
@@ -197,6 +231,14 @@ try {
       await settle();
       const warm4 = await measured(m.child.pid as number, fourReaders(file), 4 * bytes);
       await m.stop();
+      let evicted: { mbps: number; cpu: number } | undefined;
+      if (!values['no-evicted']) {
+        await evictPageCache(caches.get(t.name) as string);
+        m = await t.startMount(backend, mnt, caches.get(t.name) as string, args, env);
+        await settle();
+        evicted = await measured(m.child.pid as number, `cat ${file} > /dev/null`, bytes);
+        await m.stop();
+      }
       m = await t.startMount(backend, mnt, caches.get(t.name) as string, args, env);
       const before = await m.metrics();
       const lsCold = await timed(`ls -lR ${mnt}/tree | wc -l`);
@@ -209,7 +251,7 @@ try {
         opCount(before, 'listxattr');
       await m.stop();
       const list = results.get(t.name) ?? [];
-      list.push({ warm1, near, gets, diskReads, warm4, reread, lsCold, lsWarm, xattrOps });
+      list.push({ warm1, near, gets, diskReads, warm4, reread, evicted, lsCold, lsWarm, xattrOps });
       results.set(t.name, list);
     }
   }
@@ -259,6 +301,12 @@ row(
   're-read, same mount',
   rate((r) => r.reread, a1, '(a)'),
 );
+if (!values['no-evicted']) {
+  row(
+    'warm after remount, block files evicted from the page cache first, 1 reader',
+    rate((r) => r.evicted ?? { mbps: 0, cpu: 0 }, a1, '(a)'),
+  );
+}
 row(
   'warm after remount, 4 readers (aggregate)',
   rate((r) => r.warm4, a4, '(a4)'),

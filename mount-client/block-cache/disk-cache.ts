@@ -176,11 +176,13 @@ const MAX_ARENAS = 2;
 /** First size of an arena: any header (a 1 KiB key, a long crc table) fits without regrowing. */
 const ARENA_MIN = 64 * 1024;
 /**
- * Idle read arenas kept (each ARENA_MIN: a padded header, a short block's tail page, one page to
- * detect an over-long file). 16: the read-ahead window of two full streams in flight at once
- * (8 blocks each); more concurrent reads make a new arena (one probe write), then drop it.
+ * Read arenas carved from one probed buffer (each ARENA_MIN: a padded header, a short block's
+ * tail page, one page to detect an over-long file). 16: the read-ahead windows of two full
+ * streams in flight at once (8 blocks each). One probe for all of them: a probe is a synchronous
+ * O_DIRECT write on the event loop (~6 ms on this VM's disk), and probing one arena per
+ * concurrent read stalled the first warm read by ~50 ms. A 17th concurrent read probes its own.
  */
-const MAX_IDLE_READ_ARENAS = 16;
+const READ_ARENAS = 16;
 
 /** A write buffer that starts where O_DIRECT accepts it (probed: JS cannot see addresses). */
 interface Arena {
@@ -235,6 +237,8 @@ export class DiskBlockStore implements BlockStore {
   private readonly readModes: ReadModes = { direct: 0, buffered: 0 };
   /** Idle aligned buffers for direct reads (headers and tails); see getDirect. */
   private readonly readArenas: Arena[] = [];
+  /** Whether the READ_ARENAS have been carved (once, lazily, at the first direct read). */
+  private readArenasMade = false;
   /** Still trying O_DIRECT; false once the filesystem refused it (or when turned off). */
   private direct: boolean;
   private readonly arenas: Arena[] = [];
@@ -694,11 +698,20 @@ export class DiskBlockStore implements BlockStore {
   /** An aligned buffer of at least `bytes` for a direct read; undefined = read buffered. */
   private takeReadArena(bytes: number): Arena | undefined {
     if (!this.direct || bytes > ARENA_MIN) return undefined;
+    if (!this.readArenasMade) {
+      this.readArenasMade = true;
+      // ARENA_MIN is a multiple of FILE_ALIGN, so every piece of an aligned buffer is aligned too.
+      const all = this.makeArena(READ_ARENAS * ARENA_MIN);
+      if (!all) return undefined;
+      for (let i = 0; i < READ_ARENAS; i++) {
+        this.readArenas.push({ buf: all.buf.subarray(i * ARENA_MIN, (i + 1) * ARENA_MIN) });
+      }
+    }
     return this.readArenas.pop() ?? this.makeArena(ARENA_MIN);
   }
 
   private giveReadArena(a: Arena): void {
-    if (this.direct && this.readArenas.length < MAX_IDLE_READ_ARENAS) this.readArenas.push(a);
+    if (this.direct && this.readArenas.length < READ_ARENAS) this.readArenas.push(a);
   }
 
   /**

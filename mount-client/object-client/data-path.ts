@@ -151,6 +151,16 @@ export interface DataPathOptions {
  */
 export const READ_DEADLINE_MS = 12_000;
 
+/**
+ * Read-ahead of blocks already on disk (O_DIRECT, diskAhead) reaches at least this many blocks
+ * past a sequential read, however small the window still is. 2: the window grows from 1 MiB over
+ * a stream's first reads, so without this the reader waited for each early block in turn (an
+ * 8 MiB O_DIRECT read is ~10 ms here, longer than FUSE takes to drain a block). A disk block costs
+ * no S3 request and ~0.06 CPU-s/GiB to load, so the only price is a header probe (`file`,
+ * `head -c`) reading two more blocks off the local disk.
+ */
+const DISK_AHEAD_MIN_BLOCKS = 2;
+
 /** A read that did not complete within its deadline (EIO class, like an exhausted retry budget). */
 export class ReadDeadlineError extends S3ReadError {
   constructor(what: string, ms: number) {
@@ -310,6 +320,10 @@ class DataPathImpl implements DataPath {
   /** Priority of each block in flight; a demand read joining a prefetch raises it (limiter.ts). */
   private readonly tickets = new Map<string, Priority>();
   private readonly writes = new Set<Promise<void>>();
+  /** Open readers, for drop-behind: a block is not dropped while another stream is behind it. */
+  private readonly readers = new Set<Reader>();
+  /** Blocks a stream passed while their disk write was pending: dropped when it lands. */
+  private readonly passed = new Set<string>();
   private readonly counts = {
     memory: { hits: 0, bytes: 0 },
     peer: { hits: 0, bytes: 0, errors: 0 },
@@ -340,7 +354,38 @@ class DataPathImpl implements DataPath {
   }
 
   open(v: ObjectVersion): FileReader {
-    return new Reader(this, v, new ReadAhead(this.p.readAhead));
+    const r = new Reader(this, v, new ReadAhead(this.p.readAhead));
+    this.readers.add(r);
+    return r;
+  }
+
+  forgetReader(r: Reader): void {
+    this.readers.delete(r);
+  }
+
+  /**
+   * Drop-behind (with diskAhead only): a block a sequential stream has read past leaves the
+   * memory tier once it is safely on disk, and its pool buffer is reused for the next block read
+   * ahead. Why: in this VM the first touch of a fresh page costs ~0.7 CPU-s/GiB (zeroing, host
+   * page reporting; docs/benchmarks/mount-data.md round 4), and a stream that parked every block
+   * in the 256 MiB tier touched 256 MiB of fresh memory per mount. Dropped behind, a stream cycles
+   * through about its read-ahead window of buffers whose pages are already resident. A re-read
+   * costs an O_DIRECT block read (~0.06 CPU-s/GiB) and a crc32c pass. Kept: blocks not on disk
+   * (not cached: a peer's, a skipped write), blocks still being written (dropped when the write
+   * lands), and blocks another open stream of the same version has not yet read past.
+   */
+  dropBehind(r: Reader, v: ObjectVersion, index: number, key: string): void {
+    if (!this.diskAhead) return;
+    const end = (index + 1) * this.blockSize;
+    for (const o of this.readers) {
+      if (o !== r && o.streaming && sameVersion(o.version, v) && o.position < end) return;
+    }
+    if (this.pending.has(key)) {
+      this.passed.add(key);
+      return;
+    }
+    if (this.flights.has(key) || !this.p.disk.hasKey(key)) return;
+    this.p.memory.delete(key);
   }
 
   /**
@@ -454,7 +499,12 @@ class DataPathImpl implements DataPath {
    * store does direct I/O (not `--cache-writes buffered`, not after an O_DIRECT fallback — then
    * the page cache serves diskNow's preads cheaper than a copy into a block buffer).
    */
-  private get diskAhead(): boolean {
+  /** Read-ahead's reordering slack (ReadAheadOptions.toleranceBytes). */
+  get toleranceBytes(): number {
+    return this.p.readAhead.toleranceBytes;
+  }
+
+  get diskAhead(): boolean {
     return this.p.memory.enabled && this.p.disk.directIo;
   }
 
@@ -562,6 +612,9 @@ class DataPathImpl implements DataPath {
       .catch(() => undefined)
       .finally(() => {
         if (this.pending.get(key) === data) this.pending.delete(key);
+        if (this.passed.delete(key) && this.p.disk.hasKey(key) && !this.pending.has(key)) {
+          this.p.memory.delete(key);
+        }
         this.pendingBytes -= data.length;
         this.p.pool.release(data);
         this.writes.delete(w);
@@ -583,9 +636,10 @@ class DataPathImpl implements DataPath {
     to: number,
     windowBytes: number,
     keyOf: (index: number) => string,
+    diskTo = to,
   ): number {
     const bs = this.blockSize;
-    const end = Math.min(to, v.size);
+    const end = Math.min(this.diskAhead ? Math.max(to, diskTo) : to, v.size);
     let i = Math.floor(from / bs);
     if (from >= end) return i;
     this.p.metrics.prefetchWindow.observe(windowBytes);
@@ -594,6 +648,8 @@ class DataPathImpl implements DataPath {
       const key = keyOf(i);
       if (this.flights.has(key) || this.pending.has(key) || this.p.memory.has(key)) continue;
       const onDisk = this.p.disk.hasKey(key);
+      // Past the window only blocks on disk are read ahead (diskTo): stop at the first that is not.
+      if (!onDisk && i * bs >= to) return i;
       // With buffered disk I/O a block on disk is served by synchronous slice reads (diskNow):
       // loading it ahead into memory would only cost a block buffer and a copy out of the page
       // cache. With O_DIRECT (diskAhead) it is read ahead into a pool buffer by DMA — no page cache,
@@ -648,10 +704,20 @@ class DataPathImpl implements DataPath {
   }
 }
 
+function sameVersion(a: ObjectVersion, b: ObjectVersion): boolean {
+  return (
+    a === b || (a.bucket === b.bucket && a.key === b.key && a.etag === b.etag && a.versionId === b.versionId)
+  );
+}
+
 class Reader implements FileReader {
   private closed = false;
   /** Blocks below this index have already been handed to prefetch by this handle. */
   private prefetchedTo = 0;
+  /** Blocks below this index have been offered to drop-behind by this handle. */
+  private droppedTo = 0;
+  /** End of the last read (drop-behind: other streams must not drop what this one still needs). */
+  position = 0;
   /** Block keys of this version, computed once per block (sha256; see block-key.ts). */
   private readonly keys: string[] = [];
   private readonly keyOf = (index: number): string =>
@@ -662,6 +728,21 @@ class Reader implements FileReader {
     private readonly v: ObjectVersion,
     private readonly ra: ReadAhead,
   ) {}
+
+  get version(): ObjectVersion {
+    return this.v;
+  }
+
+  /** Whether a read at `offset` continues this handle's run (read-ahead's tolerance; no state change). */
+  private continues(offset: number): boolean {
+    const slack = this.dp.toleranceBytes;
+    return offset >= this.position - slack && offset <= this.position + slack;
+  }
+
+  /** Whether this handle is in a sequential run (its read-ahead window is open). */
+  get streaming(): boolean {
+    return !this.closed && this.ra.windowBytes > 0;
+  }
 
   /**
    * readNow into the caller's buffer, from memory or (without building a block in memory) from
@@ -680,6 +761,10 @@ class Reader implements FileReader {
     let n: number | undefined;
     if (block) n = block.copy(into, 0, offset - base, end - base);
     else {
+      // A stream in progress loads whole blocks (O_DIRECT, read()) rather than pulling 128 KiB
+      // slices through the page cache: reached when read-ahead skipped this block (another
+      // stream had it in memory then, or the prefetch budget was spent).
+      if (this.dp.diskAhead && this.streaming && this.continues(offset)) return undefined;
       n = this.dp.diskNow({ object: this.v, index, blockSize: bs }, key, offset - base, end - base, into);
       if (n === undefined) return undefined;
     }
@@ -786,20 +871,32 @@ class Reader implements FileReader {
   /** Read-ahead bookkeeping for a read of [offset, end); returns the window (0 = random access). */
   private plan(offset: number, end: number): number {
     const window = this.ra.onRead(offset, end - offset);
+    this.position = end;
     if (window > 0) {
       const bs = this.dp.blockSize;
+      // Blocks two behind the one being read (one behind is kept for reordered kernel reads).
+      const behind = Math.floor(offset / bs) - 1;
+      if (this.droppedTo < behind) {
+        for (let i = this.droppedTo; i < behind; i++) this.dp.dropBehind(this, this.v, i, this.keyOf(i));
+        this.droppedTo = behind;
+      }
       const from = Math.max(end, this.prefetchedTo * bs);
       const to = Math.min(this.v.size, end + window);
+      const diskTo = Math.min(this.v.size, end + Math.max(window, DISK_AHEAD_MIN_BLOCKS * bs));
       // Blocks already handed to prefetch are skipped without touching the data path, so a warm
       // stream pays for prefetch bookkeeping once per block, not once per 128 KiB read.
-      if (from < to) this.prefetchedTo = this.dp.prefetch(this.v, from, to, window, this.keyOf);
+      if (from < Math.max(to, diskTo)) {
+        this.prefetchedTo = this.dp.prefetch(this.v, from, to, window, this.keyOf, diskTo);
+      }
     } else {
       this.prefetchedTo = 0;
+      this.droppedTo = Math.max(0, Math.floor(offset / this.dp.blockSize) - 1);
     }
     return window;
   }
 
   close(): void {
     this.closed = true;
+    this.dp.forgetReader(this);
   }
 }
