@@ -12,7 +12,7 @@
  *   that names another version and happened before the healed object's S3 LastModified is older
  *   than what reconcile saw and changes nothing; an event for the healed version itself applies
  *   and so gives the row its sequencer (and the HEAD metadata the listing lacked).
- * - functions/migrations/0013_index_write_path.sql (strata_apply_changes) implements these rules
+ * - functions/migrations/0013_index_write_path.sql, 0040 and 0041 (strata_apply_batch) implement these rules
  *   in SQL for the database write path; this module is their reference (unit-tested here, and the
  *   indexer's property test checks the SQL against a model of them).
  * - Only `active` objects count in rollups and appear in listings.
