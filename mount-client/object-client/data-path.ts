@@ -320,10 +320,6 @@ class DataPathImpl implements DataPath {
   /** Priority of each block in flight; a demand read joining a prefetch raises it (limiter.ts). */
   private readonly tickets = new Map<string, Priority>();
   private readonly writes = new Set<Promise<void>>();
-  /** Open readers, for drop-behind: a block is not dropped while another stream is behind it. */
-  private readonly readers = new Set<Reader>();
-  /** Blocks a stream passed while their disk write was pending: dropped when it lands. */
-  private readonly passed = new Set<string>();
   private readonly counts = {
     memory: { hits: 0, bytes: 0 },
     peer: { hits: 0, bytes: 0, errors: 0 },
@@ -354,38 +350,7 @@ class DataPathImpl implements DataPath {
   }
 
   open(v: ObjectVersion): FileReader {
-    const r = new Reader(this, v, new ReadAhead(this.p.readAhead));
-    this.readers.add(r);
-    return r;
-  }
-
-  forgetReader(r: Reader): void {
-    this.readers.delete(r);
-  }
-
-  /**
-   * Drop-behind (with diskAhead only): a block a sequential stream has read past leaves the
-   * memory tier once it is safely on disk, and its pool buffer is reused for the next block read
-   * ahead. Why: in this VM the first touch of a fresh page costs ~0.7 CPU-s/GiB (zeroing, host
-   * page reporting; docs/benchmarks/mount-data.md round 4), and a stream that parked every block
-   * in the 256 MiB tier touched 256 MiB of fresh memory per mount. Dropped behind, a stream cycles
-   * through about its read-ahead window of buffers whose pages are already resident. A re-read
-   * costs an O_DIRECT block read (~0.06 CPU-s/GiB) and a crc32c pass. Kept: blocks not on disk
-   * (not cached: a peer's, a skipped write), blocks still being written (dropped when the write
-   * lands), and blocks another open stream of the same version has not yet read past.
-   */
-  dropBehind(r: Reader, v: ObjectVersion, index: number, key: string): void {
-    if (!this.diskAhead) return;
-    const end = (index + 1) * this.blockSize;
-    for (const o of this.readers) {
-      if (o !== r && o.streaming && sameVersion(o.version, v) && o.position < end) return;
-    }
-    if (this.pending.has(key)) {
-      this.passed.add(key);
-      return;
-    }
-    if (this.flights.has(key) || !this.p.disk.hasKey(key)) return;
-    this.p.memory.delete(key);
+    return new Reader(this, v, new ReadAhead(this.p.readAhead));
   }
 
   /**
@@ -612,9 +577,6 @@ class DataPathImpl implements DataPath {
       .catch(() => undefined)
       .finally(() => {
         if (this.pending.get(key) === data) this.pending.delete(key);
-        if (this.passed.delete(key) && this.p.disk.hasKey(key) && !this.pending.has(key)) {
-          this.p.memory.delete(key);
-        }
         this.pendingBytes -= data.length;
         this.p.pool.release(data);
         this.writes.delete(w);
@@ -704,20 +666,12 @@ class DataPathImpl implements DataPath {
   }
 }
 
-function sameVersion(a: ObjectVersion, b: ObjectVersion): boolean {
-  return (
-    a === b || (a.bucket === b.bucket && a.key === b.key && a.etag === b.etag && a.versionId === b.versionId)
-  );
-}
-
 class Reader implements FileReader {
   private closed = false;
   /** Blocks below this index have already been handed to prefetch by this handle. */
   private prefetchedTo = 0;
-  /** Blocks below this index have been offered to drop-behind by this handle. */
-  private droppedTo = 0;
-  /** End of the last read (drop-behind: other streams must not drop what this one still needs). */
-  position = 0;
+  /** End of the last read. */
+  private position = 0;
   /** Block keys of this version, computed once per block (sha256; see block-key.ts). */
   private readonly keys: string[] = [];
   private readonly keyOf = (index: number): string =>
@@ -728,10 +682,6 @@ class Reader implements FileReader {
     private readonly v: ObjectVersion,
     private readonly ra: ReadAhead,
   ) {}
-
-  get version(): ObjectVersion {
-    return this.v;
-  }
 
   /** Whether a read at `offset` continues this handle's run (read-ahead's tolerance; no state change). */
   private continues(offset: number): boolean {
@@ -874,12 +824,6 @@ class Reader implements FileReader {
     this.position = end;
     if (window > 0) {
       const bs = this.dp.blockSize;
-      // Blocks two behind the one being read (one behind is kept for reordered kernel reads).
-      const behind = Math.floor(offset / bs) - 1;
-      if (this.droppedTo < behind) {
-        for (let i = this.droppedTo; i < behind; i++) this.dp.dropBehind(this, this.v, i, this.keyOf(i));
-        this.droppedTo = behind;
-      }
       const from = Math.max(end, this.prefetchedTo * bs);
       const to = Math.min(this.v.size, end + window);
       const diskTo = Math.min(this.v.size, end + Math.max(window, DISK_AHEAD_MIN_BLOCKS * bs));
@@ -890,13 +834,11 @@ class Reader implements FileReader {
       }
     } else {
       this.prefetchedTo = 0;
-      this.droppedTo = Math.max(0, Math.floor(offset / this.dp.blockSize) - 1);
     }
     return window;
   }
 
   close(): void {
     this.closed = true;
-    this.dp.forgetReader(this);
   }
 }
