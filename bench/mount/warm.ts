@@ -217,9 +217,10 @@ try {
       const warm1 = await measured(pid, `cat ${file} > /dev/null`, bytes);
       const st = (await m.stats()).dataPath;
       // Absent in trees older than the counter (--old).
-      const reads = (st as { reads?: { now: number; waited: number } }).reads;
+      const reads = (st as { reads?: { now: number; waited: number; waitedMs?: number } }).reads;
+      const waitedMs = reads?.waitedMs === undefined ? '' : ` (${reads.waitedMs.toFixed(0)} ms in all)`;
       console.error(
-        `round ${round + 1} ${t.name}: warm after remount ${warm1.mbps.toFixed(0)} MB/s, ${warm1.cpu.toFixed(2)} CPU-s/GiB${reads ? `, FUSE reads ${reads.now} served at once / ${reads.waited} waited` : ''}`,
+        `round ${round + 1} ${t.name}: warm after remount ${warm1.mbps.toFixed(0)} MB/s, ${warm1.cpu.toFixed(2)} CPU-s/GiB${reads ? `, FUSE reads ${reads.now} served at once / ${reads.waited} waited${waitedMs}` : ''}`,
       );
       if (values.threads) console.error(`  mount CPU-s by thread: ${threadCpuSince(pid, th0)}`);
       const gets = st.s3.gets ?? -1;

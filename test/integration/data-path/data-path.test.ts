@@ -133,7 +133,8 @@ describe('against one multi-block object', () => {
     expect(cold.equals(body.subarray(0, 128 * KiB))).toBe(true);
     expect(n).toBe(128 * KiB);
     expect(into.equals(body.subarray(128 * KiB, 256 * KiB))).toBe(true);
-    expect(dp.stats().reads).toEqual({ now: 1, waited: 1 });
+    expect(dp.stats().reads).toMatchObject({ now: 1, waited: 1 });
+    expect(dp.stats().reads.waitedMs).toBeGreaterThan(0);
     await dp.close();
   });
 
@@ -287,9 +288,9 @@ describe('against one multi-block object', () => {
     expect(st.disk.corrupt).toBe(1);
     expect(st.disk.readModes).toEqual({ direct: 12, buffered: 0 });
     expect(st.prefetch.issued).toBeGreaterThanOrEqual(12);
-    // No read went to a buffered disk slice but (at most) the very first, before read-ahead
-    // started: disk hits = the 12 direct block reads + that one.
-    expect(st.disk.hits).toBeLessThanOrEqual(13);
+    // No read went to a buffered disk slice but (at most) those of the stream's first block,
+    // sliced while its O_DIRECT load was in flight: disk hits = 12 direct block reads + those.
+    expect(st.disk.hits).toBeLessThanOrEqual(12 + BS / (128 * KiB));
     await second.close();
 
     // The refetched block was rewritten: the next open reads everything from disk again.
