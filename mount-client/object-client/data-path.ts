@@ -52,7 +52,12 @@ import { knownSubBlockCrcs, rememberSubBlockCrcs } from '../block-cache/payload-
 import { Singleflight } from '../block-cache/singleflight.ts';
 import { type BlockFetcher, type BlockId, blockLength, type ObjectVersion } from '../block-cache/types.ts';
 import { type DataPathMetrics, dataPathMetrics, mountRegistry } from '../metrics.ts';
-import { DEFAULT_READ_AHEAD, PrefetchBudget, ReadAhead } from '../prefetch/read-ahead.ts';
+import {
+  DEFAULT_READ_AHEAD,
+  effectiveReadAheadMax,
+  PrefetchBudget,
+  ReadAhead,
+} from '../prefetch/read-ahead.ts';
 import { S3ReadError } from './errors.ts';
 import { type FaultCounts, type FaultOptions, withFaults } from './faults.ts';
 import { ConcurrencyLimiter, type Priority } from './limiter.ts';
@@ -265,8 +270,12 @@ export async function createDataPath(o: DataPathOptions): Promise<DataPath> {
     { ...DEFAULT_RETRY, ...o.retry },
     metrics,
   );
-  const readAheadMax = o.readAheadMaxBytes ?? DEFAULT_READ_AHEAD.maxBytes;
   const memoryBytes = o.memoryCacheBytes ?? 256 * MiB;
+  const readAheadMax = effectiveReadAheadMax(
+    o.readAheadMaxBytes ?? DEFAULT_READ_AHEAD.maxBytes,
+    memoryBytes,
+    blockSize,
+  );
   // Slab reserve = the memory tier: the one holder that keeps that many blocks for the mount's
   // lifetime, so reserving it up front (virtual, resident only as blocks are written) adds no
   // memory the tier would not reach anyway, and the tier's fill costs V8 one external-memory

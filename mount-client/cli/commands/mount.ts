@@ -131,6 +131,15 @@ export const register: RegisterCommand = (program, ctx) => {
           ...(flags.peerKeep !== undefined ? { keep: keepFromEnv(flags.peerKeep) } : {}),
         },
       });
+      const readAheadMax = parseSize(flags.readAheadMax);
+      const memoryCache = parseSize(flags.memoryCache);
+      const { effectiveReadAheadMax } = await import('../../prefetch/read-ahead.ts');
+      const window = effectiveReadAheadMax(readAheadMax, memoryCache, parseSize(flags.blockSize));
+      if (window < readAheadMax) {
+        process.stderr.write(
+          `strata mount: --read-ahead-max ${flags.readAheadMax} is more than half of --memory-cache ${flags.memoryCache}; read-ahead is capped at ${window} bytes so prefetched blocks are not evicted before they are read (raise --memory-cache to allow a larger window)\n`,
+        );
+      }
       await runMountForeground({
         ...(peerExtension ? { extensions: [peerExtension] } : {}),
         mountpoint,
@@ -141,8 +150,8 @@ export const register: RegisterCommand = (program, ctx) => {
         cacheDir,
         cacheSizeBytes: flags.cacheSize ? parseSize(flags.cacheSize) : await defaultCacheSize(cacheDir),
         blockSize: parseSize(flags.blockSize),
-        readAheadMaxBytes: parseSize(flags.readAheadMax),
-        memoryCacheBytes: parseSize(flags.memoryCache),
+        readAheadMaxBytes: readAheadMax,
+        memoryCacheBytes: memoryCache,
         maxS3Concurrency: positiveInt(flags.maxS3Concurrency, '--max-s3-concurrency'),
         allowOther: flags.allowOther ?? false,
         directIo: flags.directIo ?? false,

@@ -100,6 +100,21 @@ describe('data path peer hooks', () => {
     expect(dp.stats().s3.gets ?? 0).toBe(0);
   });
 
+  it('a read-ahead window larger than half the memory tier is capped: each block is fetched once', async () => {
+    // Prepare: a 4-block tier under a 64-block window; the peer's blocks are not kept on disk, so
+    // a block evicted before the reader reaches it could only come back by fetching it again.
+    const body = randomBytes(32 * BS);
+    const v = await s3.put('hooks/window.bin', body);
+    const { tier, seen } = peerOf(body, false);
+    const dp = await dataPath({ peer: tier, memoryCacheBytes: 4 * BS, readAheadMaxBytes: 64 * BS });
+    // Act
+    const got = await readAll(dp, v);
+    // Assess
+    expect(sha(got)).toBe(sha(body));
+    expect(seen.fetches).toBe(32);
+    expect(dp.stats().s3.gets ?? 0).toBe(0);
+  });
+
   it('a block the peer tier keeps is written to disk', async () => {
     const body = randomBytes(3 * BS);
     const v = await s3.put('hooks/keep.bin', body);

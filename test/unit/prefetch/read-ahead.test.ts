@@ -1,5 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { PrefetchBudget, ReadAhead } from '../../../mount-client/prefetch/read-ahead.ts';
+import {
+  effectiveReadAheadMax,
+  PrefetchBudget,
+  ReadAhead,
+} from '../../../mount-client/prefetch/read-ahead.ts';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -44,5 +48,15 @@ describe('PrefetchBudget', () => {
     b.release(8);
     expect(b.inflightBytes).toBe(8);
     expect(b.tryAcquire(8)).toBe(true);
+  });
+});
+
+describe('effectiveReadAheadMax', () => {
+  const MiB = 1024 * 1024;
+  it('caps the window at half the memory tier, never below one block, and leaves it without a tier', () => {
+    expect(effectiveReadAheadMax(64 * MiB, 256 * MiB, 8 * MiB)).toBe(64 * MiB);
+    expect(effectiveReadAheadMax(64 * MiB, 64 * MiB, 8 * MiB)).toBe(32 * MiB);
+    expect(effectiveReadAheadMax(64 * MiB, 8 * MiB, 8 * MiB)).toBe(8 * MiB);
+    expect(effectiveReadAheadMax(64 * MiB, 0, 8 * MiB)).toBe(64 * MiB);
   });
 });
