@@ -43,11 +43,15 @@ export const register: RegisterCommand = (program, ctx) => {
       'block cache cap, e.g. 50G (default: half the cache filesystem, at most 100G)',
     )
     .option('--block-size <size>', 'S3 range / cache block size; part of the cache key', '8M')
-    .option('--read-ahead-max <size>', 'largest sequential read-ahead window per open file', '64M')
+    .option(
+      '--read-ahead-max <size>',
+      'largest sequential read-ahead window per open file (at most half of --memory-cache)',
+      '64M',
+    )
     .option('--max-s3-concurrency <n>', 'concurrent S3 GETs for this mount', '32')
     .option(
       '--memory-cache <size>',
-      'hot-block memory tier in front of the disk cache (0 disables it; default 256M)',
+      'hot-block memory tier in front of the disk cache (0 disables it)',
       '256M',
     )
     .option(
