@@ -474,11 +474,6 @@ class DataPathImpl implements DataPath {
    * store does direct I/O (not `--cache-writes buffered`, not after an O_DIRECT fallback — then
    * the page cache serves diskNow's preads cheaper than a copy into a block buffer).
    */
-  /** Read-ahead's reordering slack (ReadAheadOptions.toleranceBytes). */
-  get toleranceBytes(): number {
-    return this.p.readAhead.toleranceBytes;
-  }
-
   get diskAhead(): boolean {
     return this.p.memory.enabled && this.p.disk.directIo;
   }
@@ -692,8 +687,6 @@ class Reader implements FileReader {
   private closed = false;
   /** Blocks below this index have already been handed to prefetch by this handle. */
   private prefetchedTo = 0;
-  /** End of the last read. */
-  private position = 0;
   /** Block the current sequential run started in (-1: no run). */
   private startIndex = -1;
   /** Block keys of this version, computed once per block (sha256; see block-key.ts). */
@@ -706,12 +699,6 @@ class Reader implements FileReader {
     private readonly v: ObjectVersion,
     private readonly ra: ReadAhead,
   ) {}
-
-  /** Whether a read at `offset` continues this handle's run (read-ahead's tolerance; no state change). */
-  private continues(offset: number): boolean {
-    const slack = this.dp.toleranceBytes;
-    return offset >= this.position - slack && offset <= this.position + slack;
-  }
 
   /** Whether this handle is in a sequential run (its read-ahead window is open). */
   get streaming(): boolean {
@@ -742,7 +729,7 @@ class Reader implements FileReader {
       // waiting for it stood every new stream still for an 8 MiB disk read (~30 ms, a fifth of
       // the waits of a 256 MiB warm read); its reads are sliced until it is in memory.
       const first = index === this.startIndex;
-      if (!first && this.dp.diskAhead && this.streaming && this.continues(offset)) return undefined;
+      if (!first && this.dp.diskAhead && this.streaming && this.ra.continues(offset)) return undefined;
       n = this.dp.diskNow(
         { object: this.v, index, blockSize: bs },
         key,
@@ -858,7 +845,6 @@ class Reader implements FileReader {
   private plan(offset: number, end: number): number {
     const wasStreaming = this.ra.windowBytes > 0;
     const window = this.ra.onRead(offset, end - offset);
-    this.position = end;
     if (window > 0) {
       const bs = this.dp.blockSize;
       if (!wasStreaming) this.startIndex = Math.floor(offset / bs);

@@ -42,9 +42,7 @@ export class ReadAhead {
 
   /** Records a read and returns how many bytes past its end to prefetch (0 = none). */
   onRead(offset: number, length: number): number {
-    const sequential = this.started
-      ? offset >= this.lastEnd - this.o.toleranceBytes && offset <= this.lastEnd + this.o.toleranceBytes
-      : offset === 0;
+    const sequential = this.continues(offset);
     this.started = true;
     if (!sequential) {
       this.window = 0;
@@ -54,6 +52,13 @@ export class ReadAhead {
     this.lastEnd = Math.max(this.lastEnd, offset + length);
     this.window = this.window === 0 ? this.o.initialBytes : Math.min(this.o.maxBytes, this.window * 2);
     return this.window;
+  }
+
+  /** Whether a read at `offset` would continue the current run (onRead's test; no state change). */
+  continues(offset: number): boolean {
+    return this.started
+      ? offset >= this.lastEnd - this.o.toleranceBytes && offset <= this.lastEnd + this.o.toleranceBytes
+      : offset === 0;
   }
 
   get windowBytes(): number {
