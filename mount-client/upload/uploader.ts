@@ -350,11 +350,15 @@ export class Uploader {
     if (!session.url) throw new Error(`the API returned no URL for ${f.remote}`);
     let current = session;
     let renewed = false;
+    const putTo = (s: UploadSession) =>
+      this.put(
+        s.url as string,
+        { ...s.headers, 'content-length': String(f.size) },
+        () => data ?? createReadStream(f.abs),
+      );
     const send = async (): Promise<string> => {
-      const s = current;
-      const headers = { ...s.headers, 'content-length': String(f.size) };
       try {
-        return await this.put(s.url as string, headers, () => data ?? createReadStream(f.abs));
+        return await putTo(current);
       } catch (err) {
         // A presigned PUT URL expires (STRATA_PRESIGN_EXPIRES_SECONDS) and S3 then answers 403: a
         // file that waited behind a long queue or a slow link reaches its PUT with a stale URL.
@@ -363,29 +367,30 @@ export class Uploader {
         // expiry (clock skew, revoked token): that fails the file with S3's status.
         if (!(err instanceof PutError) || err.status !== 403 || renewed) throw err;
         renewed = true;
-        current = await this.api.request<UploadSession>('POST', '/v1/uploads', {
-          body: {
-            path: f.remote,
-            size: f.size,
-            contentType: contentTypeOf(f.abs),
-            ...(sha256 ? { sha256 } : {}),
-          },
-          headers: { 'idempotency-key': randomUUID() },
-          retry: true, // safe: the Idempotency-Key makes a repeated POST return the same session
-          signal: this.options.signal,
-        });
+        current = await this.startUpload(f, sha256);
         if (current.mode !== 'single' || !current.url) {
           throw new Error(`the API answered a renewed upload of ${f.remote} with a ${current.mode} session`);
         }
-        return await this.put(
-          current.url,
-          { ...current.headers, 'content-length': String(f.size) },
-          () => data ?? createReadStream(f.abs),
-        );
+        return await putTo(current);
       }
     };
     await withRetries(send, this.retry, this.options.signal);
     this.addBytes(f.size);
+  }
+
+  /** POST /v1/uploads for one file (the digest when known: S3 then verifies a single PUT's body). */
+  private startUpload(f: LocalFile, sha256?: string): Promise<UploadSession> {
+    return this.api.request<UploadSession>('POST', '/v1/uploads', {
+      body: {
+        path: f.remote,
+        size: f.size,
+        contentType: contentTypeOf(f.abs),
+        ...(sha256 ? { sha256 } : {}),
+      },
+      headers: { 'idempotency-key': randomUUID() },
+      retry: true, // safe: the Idempotency-Key makes a repeated POST return the same session
+      signal: this.options.signal,
+    });
   }
 
   /** One PUT; returns the ETag. A fresh body per attempt (streams cannot be replayed). */
@@ -471,17 +476,7 @@ export class Uploader {
       // PUT has no `complete` to carry it later, and with it S3 verifies the body. Above, hashing
       // first would delay the first byte by a full read of the file.
       const known = f.size <= HASH_BEFORE_POST_MAX ? await sha256() : undefined;
-      const session = await this.api.request<UploadSession>('POST', '/v1/uploads', {
-        body: {
-          path: f.remote,
-          size: f.size,
-          contentType: contentTypeOf(f.abs),
-          ...(known ? { sha256: known } : {}),
-        },
-        headers: { 'idempotency-key': randomUUID() },
-        retry: true, // safe: the Idempotency-Key makes a repeated POST return the same session
-        signal: this.options.signal,
-      });
+      const session = await this.startUpload(f, known);
       if (session.mode === 'single') {
         await this.limit(() => this.putSingle(f, session, undefined, known));
         done({ ...base(f), status: 'uploaded', mode: 'single', ...(known ? { sha256: known } : {}) }, f.size);

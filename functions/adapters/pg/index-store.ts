@@ -47,7 +47,7 @@ export interface ApplyOptions {
 
 interface Prepared {
   batch: ObjectChange[];
-  /** strata_apply_batch's parameters: the batch as one JSON text, source, run, now, guard. */
+  /** strata_apply_batch's parameters (migration 0041): 19 array literals, then source, run, now, guard. */
   params: unknown[];
   /** Every ancestor directory per batch position (0-based). */
   ancestors: string[][];
