@@ -228,14 +228,29 @@ const DATE = /^\d{4}-\d{2}-\d{2}$/;
 
 async function byDate(req: ApiRequest): Promise<ByDateResponse> {
   const date = req.params.date ?? '';
-  if (!DATE.test(date) || Number.isNaN(Date.parse(`${date}T00:00:00Z`))) {
+  // Date.parse accepts 2024-02-30 (it rolls over to March) and year 0; PostgreSQL refuses both.
+  const parsed = new Date(`${date}T00:00:00Z`);
+  if (
+    !DATE.test(date) ||
+    Number.isNaN(parsed.getTime()) ||
+    parsed.toISOString().slice(0, 10) !== date ||
+    date < '0001-01-01'
+  ) {
     throw new ValidationError(`invalid date ${JSON.stringify(date)}: use yyyy-mm-dd, e.g. 2024-03-01`);
   }
   const q = parseWith(pageQuery, req.query, 'query');
   let after = '';
   if (q.cursor) {
     after = Buffer.from(q.cursor, 'base64url').toString('utf8');
-    if (!after.startsWith('/')) throw new ValidationError('invalid cursor: pass back nextCursor unchanged');
+    // A cursor is a path this endpoint returned: anything else (NUL, which PostgreSQL text cannot
+    // hold, control characters, "..") is refused here rather than failing in SQL as a 500.
+    let valid = false;
+    try {
+      valid = normalizePath(after) === after;
+    } catch {
+      valid = false;
+    }
+    if (!valid) throw new ValidationError('invalid cursor: pass back nextCursor unchanged');
   }
   // Prefix-limited tokens are filtered in SQL: full pages, and a cursor that is always one of the
   // token's own paths (a cursor from a filtered-out row would name another team's file).

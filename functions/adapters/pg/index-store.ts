@@ -491,10 +491,15 @@ export function encodeCursor(c: ListCursor): string {
   return Buffer.from(JSON.stringify([c.name, c.type === 'dir' ? 'd' : 'f'])).toString('base64url');
 }
 
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is refused
+const CURSOR_NAME_FORBIDDEN = /[\u0000-\u001f\u007f-\u009f/]/;
+
 export function decodeCursor(raw: string): ListCursor {
   try {
     const [name, t] = JSON.parse(Buffer.from(raw, 'base64url').toString('utf8')) as [unknown, unknown];
-    if (typeof name === 'string' && (t === 'd' || t === 'f'))
+    // The name goes to PostgreSQL as a parameter: NUL (which text cannot hold) or a "/" would be
+    // a 500 or a cursor into another directory; a real cursor only ever holds one path segment.
+    if (typeof name === 'string' && (t === 'd' || t === 'f') && !CURSOR_NAME_FORBIDDEN.test(name))
       return { name, type: t === 'd' ? 'dir' : 'file' };
   } catch {
     // fall through
