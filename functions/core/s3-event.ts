@@ -58,6 +58,7 @@ interface RawRecord {
 }
 
 function parseRecord(r: RawRecord, i: number): S3ObjectEvent {
+  if (typeof r !== 'object' || r === null || Array.isArray(r)) fail(`Records[${i}] is not an object`);
   const eventName = typeof r.eventName === 'string' ? r.eventName : fail(`Records[${i}].eventName missing`);
   let kind: S3EventKind;
   if (eventName.startsWith('ObjectCreated:')) kind = 'put';

@@ -31,7 +31,7 @@ import type { Pool } from '../adapters/pg/pool.ts';
 import type { RedisGuard } from '../adapters/redis/client.ts';
 import type { ServerConfig } from '../config.ts';
 import { ValidationError } from '../core/errors.ts';
-import { pathForKey } from '../core/paths.ts';
+import { normalizePrefix, pathForKey } from '../core/paths.ts';
 import { parseS3Message, type S3ObjectEvent } from '../core/s3-event.ts';
 import { isNewer } from '../core/sequencer.ts';
 import { metadataCache } from './http/cache.ts';
@@ -106,16 +106,32 @@ export interface BatchStats {
   maxLagMs: number;
 }
 
+/** Longest key quoted in a log line: S3 keys reach 1,024 bytes and hostile ones could be longer. */
+const LOGGED_KEY_CHARS = 256;
+
 function toChanges(
   cfg: ServerConfig,
   events: S3ObjectEvent[],
   stats: BatchStats,
+  messageId?: string,
 ): Array<{ ev: S3ObjectEvent; change: ObjectChange }> {
   const out: Array<{ ev: S3ObjectEvent; change: ObjectChange }> = [];
   for (const ev of events) {
     const path = ev.bucket === cfg.bucket ? pathForKey(cfg.dataPrefix, ev.key) : undefined;
     if (!path) {
       stats.ignored++;
+      // Not retried (no retry can make such a key indexable), so this line is its only trace: the
+      // notification filter sends only the data prefix, so either the bucket/filter is wrong or
+      // an object was written out of band under a name that can never be a Strata path.
+      getLogger().warn('S3 event ignored: its key is not indexable', {
+        messageId,
+        bucket: ev.bucket,
+        key: ev.key.length > LOGGED_KEY_CHARS ? `${ev.key.slice(0, LOGGED_KEY_CHARS)}…` : ev.key,
+        reason:
+          ev.bucket !== cfg.bucket || !ev.key.startsWith(normalizePrefix(cfg.dataPrefix))
+            ? `outside bucket ${cfg.bucket} / prefix ${cfg.dataPrefix}`
+            : 'cannot be a Strata path (too long, control characters, not NFC, "."/".." or empty segments)',
+      });
       continue;
     }
     if (ev.kind === 'put') {
@@ -335,7 +351,7 @@ export async function indexBatch(
     for (const ev of p.events) stats.maxLagMs = Math.max(stats.maxLagMs, now - ev.eventTime.getTime());
     perRecord.set(
       p,
-      toChanges(d.config, p.events, stats).map((x) => x.change),
+      toChanges(d.config, p.events, stats, p.record.messageId).map((x) => x.change),
     );
   }
 
