@@ -47,6 +47,7 @@ export function parseUploadRequest(body: unknown, dataPrefix: string): UploadReq
     }
   }
   const path = normalizePath(b.path, { dataPrefix });
+  checkUploadName(path);
   const size = b.size;
   if (typeof size !== 'number' || !Number.isInteger(size)) {
     throw new ValidationError(`size must be an integer number of bytes, got ${JSON.stringify(size)}`, {
@@ -75,6 +76,36 @@ export function parseUploadRequest(body: unknown, dataPrefix: string): UploadReq
   if (b.date !== undefined && b.date !== null) out.date = parseDate(b.date);
   if (b.metadata !== undefined && b.metadata !== null) out.metadata = parseMetadata(b.metadata);
   return out;
+}
+
+/**
+ * Longest name (path segment) a new upload may have, in UTF-8 bytes: Linux's NAME_MAX. The kernel
+ * refuses longer names before a lookup reaches `strata mount`, so such a file could be listed but
+ * never opened there. Checked at upload only: objects already in S3 stay indexable and readable
+ * through the API.
+ */
+export const MAX_NAME_BYTES = 255;
+
+/** Upload-only rules on top of normalizePath: what would make the file unusable or mis-named. */
+function checkUploadName(path: string): void {
+  if (path.includes('\uFFFD')) {
+    // The replacement character is what a decoder leaves for bytes that were not UTF-8 (an
+    // undecodable local file name, a mis-encoded body): storing it would silently rename the file,
+    // and two different names could land on one path.
+    throw new ValidationError(
+      `path ${JSON.stringify(path)} contains U+FFFD, the mark of a name that was not valid UTF-8 on the way here; rename the file (or fix the client's encoding) and upload again`,
+      { code: 'invalid_path' },
+    );
+  }
+  for (const segment of path.slice(1).split('/')) {
+    const bytes = Buffer.byteLength(segment, 'utf8');
+    if (bytes > MAX_NAME_BYTES) {
+      throw new ValidationError(
+        `path segment "${segment.slice(0, 32)}…" is ${bytes} bytes of UTF-8; names are limited to ${MAX_NAME_BYTES} bytes (file systems, and so strata mount, cannot open longer ones): shorten it`,
+        { code: 'invalid_path' },
+      );
+    }
+  }
 }
 
 /** Accepts 64 hex characters or the 44-character base64 form S3 uses; returns lower-case hex. */

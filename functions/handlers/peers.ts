@@ -50,7 +50,14 @@ function keys(req: ApiRequest): { Z: string; H: string } {
 
 const heartbeatBody = z.object({
   id: z.string().regex(/^[A-Za-z0-9._:-]{1,128}$/, 'id: 1–128 characters of [A-Za-z0-9._:-]'),
-  address: z.string().regex(/^[^\s/]+:\d{1,5}$/, 'address must be host:port'),
+  address: z
+    .string()
+    .regex(/^[^\s/]+:\d{1,5}$/, 'address must be host:port')
+    // Registered addresses are dialled by every node: a port no socket can have is refused here.
+    .refine((a) => {
+      const port = Number(a.slice(a.lastIndexOf(':') + 1));
+      return port >= 1 && port <= 65535;
+    }, 'address port must be 1–65535'),
   ttlSeconds: z.number().int().min(5).max(600).default(DEFAULT_PEER_TTL_SECONDS),
 });
 

@@ -10,6 +10,7 @@ import { withTransaction } from '../../../functions/adapters/pg/pool.ts';
 import { createToken } from '../../../functions/adapters/pg/tokens.ts';
 import { parseConfig } from '../../../functions/config.ts';
 import { guardRedis, setDeps } from '../../../functions/handlers/http/deps.ts';
+import { handler as peers } from '../../../functions/handlers/peers.ts';
 import { handler as query } from '../../../functions/handlers/query.ts';
 import { startTestDb, type TestDb } from '../index/db.ts';
 
@@ -97,5 +98,21 @@ describe('hostile query input', () => {
       expect(r.body.error.message).toMatch(/yyyy-mm-dd/);
     }
     expect((await call(event('GET /v1/by-date/{date}', {}, { date: '2024-02-29' }))).status).toBe(200);
+  });
+
+  it('refuses a peer heartbeat whose address has a port no socket can have', async () => {
+    const beat = (address: string) =>
+      peers({
+        ...event('POST /v1/peers/heartbeat'),
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ id: 'qa-node', address }),
+        requestContext: { requestId: 'r', http: { method: 'POST' } },
+      } as unknown as APIGatewayProxyEventV2);
+    for (const address of ['10.0.0.1:0', '10.0.0.1:99999', '10.0.0.1:65536']) {
+      const r = await beat(address);
+      expect(r.statusCode, address).toBe(400);
+      expect(JSON.parse(r.body as string).error.message).toMatch(/port must be 1–65535/);
+    }
+    expect((await beat('10.0.0.1:65535')).statusCode).toBe(200);
   });
 });

@@ -1,0 +1,35 @@
+/**
+ * Upload names that normalizePath accepts but that would be unusable once uploaded (QA sweep 2):
+ * a segment longer than NAME_MAX (a mount could list it but never open it) and U+FFFD (what a
+ * decoder leaves of bytes that were not UTF-8: the file would be silently renamed).
+ */
+import { describe, expect, it } from 'vitest';
+import { ValidationError } from '../../../functions/core/errors.ts';
+import { MAX_NAME_BYTES, parseUploadRequest } from '../../../functions/core/upload-request.ts';
+
+describe('parseUploadRequest on hostile names', () => {
+  it('refuses a segment longer than 255 bytes of UTF-8, naming the limit', () => {
+    const long = 'é'.repeat(128); // 256 bytes
+    expect(() => parseUploadRequest({ path: `/d/${long}`, size: 1 }, 'data/')).toThrow(ValidationError);
+    expect(() => parseUploadRequest({ path: `/${long}/f`, size: 1 }, 'data/')).toThrow(/255 bytes/);
+    // Exactly at the limit is fine (ASCII and multi-byte).
+    expect(parseUploadRequest({ path: `/d/${'a'.repeat(MAX_NAME_BYTES)}`, size: 1 }, 'data/').path).toBe(
+      `/d/${'a'.repeat(255)}`,
+    );
+    expect(parseUploadRequest({ path: `/d/${'é'.repeat(127)}x`, size: 1 }, 'data/').size).toBe(1);
+  });
+
+  it('refuses U+FFFD (a name that was not valid UTF-8 on the way) with a fix in the message', () => {
+    const err = (() => {
+      try {
+        parseUploadRequest({ path: '/d/a\uFFFDb', size: 1 }, 'data/');
+      } catch (e) {
+        return e as ValidationError;
+      }
+      return undefined;
+    })();
+    expect(err).toBeInstanceOf(ValidationError);
+    expect(err?.code).toBe('invalid_path');
+    expect(err?.message).toMatch(/U\+FFFD.*rename the file/);
+  });
+});
