@@ -22,7 +22,16 @@ export interface ScanResult {
   /** Root-relative paths skipped by rules (directories count once), for --dry-run and --json. */
   ignored: string[];
   symlinks: string[];
+  /**
+   * Entries whose local name is not valid UTF-8 (Node decodes it with U+FFFD, so the name it gives
+   * opens nothing and no remote path could be derived): not uploaded, reported as failures.
+   */
+  unreadable: Array<{ local: string; reason: string }>;
 }
+
+/** Why an entry with an undecodable name is left out, and how to fix it. */
+const UNDECODABLE =
+  'its name is not valid UTF-8 (Strata paths are Unicode); rename it, e.g. with `convmv -f latin1 -t utf8`';
 
 export function joinRemote(dir: string, rel: string): string {
   const d = dir === '/' ? '' : dir.replace(/\/+$/, '');
@@ -35,7 +44,7 @@ export async function scanDirectory(
   remoteDir: string,
   options: FilterOptions = {},
 ): Promise<ScanResult> {
-  const out: ScanResult = { files: [], ignored: [], symlinks: [] };
+  const out: ScanResult = { files: [], ignored: [], symlinks: [], unreadable: [] };
   const absRoot = resolve(root);
   const walk = async (rel: string, rules: IgnoreStack): Promise<void> => {
     const dir = await opendir(join(absRoot, rel));
@@ -45,6 +54,12 @@ export async function scanDirectory(
     entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     for (const e of entries) {
       const childRel = rel ? `${rel}/${e.name}` : e.name;
+      if (e.name.includes('\uFFFD')) {
+        // Checked before the ignore rules: a rule cannot be written for a name nobody can type,
+        // and stat() of the decoded name would fail the whole scan with ENOENT.
+        out.unreadable.push({ local: join(absRoot, childRel), reason: UNDECODABLE });
+        continue;
+      }
       if (e.isSymbolicLink()) {
         out.symlinks.push(childRel);
         continue;
@@ -79,7 +94,7 @@ export async function scanArguments(
   remoteDir: string,
   options: FilterOptions = {},
 ): Promise<ScanResult> {
-  const out: ScanResult = { files: [], ignored: [], symlinks: [] };
+  const out: ScanResult = { files: [], ignored: [], symlinks: [], unreadable: [] };
   for (const local of locals) {
     const abs = resolve(local);
     const st = await stat(abs);
@@ -89,6 +104,7 @@ export async function scanArguments(
       out.files.push(...sub.files);
       out.ignored.push(...sub.ignored.map((p) => `${name}/${p}`));
       out.symlinks.push(...sub.symlinks.map((p) => `${name}/${p}`));
+      out.unreadable.push(...sub.unreadable);
     } else if (st.isFile()) {
       out.files.push({ abs, remote: joinRemote(remoteDir, name), size: st.size, mtimeMs: st.mtimeMs });
     } else {

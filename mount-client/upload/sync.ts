@@ -15,6 +15,8 @@ export interface SyncPlan {
   /** Remote files with no local counterpart (deleted only with `delete`). */
   remoteOnly: string[];
   ignored: string[];
+  /** Local entries whose names are not UTF-8 (ScanResult.unreadable): reported as failures. */
+  unreadable: Array<{ local: string; reason: string }>;
 }
 
 export async function planSync(
@@ -31,7 +33,7 @@ export async function planSync(
     const local = new Set(scan.files.map((f) => f.remote));
     remoteOnly = [...remote.keys()].filter((p) => !local.has(p)).sort();
   }
-  return { upload: scan.files, remoteOnly, ignored: scan.ignored };
+  return { upload: scan.files, remoteOnly, ignored: scan.ignored, unreadable: scan.unreadable };
 }
 
 export interface DeleteResult {

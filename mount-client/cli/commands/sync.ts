@@ -90,7 +90,13 @@ export const register: RegisterCommand = (program, ctx) => {
             ));
           if (ok) deletes = await applyDeletes(api, plan.remoteOnly);
         }
-        reportSummary(ctx, summary, json, { deleted: deletes.deleted, deleteFailures: deletes.failed });
+        reportSummary(
+          ctx,
+          summary,
+          json,
+          { deleted: deletes.deleted, deleteFailures: deletes.failed },
+          plan.unreadable,
+        );
         if (deletes.failed.length > 0) process.exitCode = 1;
         if (!flags.watch) return;
         if (flags.delete && !flags.yes) {

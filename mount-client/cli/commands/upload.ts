@@ -69,19 +69,32 @@ export function makeUploader(ctx: CliContext, flags: TransferFlags, json: boolea
   return { uploader, view };
 }
 
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is quoted
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
+
+/** A hostile local name (newline, ESC…) is quoted, so it cannot forge lines or drive the terminal. */
+function shown(name: string): string {
+  return CONTROL.test(name) ? JSON.stringify(name) : name;
+}
+
 export function reportSummary(
   ctx: CliContext,
   summary: UploadSummary,
   json: boolean,
   extra: Record<string, unknown> = {},
+  /** Local entries the scan could not even name (ScanResult.unreadable): failures too. */
+  unreadable: Array<{ local: string; reason: string }> = [],
 ): void {
-  const failed = summary.results.filter((r) => r.status === 'failed');
+  const failed = [
+    ...summary.results.filter((r) => r.status === 'failed'),
+    ...unreadable.map((u) => ({ local: u.local, remote: undefined, reason: u.reason })),
+  ];
   ctx.print(
     {
       files: summary.files,
       uploaded: summary.uploaded,
       skipped: summary.skipped,
-      failed: summary.failed,
+      failed: summary.failed + unreadable.length,
       bytesUploaded: summary.bytesUploaded,
       seconds: Number(summary.seconds.toFixed(3)),
       failures: failed.map((r) => ({ local: r.local, remote: r.remote, reason: r.reason })),
@@ -90,9 +103,12 @@ export function reportSummary(
     () => {
       const rate = summary.seconds > 0 ? summary.bytesUploaded / summary.seconds : 0;
       const lines = [
-        `${summary.uploaded} uploaded, ${summary.skipped} skipped (unchanged or empty), ${summary.failed} failed — ${formatBytes(summary.bytesUploaded)} in ${summary.seconds.toFixed(1)} s (${formatBytes(rate)}/s)`,
+        `${summary.uploaded} uploaded, ${summary.skipped} skipped (unchanged or empty), ${summary.failed + unreadable.length} failed — ${formatBytes(summary.bytesUploaded)} in ${summary.seconds.toFixed(1)} s (${formatBytes(rate)}/s)`,
       ];
-      for (const r of failed) lines.push(`  failed: ${r.local} → ${r.remote}: ${r.reason}`);
+      for (const r of failed)
+        lines.push(
+          `  failed: ${shown(r.local)}${r.remote === undefined ? '' : ` → ${shown(r.remote)}`}: ${r.reason}`,
+        );
       return lines.join('\n');
     },
     json,
@@ -120,7 +136,13 @@ export const register: RegisterCommand = (program, ctx) => {
       try {
         const summary = await uploader.upload(scan.files);
         view.stop();
-        reportSummary(ctx, summary, json, { ignored: scan.ignored.length, symlinksSkipped: scan.symlinks });
+        reportSummary(
+          ctx,
+          summary,
+          json,
+          { ignored: scan.ignored.length, symlinksSkipped: scan.symlinks },
+          scan.unreadable,
+        );
       } finally {
         view.stop();
         await uploader.close();
