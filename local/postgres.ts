@@ -31,6 +31,11 @@ export interface PostgresOptions {
   persist: boolean;
   /** Use this server instead of starting one. */
   databaseUrl?: string;
+  /**
+   * shared_buffers of an embedded server. Default: 128MB persisted (PostgreSQL's own default), 16MB
+   * for throwaway test clusters (many run at once). Benchmarks pass a production-like size.
+   */
+  sharedBuffers?: string;
   log: (line: string) => void;
 }
 
@@ -105,7 +110,7 @@ async function startEmbedded(options: PostgresOptions): Promise<LocalPostgres> {
     ...(options.persist ? [] : ['-c', 'fsync=off', '-c', 'full_page_writes=off']),
     // Many test clusters run at once on a small machine; the 128 MB default is wasted on them.
     '-c',
-    `shared_buffers=${options.persist ? '128MB' : '16MB'}`,
+    `shared_buffers=${options.sharedBuffers ?? (options.persist ? '128MB' : '16MB')}`,
   ];
 
   const make = (port: number) =>

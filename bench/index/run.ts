@@ -53,6 +53,14 @@ const { values: args } = parseArgs({
     /** Concurrent HTTP requests for the resolve runs (the client keeps this many sockets alive). */
     // 16: enough to keep the server busy; more only queues (p99 = queue length / throughput).
     'http-concurrency': { type: 'string', default: '16' },
+    /**
+     * shared_buffers of the benchmark's PostgreSQL (indexer and every ceiling alike). 128MB: what
+     * `npm start` runs with (PostgreSQL's default; RDS gives a quarter of RAM). The test clusters'
+     * 16MB (many run at once) is smaller than 100,000 events' tables and indexes, which made the
+     * indexer — it touches five relations per batch to the ceiling's one — pay buffer eviction that
+     * no deployment would (measured: docs/benchmarks/index.md, session 4).
+     */
+    'shared-buffers': { type: 'string', default: '128MB' },
     out: { type: 'string' },
   },
 });
@@ -75,7 +83,7 @@ const log = (s: string) => process.stderr.write(`${s}\n`);
 
 // ---------------------------------------------------------------- 1. indexer vs ceiling
 async function throughput() {
-  const db = await startTestDb();
+  const db = await startTestDb({ sharedBuffers: args['shared-buffers'] });
   try {
     const pool = createPool({ connectionString: db.url, max: CONC + 2, statementTimeoutMs: 60_000 });
     const deps: IndexerDeps = {
@@ -191,7 +199,7 @@ async function throughput() {
     const indexerRate = EVENTS / indexerSecs;
     const n = (x: number) => Math.round(x).toLocaleString('en');
     rows.push([
-      `Indexer throughput, ${EVENTS.toLocaleString('en')} events, batches of 100, ${CONC} concurrent`,
+      `Indexer throughput, ${EVENTS.toLocaleString('en')} events, batches of 100, ${CONC} concurrent, shared_buffers ${args['shared-buffers']}`,
       `${n(indexerRate)} events/s (${indexerCpu})`,
       `raw 100-row upsert ceiling (narrow row, in a transaction — the target's reference): ${n(narrowRate)} rows/s (${narrowRate.cpu})`,
       `${(indexerRate / narrowRate).toFixed(2)}× ceiling`,

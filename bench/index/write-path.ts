@@ -27,13 +27,15 @@ const { values: args } = parseArgs({
     // Variants are compared against a base run in the same process; repeat to see the spread.
     rounds: { type: 'string', default: '1' },
     variant: { type: 'string', multiple: true, default: [] },
+    // As in run.ts (its option says why): npm start's 128MB, not the test clusters' 16MB.
+    'shared-buffers': { type: 'string', default: '128MB' },
   },
 });
 const EVENTS = Number(args.events);
 // 8 batches in flight, as in run.ts: SQS-triggered Lambdas run many batches at once.
 const CONC = 8;
 
-const db = await startTestDb();
+const db = await startTestDb({ sharedBuffers: args['shared-buffers'] });
 try {
   const pool = createPool({ connectionString: db.url, max: CONC + 2, statementTimeoutMs: 60_000 });
   const base = (

@@ -15,12 +15,13 @@ export interface TestDb {
   stop(): Promise<void>;
 }
 
-export async function startTestDb(): Promise<TestDb> {
+export async function startTestDb(options: { sharedBuffers?: string } = {}): Promise<TestDb> {
   const dir = await mkdtemp(join(tmpdir(), 'strata-index-'));
   const pg = await startPostgres({
     dataDir: join(dir, 'pg'),
     persist: false,
     databaseUrl: process.env.DATABASE_URL,
+    ...(options.sharedBuffers ? { sharedBuffers: options.sharedBuffers } : {}),
     log: () => {},
   });
   const pool = createPool({ connectionString: pg.url, max: 8, statementTimeoutMs: 30_000 });
