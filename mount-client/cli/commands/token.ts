@@ -18,6 +18,20 @@ interface TokenView {
 
 const collect = (value: string, prior: string[] = []) => [...prior, value];
 
+/**
+ * `--scope read,write` (as README and `token list` write scopes) and `--scope read --scope write`
+ * mean the same; each scope must be read, write or admin.
+ */
+export function parseScopes(values: string[] | undefined): string[] {
+  const scopes = [...new Set((values ?? ['read']).flatMap((v) => v.split(',')).map((s) => s.trim()))];
+  const bad = scopes.filter((s) => !['read', 'write', 'admin'].includes(s));
+  if (bad.length > 0 || scopes.length === 0)
+    throw new Error(
+      `unknown scope ${bad.map((s) => JSON.stringify(s)).join(', ')}: use read, write or admin (e.g. --scope read,write)`,
+    );
+  return scopes;
+}
+
 export const register: RegisterCommand = (program, ctx) => {
   const token = program.command('token').description('create, list and revoke API tokens (admin scope)');
 
@@ -25,7 +39,7 @@ export const register: RegisterCommand = (program, ctx) => {
     .command('create')
     .description('create a token; its secret is shown once')
     .requiredOption('--name <name>', 'what the token is for, e.g. "ci-uploader"')
-    .option('--scope <scope>', 'read, write or admin (repeatable)', collect)
+    .option('--scope <scope>', 'read, write or admin; comma-separated or repeatable (default: read)', collect)
     .option('--prefix <path>', 'limit the token to this directory (repeatable), e.g. /team-a', collect)
     .option('--expires <duration>', 'lifetime, e.g. 12h or 30d (default: no expiry)')
     .option('--json', 'print JSON')
@@ -37,9 +51,7 @@ export const register: RegisterCommand = (program, ctx) => {
         expires?: string;
         json?: boolean;
       }) => {
-        const scopes = opts.scope ?? ['read'];
-        const bad = scopes.filter((s) => !['read', 'write', 'admin'].includes(s));
-        if (bad.length > 0) throw new Error(`unknown scope ${bad.join(', ')}: use read, write or admin`);
+        const scopes = parseScopes(opts.scope);
         const created = await ctx
           .api()
           .request<{ id: string; token: string; expiresAt: string | null }>('POST', '/v1/tokens', {
