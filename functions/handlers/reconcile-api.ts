@@ -3,7 +3,9 @@
  * `strata import` — and `GET /v1/reconcile/{id}` (admin) reports its progress and counts.
  */
 import { z } from 'zod';
-import { NotFoundError } from '../core/errors.ts';
+import { assertVisible, isUnrestricted, isVisible } from '../core/auth.ts';
+import { NotFoundError, ValidationError } from '../core/errors.ts';
+import { normalizePath } from '../core/paths.ts';
 import { MAX_GRACE_SECONDS, startRun } from '../core/reconcile/plan.ts';
 import { httpApi, parseWith, respond } from './http/index.ts';
 import { reconcileWiring } from './reconcile-wiring.ts';
@@ -22,6 +24,15 @@ export const handler = httpApi({
     scope: 'admin',
     handler: async (req) => {
       const body = parseWith(startSchema, req.body ?? {}, 'body');
+      // An admin limited to some prefixes reconciles inside them only: a run heals (and its report
+      // samples the paths of) everything under its scope.
+      if (body.prefix === undefined && !isUnrestricted(req.principal)) {
+        throw new ValidationError(
+          `this token is limited to ${req.principal.prefixes.join(', ')}: pass a prefix inside it (strata reconcile --prefix …)`,
+        );
+      }
+      if (body.prefix !== undefined)
+        assertVisible(req.principal, normalizePath(body.prefix, { directory: true }));
       const w = reconcileWiring();
       const { runId } = await startRun(
         {
@@ -42,7 +53,8 @@ export const handler = httpApi({
     handler: async (req) => {
       const id = req.params.id ?? '';
       const run = await reconcileWiring().ledger.get(id);
-      if (!run)
+      // A run outside a prefix-limited token's prefixes does not exist for it (its samples name paths).
+      if (!run || !isVisible(req.principal, run.scope))
         throw new NotFoundError(`no reconcile run ${JSON.stringify(id)}; start one with POST /v1/reconcile`);
       return run;
     },
