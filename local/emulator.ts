@@ -11,6 +11,7 @@
  * context reaches the route handler).
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
+import { LRUCache } from 'lru-cache';
 import type { S3EventName } from './s3-events.ts';
 
 export interface ObjectMutation {
@@ -55,12 +56,16 @@ interface RequestInfo {
 interface StoredObject {
   contentLength: number;
   etag: string;
+  lastModified: Date;
+  body: Buffer;
 }
 interface S3StoreLike {
   putObject(...args: unknown[]): StoredObject;
   completeMultipartUpload(...args: unknown[]): StoredObject & { key: string };
   deleteObject(bucket: string, key: string): void;
   headObject(bucket: string, key: string): StoredObject;
+  getObject(bucket: string, key: string): StoredObject;
+  buckets: Map<string, Map<string, StoredObject>>;
   hasBucket(name: string): boolean;
   createBucket(name: string): void;
   multipartUploads: Map<string, { bucket: string; key: string }>;
@@ -102,6 +107,7 @@ export async function startEmulator(options: EmulatorOptions): Promise<Emulator>
     snsStore.persistence = persistence;
     for (const q of sqsStore.allQueues()) q.persistence = persistence;
     s3Store.persistence = persistence;
+    cacheBodies(s3Store);
   }
 
   const als = new AsyncLocalStorage<RequestInfo>();
@@ -204,6 +210,38 @@ function wrapStore(
         sourceIp: req?.ip ?? '127.0.0.1',
       });
     }
+  };
+}
+
+/**
+ * With persistence, fauxqs keeps only metadata in memory and reads the whole body from SQLite on
+ * every GET — synchronously, on the event loop the API and pollers share — even for an 8 MiB
+ * ranged GET. A mount reading a 200 MiB file with 32 GETs in flight made it load 200 MiB 25 times;
+ * the loop stalled past the mount's 3 s response-head timeout and reads failed with EIO. Bodies
+ * read once stay here (keyed by etag + lastModified, so an overwrite is never served stale) and a
+ * ranged GET slices them, as it does on an in-memory store.
+ */
+function cacheBodies(store: S3StoreLike): void {
+  const read = store.getObject.bind(store);
+  // 512 MiB: a few large files being read at once on a development machine; bodies above half of
+  // it are served uncached rather than evicting everything else.
+  const maxBytes = 512 * 1024 * 1024;
+  const bodies = new LRUCache<string, { version: string; body: Buffer }>({
+    maxSize: maxBytes,
+    sizeCalculation: (v) => Math.max(1, v.body.length),
+  });
+  store.getObject = (bucket: string, key: string) => {
+    const meta = store.buckets.get(bucket)?.get(key);
+    // Absent (fauxqs raises its S3 error), or a body still held in memory: nothing to cache.
+    if (!meta || meta.body.length > 0 || meta.contentLength === 0) return read(bucket, key);
+    const id = `${bucket}\n${key}`;
+    const version = `${meta.etag} ${meta.lastModified.getTime()}`;
+    const hit = bodies.get(id);
+    if (hit?.version === version) return { ...meta, body: hit.body };
+    const obj = read(bucket, key);
+    if (obj.body.length <= maxBytes / 2) bodies.set(id, { version, body: obj.body });
+    else bodies.delete(id);
+    return obj;
   };
 }
 
