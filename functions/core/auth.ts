@@ -15,6 +15,8 @@ export interface Principal {
   scopes: Scope[];
   /** Normalized directory prefixes (`/` = everything). */
   prefixes: string[];
+  /** When the token stops working; a token it mints may not outlive it. Absent = never. */
+  expiresAt?: Date;
 }
 
 export function hasScope(principal: Principal, scope: Scope): boolean {

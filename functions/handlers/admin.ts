@@ -55,6 +55,13 @@ async function create(req: ApiRequest) {
     : body.expiresInSeconds
       ? new Date(Date.now() + body.expiresInSeconds * 1000)
       : undefined;
+  // Delegation never widens access in time either: an expiring token cannot mint a longer-lived one.
+  const limit = req.principal.expiresAt;
+  if (limit && (!expiresAt || expiresAt.getTime() > limit.getTime())) {
+    throw new ForbiddenError(
+      `this token expires at ${limit.toISOString()}; a token it creates must expire by then (strata token create --expires with a shorter lifetime)`,
+    );
+  }
   const { id, token } = await createToken(req.deps.pool, {
     name: body.name,
     scopes: body.scopes,

@@ -99,6 +99,7 @@ export async function authenticate(
         tokenId: row.id,
         scopes: row.scopes,
         prefixes: normalizePrefixes(row.prefixes),
+        ...(row.expires_at ? { expiresAt: row.expires_at } : {}),
       }) as Principal,
     };
     cache.set(key, entry);

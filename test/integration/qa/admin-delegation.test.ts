@@ -1,7 +1,8 @@
 /**
- * A prefix-limited admin token and the reconcile API (QA sweep 2): it used to start runs over the
+ * Admin delegation limits (QA sweep 2). A prefix-limited admin token and the reconcile API: it used to start runs over the
  * whole index or another team's tree, and read any run's report (whose samples name paths). Now it
- * reconciles inside its prefixes only, and other runs are 404 to it. Real PostgreSQL for tokens and runs;
+ * reconciles inside its prefixes only, and other runs are 404 to it. An expiring admin token used
+ * to mint tokens without expiry (outliving itself); now what it mints expires by its own expiry. Real PostgreSQL for tokens and runs;
  * the S3 listing and the shard queue are the core's in-memory implementations.
  */
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
@@ -10,6 +11,7 @@ import { PgRunLedger } from '../../../functions/adapters/pg/reconcile-store.ts';
 import { createToken } from '../../../functions/adapters/pg/tokens.ts';
 import { parseConfig } from '../../../functions/config.ts';
 import { MemoryListing, MemoryQueue } from '../../../functions/core/reconcile/memory.ts';
+import { handler as adminApi } from '../../../functions/handlers/admin.ts';
 import { guardRedis, setDeps } from '../../../functions/handlers/http/deps.ts';
 import { handler } from '../../../functions/handlers/reconcile-api.ts';
 import { setReconcileWiring } from '../../../functions/handlers/reconcile-wiring.ts';
@@ -47,8 +49,12 @@ afterAll(async () => {
   await db?.stop();
 });
 
-async function call(routeKey: string, token: string, opts: { body?: unknown; id?: string } = {}) {
-  const res = await handler({
+async function call(
+  routeKey: string,
+  token: string,
+  opts: { body?: unknown; id?: string; api?: typeof handler } = {},
+) {
+  const res = await (opts.api ?? handler)({
     version: '2.0',
     routeKey,
     rawPath: routeKey.split(' ')[1],
@@ -80,5 +86,31 @@ describe('reconcile API with a prefix-limited admin', () => {
     expect(seen.status).toBe(404);
     expect(seen.body.error.message).toMatch(/no reconcile run/);
     expect((await call('GET /v1/reconcile/{id}', admin, { id: whole.body.id })).status).toBe(200);
+  });
+});
+
+describe('token minting by an expiring admin token', () => {
+  it('cannot create a token that outlives it; one expiring by then is fine', async () => {
+    const shortLived = (
+      await createToken(db.pool, {
+        name: 'temp',
+        scopes: ['admin'],
+        expiresAt: new Date(Date.now() + 3600_000),
+      })
+    ).token;
+    const mint = (body: Record<string, unknown>) =>
+      call('POST /v1/tokens', shortLived, {
+        api: adminApi,
+        body: { name: 'child', scopes: ['read'], ...body },
+      });
+    const forever = await mint({});
+    expect(forever.status).toBe(403);
+    expect(forever.body.error.message).toMatch(/expires at .*--expires/);
+    expect((await mint({ expiresInSeconds: 7 * 86400 })).status).toBe(403);
+    expect((await mint({ expiresInSeconds: 600 })).status).toBe(201);
+    // A token without expiry still mints tokens without expiry.
+    expect(
+      (await call('POST /v1/tokens', admin, { api: adminApi, body: { name: 'c', scopes: ['read'] } })).status,
+    ).toBe(201);
   });
 });
