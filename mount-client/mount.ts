@@ -9,13 +9,13 @@
  * blocks to other nodes once the data path exists).
  */
 import { execFile } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
-import { mkdir, stat, statfs } from 'node:fs/promises';
+import { constants, existsSync, readFileSync } from 'node:fs';
+import { access, mkdir, stat, statfs } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
-import { PreconditionFailedError } from '../functions/core/errors.ts';
+import { PreconditionFailedError, ValidationError } from '../functions/core/errors.ts';
 import { ApiClient } from './api/client.ts';
 import type { BlockFetcher, ObjectVersion } from './block-cache/types.ts';
 import { ByDateView } from './fs/by-date-view.ts';
@@ -156,10 +156,14 @@ export async function forceUnmount(mountpoint: string): Promise<void> {
  * A mount left behind by a killed process answers ENOTCONN; detach it so this mount can take its
  * place. A mount still served by a live process is refused with the way out in the message.
  */
-async function recoverStaleMount(mountpoint: string, log: Logger): Promise<void> {
+export async function recoverStaleMount(mountpoint: string, log: Logger): Promise<void> {
   try {
-    await stat(mountpoint);
+    if (!(await stat(mountpoint)).isDirectory())
+      throw new ValidationError(
+        `mountpoint ${mountpoint} is not a directory; mount on an empty directory (mkdir -p /mnt/strata)`,
+      );
   } catch (err) {
+    if (err instanceof ValidationError) throw err;
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOTCONN' || code === 'ENXIO' || code === 'EIO') {
       log('warn', 'recovering a stale mount left by a previous process', { mountpoint, code });
@@ -177,11 +181,28 @@ async function recoverStaleMount(mountpoint: string, log: Logger): Promise<void>
   }
 }
 
+/**
+ * Creates the cache directory and checks that this user can write it, before anything is mounted:
+ * otherwise the first cached block fails deep in the data path with a bare EACCES.
+ */
+export async function prepareCacheDir(dir: string): Promise<void> {
+  try {
+    await mkdir(dir, { recursive: true });
+    await access(dir, constants.W_OK);
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    throw new ValidationError(
+      `cannot use ${dir} as the block cache (${e.code ?? e.message}): pass --cache-dir with a directory this user can create and write${(process.getuid?.() ?? 0) !== 0 ? `, e.g. ${join(homedir(), '.cache', 'strata')}` : ''}, or fix its permissions`,
+      { cause: err },
+    );
+  }
+}
+
 export async function startMount(o: MountOptions): Promise<RunningMount> {
   const log = o.log ?? jsonLogger;
   const mountpoint = resolve(o.mountpoint);
   await recoverStaleMount(mountpoint, log);
-  await mkdir(o.cacheDir, { recursive: true });
+  await prepareCacheDir(o.cacheDir);
 
   const client = new ApiClient({ apiUrl: o.apiUrl, token: o.token });
   const api: IndexApi = httpIndexApi(client);

@@ -1,0 +1,40 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { ValidationError } from '../../functions/core/errors.ts';
+import { prepareCacheDir, recoverStaleMount } from '../../mount-client/mount.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'strata-preflight-'));
+const file = join(dir, 'a-file');
+writeFileSync(file, 'x');
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const log = () => {};
+
+describe('strata mount preflight', () => {
+  it('refuses a mountpoint that is a file, saying to mount on a directory', async () => {
+    const err = await recoverStaleMount(file, log).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ValidationError);
+    expect((err as Error).message).toMatch(/is not a directory; mount on an empty directory/);
+  });
+
+  it('names a missing mountpoint and how to create it', async () => {
+    await expect(recoverStaleMount(join(dir, 'absent'), log)).rejects.toThrow(
+      /does not exist; create it with mkdir -p/,
+    );
+  });
+
+  it('creates a missing cache directory', async () => {
+    await prepareCacheDir(join(dir, 'cache', 'nested'));
+  });
+
+  it('refuses a cache directory it cannot create, pointing at --cache-dir', async () => {
+    const err = await prepareCacheDir(join(file, 'cache')).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ValidationError);
+    expect((err as Error).message).toMatch(
+      /cannot use .*a-file\/cache as the block cache \(ENOTDIR\): pass --cache-dir/,
+    );
+    expect((err as Error).cause).toBeDefined();
+  });
+});
