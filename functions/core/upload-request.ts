@@ -79,10 +79,11 @@ export function parseUploadRequest(body: unknown, dataPrefix: string): UploadReq
 }
 
 /**
- * Longest name (path segment) a new upload may have, in UTF-8 bytes: Linux's NAME_MAX. The kernel
- * refuses longer names before a lookup reaches `strata mount`, so such a file could be listed but
- * never opened there. Checked at upload only: objects already in S3 stay indexable and readable
- * through the API.
+ * Longest name (path segment) a new upload may have, in UTF-8 bytes: NAME_MAX of ext4 and xfs,
+ * and the `namemax` `strata mount` reports in statfs. A longer name can be read through the mount
+ * (FUSE allows 1,024) but not copied out of it onto a local file system (cp fails with
+ * ENAMETOOLONG). Checked at upload only: objects already in S3 stay indexable and readable through
+ * the API and the mount.
  */
 export const MAX_NAME_BYTES = 255;
 
@@ -101,7 +102,7 @@ function checkUploadName(path: string): void {
     const bytes = Buffer.byteLength(segment, 'utf8');
     if (bytes > MAX_NAME_BYTES) {
       throw new ValidationError(
-        `path segment "${segment.slice(0, 32)}…" is ${bytes} bytes of UTF-8; names are limited to ${MAX_NAME_BYTES} bytes (file systems, and so strata mount, cannot open longer ones): shorten it`,
+        `path segment "${segment.slice(0, 32)}…" is ${bytes} bytes of UTF-8; names are limited to ${MAX_NAME_BYTES} bytes (local file systems cannot hold longer ones, so the file could not be copied out of a mount): shorten it`,
         { code: 'invalid_path' },
       );
     }

@@ -1,7 +1,8 @@
 /**
  * Upload names that normalizePath accepts but that would be unusable once uploaded (QA sweep 2):
- * a segment longer than NAME_MAX (a mount could list it but never open it) and U+FFFD (what a
- * decoder leaves of bytes that were not UTF-8: the file would be silently renamed).
+ * a segment longer than NAME_MAX (it could not be copied out of a mount onto a local file system)
+ * and U+FFFD (what a decoder leaves of bytes that were not UTF-8: the file would be silently
+ * renamed).
  */
 import { describe, expect, it } from 'vitest';
 import { ValidationError } from '../../../functions/core/errors.ts';
