@@ -9,6 +9,7 @@ import { join, relative, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import type { LocalStack } from '../local/stack.ts';
+import { devJsonPrefix } from '../mount-client/cli/config.ts';
 
 // Signal listeners present before the stack's modules load (e.g. tsx's relay, which must stay:
 // without it tsx SIGKILLs this process 30 ms after relaying a Ctrl-C).
@@ -164,10 +165,18 @@ function fuseProblem(): string | undefined {
 
 function printBanner(stack: LocalStack, devJson: string, elapsedMs: number): void {
   const d = stack.dev;
-  const shown = relative(process.cwd(), devJson) || devJson;
+  // A path outside the working tree is clearer absolute than as ../../tmp/…
+  const near = (p: string) => {
+    const r = relative(process.cwd(), p);
+    return r && !r.startsWith('..') ? r : p;
+  };
+  const shown = near(devJson);
+  // The CLI finds .strata/dev.json from the current directory upwards; --state-dir elsewhere
+  // needs STRATA_DEV_JSON, so the commands below say so instead of failing when pasted.
+  const cli = devJsonPrefix(devJson);
   const lines = [
     '',
-    `ready in ${(elapsedMs / 1000).toFixed(1)} s — Strata local stack (state in ${relative(process.cwd(), stack.stateDir) || stack.stateDir}, kept across restarts; --fresh wipes it)`,
+    `ready in ${(elapsedMs / 1000).toFixed(1)} s — Strata local stack (state in ${near(stack.stateDir)}, kept across restarts; --fresh wipes it)`,
     `  API         ${d.apiUrl}   (dev token with all scopes in ${shown})`,
     `  S3 + SQS    ${d.s3Endpoint}   bucket ${d.bucket}, paths under ${d.dataPrefix}`,
     `  PostgreSQL  ${(d.databaseUrl ?? '').replace(/:[^:@/]+@/, ':***@')}`,
@@ -176,9 +185,9 @@ function printBanner(stack: LocalStack, devJson: string, elapsedMs: number): voi
     ...(fuseProblem() ? [`  warning: ${fuseProblem()}`] : []),
     'try:',
     `  curl ${d.apiUrl}/health`,
-    '  npx strata ls /',
-    '  npx strata upload ./README.md --to /docs',
-    '  mkdir -p /tmp/strata && npx strata mount /tmp/strata',
+    `  ${cli}npx strata ls /`,
+    `  ${cli}npx strata upload ./README.md --to /docs`,
+    `  mkdir -p /tmp/strata && ${cli}npx strata mount /tmp/strata`,
     'Ctrl-C stops everything.',
   ];
   log(lines.join('\n'));

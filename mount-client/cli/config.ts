@@ -48,6 +48,15 @@ export function findDevJson(start = process.cwd()): string | undefined {
   }
 }
 
+/**
+ * What a shell in `cwd` must put before `strata …` to use the stack whose dev.json is `devJson`:
+ * nothing when the CLI finds that file by itself, else `STRATA_DEV_JSON=<path> ` (a stack started
+ * with `--state-dir` outside the working tree, or a second stack next to the default one).
+ */
+export function devJsonPrefix(devJson: string, cwd = process.cwd()): string {
+  return findDevJson(cwd) === resolve(devJson) ? '' : `STRATA_DEV_JSON=${resolve(devJson)} `;
+}
+
 export function readDevJson(path: string): DevJson {
   try {
     return JSON.parse(readFileSync(path, 'utf8')) as DevJson;

@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, findDevJson, loadConfig } from '../../../mount-client/cli/config.ts';
+import { ConfigError, devJsonPrefix, findDevJson, loadConfig } from '../../../mount-client/cli/config.ts';
 
 function project(): { root: string; nested: string } {
   const root = mkdtempSync(join(tmpdir(), 'strata-cfg-'));
@@ -50,5 +50,19 @@ describe('CLI config precedence: flags > env > .strata/dev.json > error', () => 
     const empty = mkdtempSync(join(tmpdir(), 'strata-cfg-empty-'));
     expect(() => loadConfig({}, {}, empty)).toThrow(ConfigError);
     expect(() => loadConfig({}, {}, empty)).toThrow(/STRATA_API_URL.*STRATA_TOKEN.*npm start/);
+  });
+});
+
+describe('devJsonPrefix (the commands `npm start` prints)', () => {
+  it('is empty where the CLI finds that dev.json by itself', () => {
+    const { root, nested } = project();
+    expect(devJsonPrefix(join(root, '.strata', 'dev.json'), nested)).toBe('');
+  });
+
+  it('names STRATA_DEV_JSON for a --state-dir the CLI would not find from the working directory', () => {
+    const { nested } = project();
+    const elsewhere = join(mkdtempSync(join(tmpdir(), 'strata-state-')), 'dev.json');
+    expect(devJsonPrefix(elsewhere, nested)).toBe(`STRATA_DEV_JSON=${elsewhere} `);
+    expect(devJsonPrefix(elsewhere, tmpdir())).toBe(`STRATA_DEV_JSON=${elsewhere} `);
   });
 });
