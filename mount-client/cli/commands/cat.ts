@@ -33,6 +33,10 @@ export function parseRange(text: string, size: number): ByteRange {
     start = Math.max(0, size - Number(m[2]));
     end = size - 1;
   } else {
+    if (m[2] !== '' && Number(m[2]) < Number(m[1]))
+      throw new Error(
+        `--range ${text} ends before it starts: END is inclusive and must be ≥ START, e.g. ${m[1]}-${m[1]}`,
+      );
     start = Number(m[1]);
     end = m[2] === '' ? size - 1 : Math.min(Number(m[2]), size - 1);
   }
