@@ -4,6 +4,7 @@
  * unless STRATA_DEBUG=1).
  */
 import type { Command } from 'commander';
+import { UnauthorizedError, UnavailableError } from '../../functions/core/errors.ts';
 import { ApiClient } from '../api/client.ts';
 import { type CliConfig, type GlobalFlags, loadConfig } from './config.ts';
 
@@ -18,6 +19,11 @@ export class CliContext {
 
   config(): CliConfig {
     this.cached ??= loadConfig(this.flags);
+    return this.cached;
+  }
+
+  /** The configuration if a command loaded it (error messages name where values came from). */
+  get loaded(): CliConfig | undefined {
     return this.cached;
   }
 
@@ -44,3 +50,19 @@ export class CliContext {
 }
 
 export type RegisterCommand = (program: Command, ctx: CliContext) => void;
+
+/**
+ * The one line `strata` prints for a failed command. A rejected token or an unreachable API is
+ * most often a value picked up from somewhere unexpected (an old .strata/dev.json, a stale
+ * STRATA_TOKEN), so those say where the value came from and how to pass another.
+ */
+export function describeFailure(err: Error, config: CliConfig | undefined): string {
+  if (!config) return err.message;
+  if (err instanceof UnauthorizedError)
+    return `${err.message} (token from ${config.source.token === 'flag' ? '--token' : config.source.token}; pass --token or set STRATA_TOKEN)`;
+  if (err instanceof UnavailableError && err.message.startsWith('cannot reach the Strata API'))
+    return `${err.message} (API URL from ${config.source.apiUrl === 'flag' ? '--api-url' : config.source.apiUrl}${
+      config.source.apiUrl === config.devPath ? '; start that stack with `npm start`, or' : ';'
+    } pass --api-url or set STRATA_API_URL)`;
+  return err.message;
+}

@@ -4,7 +4,7 @@
  */
 import { Command, CommanderError } from 'commander';
 import { commands } from './commands/index.ts';
-import { CliContext } from './context.ts';
+import { CliContext, describeFailure } from './context.ts';
 
 const program = new Command('strata')
   .description('Strata: an S3 bucket as an indexed, mountable filesystem')
@@ -25,7 +25,7 @@ try {
     process.exitCode = err.exitCode;
   } else {
     const e = err as Error & { code?: string };
-    process.stderr.write(`strata: ${e.message}\n`);
+    process.stderr.write(`strata: ${describeFailure(e, ctx.loaded)}\n`);
     if (process.env.STRATA_DEBUG === '1' && e.stack) process.stderr.write(`${e.stack}\n`);
     process.exitCode = typeof process.exitCode === 'number' && process.exitCode !== 0 ? process.exitCode : 1;
   }
