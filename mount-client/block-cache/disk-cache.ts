@@ -277,6 +277,12 @@ export class DiskBlockStore implements BlockStore {
       return s;
     }
     await fs.mkdir(s.blocksDir, { recursive: true });
+    // Block files hold object bytes and a mount is private to its user (unless --allow-other):
+    // a 0700 root keeps every block out of other local users' reach, whatever the files' modes.
+    // EPERM: the root belongs to another user who chose its mode (a shared group cache); keep it.
+    await fs.chmod(s.root, 0o700).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EPERM') throw err;
+    });
     await s.acquireLock();
     // Leftover temp files are writes interrupted by a crash: never valid, always safe to drop.
     await fs.rm(s.tmpDir, { recursive: true, force: true });
