@@ -10,7 +10,7 @@
  */
 import { execFile } from 'node:child_process';
 import { constants, existsSync, readFileSync } from 'node:fs';
-import { access, mkdir, stat, statfs } from 'node:fs/promises';
+import { access, mkdir, readdir, stat, statfs } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -179,6 +179,13 @@ export async function recoverStaleMount(mountpoint: string, log: Logger): Promis
       `${mountpoint} is already mounted by a running process; run \`strata unmount ${mountpoint}\` first`,
     );
   }
+  // libfuse 2 refuses a non-empty mountpoint with "fuse failed" and advice about an option
+  // (`nonempty`) strata does not take; hiding files under a mount is rarely what anyone wants.
+  const entries = await readdir(mountpoint);
+  if (entries.length > 0)
+    throw new ValidationError(
+      `mountpoint ${mountpoint} is not empty (${entries.slice(0, 3).join(', ')}${entries.length > 3 ? ', …' : ''}); mount on an empty directory`,
+    );
 }
 
 /**

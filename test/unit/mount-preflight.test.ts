@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -23,6 +23,18 @@ describe('strata mount preflight', () => {
     await expect(recoverStaleMount(join(dir, 'absent'), log)).rejects.toThrow(
       /does not exist; create it with mkdir -p/,
     );
+  });
+
+  it('refuses a non-empty mountpoint (libfuse 2 only said "fuse failed"), naming what is in it', async () => {
+    const full = join(dir, 'full');
+    mkdirSync(full);
+    writeFileSync(join(full, 'left-over'), '');
+    await expect(recoverStaleMount(full, log)).rejects.toThrow(
+      /full is not empty \(left-over\); mount on an empty directory/,
+    );
+    const empty = join(dir, 'empty');
+    mkdirSync(empty);
+    await recoverStaleMount(empty, log);
   });
 
   it('creates a missing cache directory', async () => {

@@ -36,7 +36,7 @@ export const register: RegisterCommand = (program, ctx) => {
     .argument('<mountpoint>', 'an existing, empty directory')
     .option(
       '--cache-dir <dir>',
-      'persistent block cache (default /var/cache/strata as root, else ~/.cache/strata)',
+      'persistent block cache (default /var/cache/strata as root, else $XDG_CACHE_HOME/strata or ~/.cache/strata)',
     )
     .option(
       '--cache-size <size>',
@@ -73,7 +73,7 @@ export const register: RegisterCommand = (program, ctx) => {
     )
     .option(
       '--direct-io',
-      'bypass the kernel page cache for file data: cheaper large streaming reads, but no mmap of files on kernels before 6.6 and no kernel read-ahead for small reads (see docs/mount.md)',
+      'bypass the kernel page cache for file data: cheaper large streaming reads, but a MAP_SHARED mmap of a file fails with ENODEV (libfuse 2 cannot negotiate it; numpy memmap and safetensors need the default) and no kernel read-ahead for small reads (see docs/mount.md)',
     )
     .option('--uid <uid>', 'owner reported for every file (default: the mounting user)')
     .option('--gid <gid>', 'group reported for every file (default: the mounting user)')

@@ -34,7 +34,10 @@ export function addTransferOptions(cmd: Command): Command {
       '--no-default-excludes',
       'do not skip node_modules/, .git/, *.log, .env*, dist/, build/, … by default',
     )
-    .option('--state-dir <dir>', 'where resume state of interrupted large uploads is kept')
+    .option(
+      '--state-dir <dir>',
+      'where resume state of interrupted large uploads is kept (default: $XDG_STATE_HOME/strata/uploads, else ~/.local/state/strata/uploads)',
+    )
     .option('--no-progress', 'no progress bar even on a terminal')
     .option('--json', 'print a JSON summary');
 }
