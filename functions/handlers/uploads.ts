@@ -21,6 +21,7 @@ import {
 import {
   abortSession,
   findByIdempotencyKey,
+  findPathClashes,
   getSession,
   listQuotas,
   markCompleted,
@@ -40,7 +41,7 @@ import {
   StrataError,
   ValidationError,
 } from '../core/errors.ts';
-import { normalizePath } from '../core/paths.ts';
+import { ancestorsOf, normalizePath } from '../core/paths.ts';
 import { partRange, validatePartList } from '../core/upload-parts.ts';
 import { MAX_OBJECT_BYTES, partLength, planUpload } from '../core/upload-plan.ts';
 import {
@@ -152,9 +153,17 @@ async function prepare(
   principal: Principal,
   body: unknown,
   idempotency: { key: string; bodyHash: string } | undefined,
+  clashes?: Map<string, string>,
 ): Promise<NewSession> {
   const req = parseUploadRequest(body, d.config.dataPrefix);
   assertVisible(principal, req.path);
+  // Checked before any S3 call: a refused entry must leave no multipart upload behind.
+  const clash = (clashes ?? (await findPathClashes(d.pool, [req.path]))).get(req.path);
+  if (clash) {
+    throw new ConflictError(`cannot upload ${req.path}: ${clash}; choose another name or delete it first`, {
+      code: 'path_conflict',
+    });
+  }
   const env = d.config.env;
   const plan = planUpload(req.size, {
     multipartThreshold: env.STRATA_MULTIPART_THRESHOLD,
@@ -380,9 +389,25 @@ async function batch(req: ApiRequest) {
     results[index] = { index, ok: false, error };
   };
   const pending: Array<{ index: number; session: NewSession }> = [];
+  // One query for the whole batch; entries that do not parse are refused by prepare itself.
+  const paths: string[] = [];
+  for (const entry of entries) {
+    try {
+      paths.push(parseUploadRequest(entry, d.config.dataPrefix).path);
+    } catch {
+      // reported per entry below
+    }
+  }
+  const clashes = await findPathClashes(d.pool, paths);
+  // Within the batch too: `/a` and `/a/b` in one call would create the same clash.
+  const inBatch = new Set(paths);
+  for (const p of paths) {
+    const file = ancestorsOf(p).find((a) => inBatch.has(a));
+    if (file && !clashes.has(p)) clashes.set(p, `${file} is uploaded as a file in the same batch`);
+  }
   for (let index = 0; index < entries.length; index++) {
     try {
-      pending.push({ index, session: await prepare(d, req.principal, entries[index], undefined) });
+      pending.push({ index, session: await prepare(d, req.principal, entries[index], undefined, clashes) });
     } catch (err) {
       entryError(index, err);
     }

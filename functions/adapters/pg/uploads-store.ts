@@ -9,7 +9,7 @@
  * cannot deadlock.
  */
 import { QuotaExceededError } from '../../core/errors.ts';
-import { keyForPath, normalizePath } from '../../core/paths.ts';
+import { ancestorsOf, keyForPath, normalizePath } from '../../core/paths.ts';
 import { type Pool, type Queryable, withTransaction } from './pool.ts';
 
 type Db = Queryable;
@@ -98,6 +98,35 @@ export async function findByIdempotencyKey(
 }
 
 export type OpenResult = { created: SessionRow } | { existing: SessionRow };
+
+/**
+ * Upload paths that would put a file and a directory under one name: the path is already a
+ * directory (it has live files beneath it), or one of its ancestors is a live file. S3 stores
+ * both, but a file system cannot show both — the mount would list the name twice and reach only
+ * one of them. Returns, per clashing path, what it clashes with. One statement for a whole batch.
+ */
+export async function findPathClashes(db: Db, paths: string[]): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  if (paths.length === 0) return out;
+  const ancestors = [...new Set(paths.flatMap((p) => ancestorsOf(p)))].filter((a) => a !== '/');
+  const { rows } = await db.query<{ path: string; kind: 'dir' | 'file' }>(
+    `SELECT dir AS path, 'dir' AS kind FROM dir_rollups WHERE dir = ANY($1::text[])
+       GROUP BY dir HAVING sum(files) > 0
+     UNION ALL
+     SELECT path, 'file' AS kind FROM objects WHERE path = ANY($2::text[]) AND state IN ('active', 'inconsistent')`,
+    [paths, ancestors],
+  );
+  const dirs = new Set(rows.filter((r) => r.kind === 'dir').map((r) => r.path));
+  const files = new Set(rows.filter((r) => r.kind === 'file').map((r) => r.path));
+  for (const p of paths) {
+    if (dirs.has(p)) out.set(p, `${p} is a directory`);
+    else {
+      const file = ancestorsOf(p).find((a) => files.has(a));
+      if (file) out.set(p, `${file} is a file, so it cannot hold ${p}`);
+    }
+  }
+  return out;
+}
 
 /**
  * Reserves quota and inserts a pending session in one transaction. When another request with the

@@ -1,0 +1,79 @@
+/**
+ * A file and a directory under one name (QA sweep 2). S3 stores `data/x` and `data/x/y` side by
+ * side, and the index listed both — a mount then shows the name twice and reaches only one of
+ * them. POST /v1/uploads (and each batch entry) now refuses such a path with 409 path_conflict,
+ * before any S3 call, and writes no session. Local stack: real PostgreSQL, fauxqs S3.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { request } from 'undici';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { UploadSession } from '../../../functions/core/api-types.ts';
+import { ConflictError } from '../../../functions/core/errors.ts';
+import { type LocalStack, startStack } from '../../../local/stack.ts';
+import { ApiClient } from '../../../mount-client/api/client.ts';
+
+let dir: string;
+let stack: LocalStack;
+let api: ApiClient;
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'strata-qa-clash-'));
+  stack = await startStack({ stateDir: dir, apiPort: 0, scheduleIntervalMs: 0, log: () => {} });
+  api = new ApiClient({ apiUrl: stack.dev.apiUrl, token: stack.adminToken });
+});
+
+afterAll(async () => {
+  await api?.close();
+  await stack?.stop();
+  await rm(dir, { recursive: true, force: true });
+});
+
+async function upload(path: string, body: string): Promise<void> {
+  const s = await api.request<UploadSession>('POST', '/v1/uploads', { body: { path, size: body.length } });
+  const res = await request(s.url as string, { method: 'PUT', headers: s.headers, body });
+  await res.body.text();
+  expect(res.statusCode).toBe(200);
+}
+
+async function sessions(): Promise<number> {
+  const { rows } = await stack.pool.query('SELECT count(*)::int AS n FROM upload_sessions');
+  return rows[0].n;
+}
+
+describe('file / directory name clashes', () => {
+  it('refuses a file where a directory is, and beneath a file, with 409 and no session', async () => {
+    await upload('/c/dir/inner.txt', 'in');
+    await upload('/c/file.txt', 'f');
+    await stack.drain();
+    const before = await sessions();
+    const asDir = api.request('POST', '/v1/uploads', { body: { path: '/c/dir', size: 1 } });
+    await expect(asDir).rejects.toThrow(ConflictError);
+    await expect(asDir).rejects.toThrow(/\/c\/dir is a directory/);
+    const under = api.request('POST', '/v1/uploads', { body: { path: '/c/file.txt/x', size: 1 } });
+    await expect(under).rejects.toThrow(/\/c\/file.txt is a file/);
+    expect(await sessions()).toBe(before);
+    // An overwrite of the file and a sibling are fine.
+    await upload('/c/file.txt', 'g');
+    await upload('/c/dir2', 'ok');
+  });
+
+  it('refuses clashing batch entries alone, including two entries of the same batch', async () => {
+    const r = await api.request<{
+      results: Array<{ ok: boolean; error?: { code: string; status: number } }>;
+    }>('POST', '/v1/uploads:batch', {
+      body: {
+        uploads: [
+          { path: '/c/dir', size: 1 },
+          { path: '/b/new', size: 1 },
+          { path: '/b/new/child', size: 1 },
+          { path: '/b/other', size: 1 },
+        ],
+      },
+    });
+    expect(r.results.map((x) => x.ok)).toEqual([false, true, false, true]);
+    expect(r.results[0]?.error).toMatchObject({ code: 'path_conflict', status: 409 });
+    expect(r.results[2]?.error).toMatchObject({ code: 'path_conflict', status: 409 });
+  });
+});
