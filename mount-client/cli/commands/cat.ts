@@ -46,6 +46,18 @@ export function parseRange(text: string, size: number): ByteRange {
   return { start, end };
 }
 
+/**
+ * An S3 error as `HTTP <status> <Code>: <Message>`, never the raw body: a SignatureDoesNotMatch
+ * body carries the presigned signature, the string to sign and the access key id.
+ */
+export function s3Failure(status: number, body: string): string {
+  const code = /<Code>([^<]{1,100})<\/Code>/.exec(body)?.[1];
+  const message = /<Message>([^<]{1,300})<\/Message>/.exec(body)?.[1];
+  const hint =
+    status === 403 ? '; the presigned URL may have expired or the clocks differ: run the command again' : '';
+  return `HTTP ${status}${code ? ` ${code}` : ''}${message ? `: ${message}` : ''}${hint}`;
+}
+
 async function writeOut(chunk: Uint8Array): Promise<void> {
   if (!process.stdout.write(chunk)) await new Promise<void>((r) => process.stdout.once('drain', () => r()));
 }
@@ -72,9 +84,8 @@ export const register: RegisterCommand = (program, ctx) => {
           throw new Error(`${path} changed while it was being read; run the command again`);
         }
         if (res.statusCode !== 206 && res.statusCode !== 200) {
-          const text = await res.body.text();
           throw new Error(
-            `reading ${path} from S3 failed with HTTP ${res.statusCode}: ${text.slice(0, 200)}`,
+            `reading ${path} from S3 failed: ${s3Failure(res.statusCode, await res.body.text())}`,
           );
         }
         for await (const chunk of res.body) await writeOut(chunk as Uint8Array);
