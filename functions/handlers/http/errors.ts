@@ -47,6 +47,40 @@ export interface MappedError {
   internal: boolean;
 }
 
+/**
+ * Connection-level failures of a backing service (PostgreSQL, S3): the request was fine and a
+ * retry shortly may succeed, so they are 503 with Retry-After — not a 500 that reads as a bug.
+ * Node socket errors, and the PostgreSQL SQLSTATEs for shutdown, "not accepting connections yet",
+ * too many connections and class 08 (connection exception).
+ */
+const UNREACHABLE_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EAI_AGAIN',
+  'EPIPE',
+  '57P01',
+  '57P02',
+  '57P03',
+  '53300',
+  '08000',
+  '08001',
+  '08003',
+  '08004',
+  '08006',
+]);
+// pg-pool's own wording for an exhausted connect timeout and a connection lost mid-query.
+const UNREACHABLE_MESSAGE = /timeout exceeded when trying to connect|Connection terminated/i;
+
+function unreachableCode(err: unknown): string | undefined {
+  const e = err as { code?: unknown; message?: unknown } | undefined;
+  if (typeof e?.code === 'string' && UNREACHABLE_CODES.has(e.code)) return e.code;
+  if (typeof e?.message === 'string' && UNREACHABLE_MESSAGE.test(e.message)) return 'connection lost';
+  return undefined;
+}
+
 export function mapError(err: unknown, requestId: string): MappedError {
   if (err instanceof StrataError) {
     const status = statusFor(err);
@@ -59,6 +93,23 @@ export function mapError(err: unknown, requestId: string): MappedError {
       if (status === 401) headers['www-authenticate'] = 'Bearer realm="strata"';
       return { response: jsonResponse(status, { error }, headers), internal: status === 503 };
     }
+  }
+  const unreachable = unreachableCode(err);
+  if (unreachable) {
+    return {
+      response: jsonResponse(
+        503,
+        {
+          error: {
+            code: 'unavailable',
+            message: `a backing service (database or storage) is unreachable (${unreachable}); retry shortly, and quote request id ${requestId} if it persists`,
+            requestId,
+          },
+        },
+        { 'retry-after': '1' },
+      ),
+      internal: true,
+    };
   }
   return {
     response: jsonResponse(500, {
