@@ -21,7 +21,12 @@ export interface ProgressView {
   stop(): void;
 }
 
-export function progressView(enabled: boolean): ProgressView {
+/**
+ * `interruptNote` is printed when Ctrl-C (or SIGTERM) ends the process while the bar is drawn: the
+ * bar hides the cursor and turns off line wrapping, and a default SIGINT death left the terminal
+ * that way, with no word on what happened to the transfer.
+ */
+export function progressView(enabled: boolean, interruptNote?: string): ProgressView {
   if (!enabled || !process.stderr.isTTY) return { update: () => {}, stop: () => {} };
   const started = Date.now();
   const bar = new cliProgress.SingleBar(
@@ -36,6 +41,11 @@ export function progressView(enabled: boolean): ProgressView {
     cliProgress.Presets.shades_classic,
   );
   let startedBar = false;
+  const onSignal = (signal: NodeJS.Signals) => {
+    bar.stop();
+    process.stderr.write(`\nstrata: interrupted${interruptNote ? `; ${interruptNote}` : ''}\n`);
+    process.exit(signal === 'SIGINT' ? 130 : 143);
+  };
   return {
     update(p) {
       const secs = Math.max(0.001, (Date.now() - started) / 1000);
@@ -47,12 +57,16 @@ export function progressView(enabled: boolean): ProgressView {
       if (!startedBar) {
         bar.start(Math.max(1, p.bytesTotal), p.bytesDone, payload);
         startedBar = true;
+        process.once('SIGINT', onSignal);
+        process.once('SIGTERM', onSignal);
       } else {
         bar.setTotal(Math.max(1, p.bytesTotal));
         bar.update(Math.min(p.bytesDone, p.bytesTotal), payload);
       }
     },
     stop() {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
       if (startedBar) bar.stop();
     },
   };

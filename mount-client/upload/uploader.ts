@@ -76,6 +76,8 @@ export interface FileResult {
   sha256?: string;
   /** Parts sent in this run (multipart); fewer than partCount when resumed. */
   partsSent?: number;
+  /** Bytes sent in this run when fewer than `size` (a resumed multipart upload). */
+  bytesSent?: number;
   partCount?: number;
 }
 
@@ -193,7 +195,11 @@ export class Uploader {
       uploaded: results.filter((r) => r.status === 'uploaded').length,
       skipped: results.filter((r) => r.status === 'skipped').length,
       failed: results.filter((r) => r.status === 'failed').length,
-      bytesUploaded: results.filter((r) => r.status === 'uploaded').reduce((n, r) => n + r.size, 0),
+      // Bytes this run sent: a resumed upload counts only its missing parts, so the rate printed
+      // from this is the rate achieved, not the file size over the time of its last few parts.
+      bytesUploaded: results
+        .filter((r) => r.status === 'uploaded')
+        .reduce((n, r) => n + (r.bytesSent ?? r.size), 0),
       seconds: (performance.now() - started) / 1000,
       results,
     };
@@ -554,6 +560,7 @@ export class Uploader {
     const missing: number[] = [];
     for (let n = 1; n <= partCount; n++) if (!state.parts[n]) missing.push(n);
     let sent = 0;
+    let sentBytes = 0;
     // However the parts end (done, failed, interrupted), the resume file must hold every part that
     // finished before this returns: an interrupted run that left a save in flight would make the
     // next run send that part again (or, on exit, lose it).
@@ -581,6 +588,7 @@ export class Uploader {
           const etag = await withRetries(send, this.retry, this.options.signal);
           state.parts[n] = etag;
           sent++;
+          sentBytes += length;
           this.addBytes(length);
           this.options.onPart?.(f, n);
           if (store) {
@@ -606,7 +614,15 @@ export class Uploader {
       signal: this.options.signal,
     });
     await store?.remove(this.api.apiUrl, f.abs, f.remote, f.size, f.mtimeMs);
-    return { ...base(f), status: 'uploaded', mode: 'multipart', sha256, partsSent: sent, partCount };
+    return {
+      ...base(f),
+      status: 'uploaded',
+      mode: 'multipart',
+      sha256,
+      partsSent: sent,
+      partCount,
+      ...(sentBytes < f.size ? { bytesSent: sentBytes } : {}),
+    };
   }
 }
 

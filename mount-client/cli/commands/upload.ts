@@ -62,7 +62,10 @@ export function remoteDirOf(raw: string): string {
 }
 
 export function makeUploader(ctx: CliContext, flags: TransferFlags, json: boolean) {
-  const view = progressView(flags.progress && !json);
+  const view = progressView(
+    flags.progress && !json,
+    'run the same command again: unchanged files are skipped and large files resume with their missing parts',
+  );
   const uploader = new Uploader({
     api: ctx.api(),
     concurrency: parseConcurrency(flags.concurrency),

@@ -179,6 +179,8 @@ describe('strata upload client', () => {
     expect(resumed.failed).toBe(0);
     expect(sentSecond.sort((a, b) => a - b)).toEqual([3, 4, 5]);
     expect(resumed.results[0]).toMatchObject({ partsSent: 3, partCount: 5 });
+    // The summary (and the rate `strata upload` prints) counts what this run sent: parts 3-5.
+    expect(resumed.bytesUploaded).toBe(body.length - 2 * 8 * MiB);
     expect(await objectSha('/resume/resume.bin')).toBe(sha(body));
   });
 
