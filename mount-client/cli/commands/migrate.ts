@@ -14,7 +14,14 @@ export const register: RegisterCommand = (program, ctx) => {
       const { default: pg } = await import('pg');
       const { migrate } = await import('../../../functions/adapters/pg/migrate.ts');
       const client = new pg.Client({ connectionString: url });
-      await client.connect();
+      try {
+        await client.connect();
+      } catch (err) {
+        throw new Error(
+          `cannot connect to PostgreSQL at ${describeDatabase(url)} (${(err as Error).message}); start it, or pass --database-url / set DATABASE_URL`,
+          { cause: err },
+        );
+      }
       try {
         const result = await migrate(client, { log: (l) => process.stderr.write(`${l}\n`) });
         ctx.print(result, () =>
@@ -33,5 +40,15 @@ function safeDevDatabaseUrl(ctx: Parameters<RegisterCommand>[1]): string | undef
     return ctx.config().dev?.databaseUrl;
   } catch {
     return undefined;
+  }
+}
+
+/** host:port/database of a PostgreSQL URL, never its user or password (error messages get logged). */
+export function describeDatabase(url: string): string {
+  try {
+    const u = new URL(url);
+    return `${u.host}${u.pathname}`;
+  } catch {
+    return 'the given URL (it does not parse: use postgres://user:password@host:5432/db)';
   }
 }
