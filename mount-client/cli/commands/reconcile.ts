@@ -4,6 +4,7 @@
  */
 import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
+import { NotFoundError } from '../../../functions/core/errors.ts';
 import type { ReconcileRun } from '../../../functions/core/reconcile/types.ts';
 import type { CliContext, RegisterCommand } from '../context.ts';
 
@@ -228,7 +229,18 @@ export const register: RegisterCommand = (program: Command, ctx) => {
     .description('show a reconcile run: status, shard progress and counts')
     .option('--json', 'print the run record as JSON')
     .action(async (runId: string, opts: { json?: boolean }) => {
-      const run = await ctx.api().request<ReconcileRun>('GET', `/v1/reconcile/${encodeURIComponent(runId)}`);
+      const run = await ctx
+        .api()
+        .request<ReconcileRun>('GET', `/v1/reconcile/${encodeURIComponent(runId)}`)
+        .catch((err: unknown) => {
+          // The API's message points at POST /v1/reconcile; on the command line that is this tool.
+          if (err instanceof NotFoundError)
+            throw new NotFoundError(
+              `no reconcile run ${JSON.stringify(runId)}: use the id \`strata reconcile\` or \`strata import\` printed, or start a run with \`strata reconcile\``,
+              { cause: err },
+            );
+          throw err;
+        });
       ctx.print(run, () => summarize(run), opts.json ?? ctx.flags.json);
     });
 };
