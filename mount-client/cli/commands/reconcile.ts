@@ -126,8 +126,20 @@ export function summarize(run: ReconcileRun): string {
     );
   }
   if (run.dryRun) {
-    lines.push('  dry run: nothing was written; these would change:');
-    for (const s of run.samples ?? []) lines.push(`    ${s.kind.padEnd(10)} ${s.path}`);
+    const samples = run.samples ?? [];
+    if (samples.length > 0) {
+      lines.push('  dry run: nothing was written; these would change:');
+      for (const s of samples) lines.push(`    ${s.kind.padEnd(10)} ${s.path}`);
+    } else if (run.status === 'running') {
+      lines.push(
+        `  dry run: nothing is written; \`strata reconcile-status ${run.id}\` shows what would change`,
+      );
+    } else {
+      const changes = c.added + c.missing + c.deleted + c.refreshed;
+      lines.push(
+        `  dry run: nothing was written; ${changes === 0 ? 'nothing would change' : `${changes} change(s) found`}`,
+      );
+    }
   }
   if (run.error) lines.push(`  error: ${run.error}`);
   return lines.join('\n');

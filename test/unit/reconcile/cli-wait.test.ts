@@ -102,3 +102,25 @@ describe('waitForRun (strata reconcile --wait, strata import)', () => {
     expect(() => parseStallTimeout('soon')).toThrow(/0 waits for ever/);
   });
 });
+
+describe('summarize a dry run', () => {
+  it('lists the sampled changes', () => {
+    const text = summarize(
+      run({ dryRun: true, status: 'succeeded', samples: [{ kind: 'add', path: '/a' }] }),
+    );
+    expect(text).toMatch(/these would change:\n {4}add {8}\/a$/);
+  });
+
+  it('says nothing would change instead of an empty list', () => {
+    const text = summarize(run({ dryRun: true, status: 'succeeded', samples: [] }));
+    expect(text).toMatch(/dry run: nothing was written; nothing would change$/);
+    expect(text).not.toContain('these would change');
+  });
+
+  it('while running, points at reconcile-status instead of an empty list', () => {
+    const text = summarize(run({ dryRun: true }));
+    expect(text).toContain(
+      '`strata reconcile-status 6f1c1f5e-0000-4000-8000-000000000001` shows what would change',
+    );
+  });
+});
