@@ -4,6 +4,7 @@
  * mount drops bad blocks itself when it reads them); `clear` needs the mount stopped, because the
  * mount's in-memory index would otherwise point at deleted files.
  */
+import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
 import type { RegisterCommand } from '../context.ts';
 
@@ -12,10 +13,21 @@ interface CacheFlags {
   json?: boolean;
 }
 
+/**
+ * The cache directory to work on, which must exist: opening the store creates it, so a mistyped
+ * --cache-dir used to be created and reported as an empty cache (and `stats` as root created
+ * /var/cache/strata).
+ */
 async function cacheDirOf(flags: CacheFlags): Promise<string> {
-  if (flags.cacheDir) return flags.cacheDir;
   const { defaultCacheDir } = await import('../../mount.ts');
-  return defaultCacheDir();
+  const dir = flags.cacheDir ?? defaultCacheDir();
+  if (!existsSync(dir))
+    throw new Error(
+      `no block cache at ${dir}: the directory does not exist; pass the --cache-dir your \`strata mount\` uses${
+        flags.cacheDir ? '' : ' (this is the default, which no mount has used yet)'
+      }`,
+    );
+  return dir;
 }
 
 function human(bytes: number): string {

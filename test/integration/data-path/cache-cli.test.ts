@@ -2,7 +2,7 @@
  * `strata cache stats|verify|clear` as a user runs them (the real CLI in a child process).
  */
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -54,6 +54,21 @@ it('reports, verifies (finding a corrupted block) and clears the cache', async (
   const clear = await strata('cache', 'clear');
   expect(clear).toMatchObject({ code: 0, out: { removedBlocks: 2 } });
   expect(await strata('cache', 'stats')).toMatchObject({ out: { blocks: 0, bytes: 0 } });
+});
+
+it('a cache directory that does not exist is an error naming --cache-dir, and is not created', async () => {
+  const missing = join(dir, 'typo');
+  for (const sub of ['stats', 'verify', 'clear']) {
+    const r = await run(process.execPath, ['bin/strata.js', 'cache', sub, '--cache-dir', missing]).then(
+      () => ({ code: 0, stderr: '' }),
+      (err: { code: number; stderr: string }) => err,
+    );
+    expect(r.code, sub).toBe(1);
+    expect(r.stderr, sub).toContain(
+      `no block cache at ${missing}: the directory does not exist; pass the --cache-dir`,
+    );
+    expect(existsSync(missing), sub).toBe(false);
+  }
 });
 
 it('refuses to clear a cache owned by a running mount', async () => {
