@@ -6,6 +6,7 @@
 import type { Dirent } from 'node:fs';
 import { opendir, stat } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
+import { ValidationError } from '../../functions/core/errors.ts';
 import { type FilterOptions, IgnoreStack } from './ignore-rules.ts';
 
 export interface LocalFile {
@@ -97,7 +98,15 @@ export async function scanArguments(
   const out: ScanResult = { files: [], ignored: [], symlinks: [], unreadable: [] };
   for (const local of locals) {
     const abs = resolve(local);
-    const st = await stat(abs);
+    const st = await stat(abs).catch((err: NodeJS.ErrnoException) => {
+      // A mistyped argument fails the whole command before anything is sent: say which one.
+      throw new ValidationError(
+        err.code === 'ENOENT'
+          ? `cannot upload ${local}: no such file or directory (check the path; directories upload recursively)`
+          : `cannot upload ${local}: ${err.code ?? err.message}`,
+        { cause: err },
+      );
+    });
     const name = basename(abs);
     if (st.isDirectory()) {
       const sub = await scanDirectory(abs, joinRemote(remoteDir, name), options);

@@ -21,6 +21,8 @@ export function parseDuration(text: string): number {
   const m = /^(\d+)([smhd]?)$/.exec(text.trim());
   if (!m) throw new Error(`invalid duration ${JSON.stringify(text)}: use e.g. 3600s, 15m, 12h or 30d`);
   const n = Number(m[1]);
+  if (n === 0)
+    throw new Error(`invalid duration ${JSON.stringify(text)}: it must be longer than 0, e.g. 12h`);
   const unit = { '': 1, s: 1, m: 60, h: 3600, d: 86400 }[m[2] as '' | 's' | 'm' | 'h' | 'd'];
   return n * unit;
 }
