@@ -4,6 +4,7 @@
  * and SHA-256), optionally deletes remote files that no longer exist locally, and with --watch keeps
  * doing so as files change.
  */
+import { stat } from 'node:fs/promises';
 import { createInterface } from 'node:readline/promises';
 import { applyDeletes, planSync, watchAndSync } from '../../upload/sync.ts';
 import type { RegisterCommand } from '../context.ts';
@@ -37,6 +38,16 @@ async function confirm(question: string): Promise<boolean> {
   }
 }
 
+/** The local side must be a directory; say so up front instead of a bare ENOENT from opendir. */
+export async function checkLocalDir(dir: string): Promise<void> {
+  const st = await stat(dir).catch(() => undefined);
+  if (!st) throw new Error(`cannot sync ${dir}: no such directory (check the path)`);
+  if (!st.isDirectory())
+    throw new Error(
+      `cannot sync ${dir}: not a directory; use \`strata upload ${dir} --to <remote>\` for a file`,
+    );
+}
+
 export const register: RegisterCommand = (program, ctx) => {
   addTransferOptions(
     program
@@ -54,6 +65,7 @@ export const register: RegisterCommand = (program, ctx) => {
       '\nExamples:\n  strata sync ./workspace --to /workspaces/www\n  strata sync ./workspace --to /workspaces/www --delete --dry-run\n  strata sync ./workspace --to /workspaces/www --watch\n\nFiltering: node_modules/, .git/, *.log, .env*, dist/, build/, __pycache__/, vendor/, *.pyc,\n.DS_Store and Thumbs.db are skipped by default, plus whatever .gitignore, .dockerignore and\n.strataignore files at any level say.',
     )
     .action(async (dir: string, flags: SyncFlags) => {
+      await checkLocalDir(dir);
       const json = Boolean(flags.json ?? ctx.flags.json);
       const remoteDir = remoteDirOf(flags.to);
       const api = ctx.api();
