@@ -42,6 +42,7 @@ import { type Poller, startPoller } from './poller.ts';
 import { type LocalPostgres, startPostgres } from './postgres.ts';
 import { type LocalRedis, redisServerOnPath, startRedisServer } from './redis.ts';
 import { buildS3EventRecord, Sequencer, s3EventMessage } from './s3-events.ts';
+import { lockStateDir } from './state-lock.ts';
 import { startUpstashAdapter, type UpstashAdapter } from './upstash-adapter.ts';
 
 export type { LambdaName };
@@ -125,9 +126,12 @@ export async function startStack(opts: StackOptions = {}): Promise<LocalStack> {
   const events = opts.events ?? true;
   const visibility = opts.visibilityTimeoutSeconds ?? DEFAULT_VISIBILITY_TIMEOUT_S;
   await mkdir(stateDir, { recursive: true });
+  const unlock = await lockStateDir(stateDir);
 
   const cleanups: { name: string; fn: () => Promise<void> }[] = [];
   const onStop = (name: string, fn: () => Promise<void>) => cleanups.push({ name, fn });
+  // Registered first so it runs last: the directory stays ours until everything in it is stopped.
+  onStop('state-dir lock', unlock);
   const cleanup = async () => {
     for (const { name, fn } of cleanups.splice(0).reverse()) {
       const started = Date.now();

@@ -9,6 +9,7 @@ import { join, relative, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import type { LocalStack } from '../local/stack.ts';
+import { LOCK_FILE, StateDirInUseError, stateDirOwner } from '../local/state-lock.ts';
 import { devJsonPrefix } from '../mount-client/cli/config.ts';
 
 // Signal listeners present before the stack's modules load (e.g. tsx's relay, which must stay:
@@ -90,7 +91,8 @@ async function main(): Promise<void> {
     });
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
-    if (e.code === 'EADDRINUSE')
+    if (err instanceof StateDirInUseError) console.error(`error: ${e.message}`);
+    else if (e.code === 'EADDRINUSE')
       console.error(`error: port ${flags.port} is in use (another npm start?); stop it or pass --port 0`);
     else console.error(`error: the local stack did not start: ${e.message}`);
     process.exit(1);
@@ -127,7 +129,12 @@ async function main(): Promise<void> {
 
 async function wipeState(stateDir: string): Promise<void> {
   if (!existsSync(stateDir)) return;
-  const ours = new Set(['pg', 'emulator', 'dev.json', 'dev-token', 'pg-password']);
+  const owner = await stateDirOwner(stateDir);
+  if (owner !== undefined) {
+    console.error(`error: --fresh refuses: ${new StateDirInUseError(stateDir, owner).message}`);
+    process.exit(1);
+  }
+  const ours = new Set(['pg', 'emulator', 'dev.json', 'dev-token', 'pg-password', LOCK_FILE]);
   const foreign = readdirSync(stateDir).filter((f) => !ours.has(f));
   if (foreign.length > 0) {
     console.error(
