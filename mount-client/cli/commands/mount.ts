@@ -144,6 +144,10 @@ export const register: RegisterCommand = (program, ctx) => {
           `strata mount: --read-ahead-max ${flags.readAheadMax} is more than half of --memory-cache ${flags.memoryCache}; read-ahead is capped at ${window} bytes so prefetched blocks are not evicted before they are read (raise --memory-cache to allow a larger window)\n`,
         );
       }
+      // Every flag is checked before the credential probe below, which takes up to a second and
+      // prints a notice: a bad --uid used to fail only after both.
+      const uid = flags.uid !== undefined ? positiveInt(flags.uid, '--uid', 0) : (process.getuid?.() ?? 0);
+      const gid = flags.gid !== undefined ? positiveInt(flags.gid, '--gid', 0) : (process.getgid?.() ?? 0);
       await runMountForeground({
         ...(peerExtension ? { extensions: [peerExtension] } : {}),
         mountpoint,
@@ -162,8 +166,8 @@ export const register: RegisterCommand = (program, ctx) => {
         cacheWrites: cacheWritesMode(flags.cacheWrites),
         ...(flags.metricsPort !== undefined ? { metricsPort: port(flags.metricsPort) } : {}),
         presign: flags.presign ?? (await noAwsCredentials()),
-        uid: flags.uid !== undefined ? positiveInt(flags.uid, '--uid', 0) : (process.getuid?.() ?? 0),
-        gid: flags.gid !== undefined ? positiveInt(flags.gid, '--gid', 0) : (process.getgid?.() ?? 0),
+        uid,
+        gid,
         ...faultsFromEnv(),
       });
     });
