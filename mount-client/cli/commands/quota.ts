@@ -7,7 +7,7 @@ import { InvalidArgumentError } from 'commander';
 import type { RegisterCommand } from '../context.ts';
 import { formatBytes } from './format.ts';
 
-interface QuotaView {
+export interface QuotaView {
   prefix: string;
   limitBytes: number;
   reservedBytes: number;
@@ -50,9 +50,10 @@ export function parseBytes(text: string): number {
   return bytes;
 }
 
-function line(q: QuotaView): string {
+/** One `quota list` row; the percentage is used + reserved of the limit (it read as "% remaining"). */
+export function quotaLine(q: QuotaView): string {
   const pct =
-    q.limitBytes > 0 ? ` (${(((q.usedBytes + q.reservedBytes) / q.limitBytes) * 100).toFixed(0)}%)` : '';
+    q.limitBytes > 0 ? ` (${(((q.usedBytes + q.reservedBytes) / q.limitBytes) * 100).toFixed(0)}% used)` : '';
   return `${q.prefix}  limit ${formatBytes(q.limitBytes)}  used ${formatBytes(q.usedBytes)}  reserved ${formatBytes(q.reservedBytes)}  remaining ${formatBytes(q.remainingBytes)}${pct}`;
 }
 
@@ -76,7 +77,7 @@ export const register: RegisterCommand = (program, ctx) => {
         body: { prefix, bytes },
         retry: true, // PUT of an absolute value: repeating it changes nothing
       });
-      ctx.print(q, () => line(q), opts.json ?? ctx.flags.json);
+      ctx.print(q, () => quotaLine(q), opts.json ?? ctx.flags.json);
     });
 
   quota
@@ -85,6 +86,6 @@ export const register: RegisterCommand = (program, ctx) => {
     .option('--json', 'print JSON')
     .action(async (opts: { json?: boolean }) => {
       const { quotas } = await ctx.api().request<{ quotas: QuotaView[] }>('GET', '/v1/quotas');
-      ctx.print(quotas, () => quotas.map(line).join('\n') || 'no quotas', opts.json ?? ctx.flags.json);
+      ctx.print(quotas, () => quotas.map(quotaLine).join('\n') || 'no quotas', opts.json ?? ctx.flags.json);
     });
 };

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseBytes } from '../../../../mount-client/cli/commands/quota.ts';
+import { parseBytes, quotaLine } from '../../../../mount-client/cli/commands/quota.ts';
 
 describe('parseBytes', () => {
   it('reads byte counts, binary units (K/M/G/T/P and *iB) and decimal units (*B)', () => {
@@ -16,5 +16,20 @@ describe('parseBytes', () => {
       expect(() => parseBytes(bad), bad).toThrow(/invalid size|too large/);
     }
     expect(() => parseBytes('lots')).toThrow(/e\.g\. 500MiB/);
+  });
+});
+
+describe('quota list rows', () => {
+  it('label the percentage as used (with reservations), not next to "remaining" alone', () => {
+    const row = quotaLine({
+      prefix: '/ws',
+      limitBytes: 1024 ** 3,
+      usedBytes: 256 * 1024 ** 2,
+      reservedBytes: 256 * 1024 ** 2,
+      remainingBytes: 512 * 1024 ** 2,
+    } as never);
+    expect(row).toBe(
+      '/ws  limit 1.0 GiB  used 256.0 MiB  reserved 256.0 MiB  remaining 512.0 MiB (50% used)',
+    );
   });
 });
