@@ -4,7 +4,8 @@
  * unless STRATA_DEBUG=1).
  */
 import type { Command } from 'commander';
-import { UnauthorizedError, UnavailableError } from '../../functions/core/errors.ts';
+import { NotFoundError, UnauthorizedError, UnavailableError } from '../../functions/core/errors.ts';
+import { parentOf } from '../../functions/core/paths.ts';
 import { ApiClient } from '../api/client.ts';
 import { type CliConfig, type GlobalFlags, loadConfig } from './config.ts';
 
@@ -64,5 +65,10 @@ export function describeFailure(err: Error, config: CliConfig | undefined): stri
     return `${err.message} (API URL from ${config.source.apiUrl === 'flag' ? '--api-url' : config.source.apiUrl}${
       config.source.apiUrl === config.devPath ? '; start that stack with `npm start`, or' : ';'
     } pass --api-url or set STRATA_API_URL)`;
+  // The API's "not found: /a/b" names the path; on the command line, say where to look.
+  const missing =
+    err instanceof NotFoundError ? /^(?:directory )?not found: (\/.*)$/.exec(err.message) : null;
+  if (missing?.[1] && missing[1] !== '/')
+    return `${err.message}; see what is there with \`strata ls ${parentOf(missing[1])}\``;
   return err.message;
 }

@@ -36,7 +36,20 @@ describe('describeFailure (the line `strata` prints when a command fails)', () =
   });
 
   it('leaves other errors, and errors before any config was loaded, as they are', () => {
-    expect(describeFailure(new NotFoundError('not found: /x'), fromDevJson)).toBe('not found: /x');
+    expect(describeFailure(new NotFoundError('no reconcile run "x"'), fromDevJson)).toBe(
+      'no reconcile run "x"',
+    );
     expect(describeFailure(new UnauthorizedError('nope'), undefined)).toBe('nope');
+  });
+});
+
+describe('describeFailure of a missing path', () => {
+  it('says where to look: the parent directory', () => {
+    expect(describeFailure(new NotFoundError('not found: /datasets/a b.csv'), fromDevJson)).toBe(
+      'not found: /datasets/a b.csv; see what is there with `strata ls /datasets`',
+    );
+    expect(describeFailure(new NotFoundError('directory not found: /tmp-rm'), fromDevJson)).toBe(
+      'directory not found: /tmp-rm; see what is there with `strata ls /`',
+    );
   });
 });
