@@ -449,6 +449,9 @@ export class Uploader {
         return digest;
       };
       if (await this.unchanged(f, remote, sha256)) {
+        // An interrupted run whose upload completed (or that was finished by other means) left
+        // resume state that nothing would ever read again: drop it with the skip.
+        await this.options.resume?.remove(this.api.apiUrl, f.abs, f.remote, f.size, f.mtimeMs);
         done({ ...base(f), status: 'skipped', reason: 'unchanged', sha256: await sha256() }, 0);
         return;
       }

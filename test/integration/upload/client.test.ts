@@ -182,6 +182,25 @@ describe('strata upload client', () => {
     // The summary (and the rate `strata upload` prints) counts what this run sent: parts 3-5.
     expect(resumed.bytesUploaded).toBe(body.length - 2 * 8 * MiB);
     expect(await objectSha('/resume/resume.bin')).toBe(sha(body));
+
+    // Resume state left behind for a file the index already holds unchanged (a run killed after
+    // its upload completed) is dropped by the run that skips the file, not kept for ever.
+    const f = files[0] as (typeof files)[0];
+    await resume.save(api.apiUrl, f.abs, {
+      format: 1,
+      uploadId: 'gone',
+      remote: f.remote,
+      size: f.size,
+      mtimeMs: f.mtimeMs,
+      partSize: 8 * MiB,
+      partCount: 5,
+      parts: { 1: '"x"' },
+    });
+    const third = new Uploader({ api, concurrency: 4, resume });
+    const skipped = await third.upload(files);
+    await third.close();
+    expect(skipped.results[0]).toMatchObject({ status: 'skipped', reason: 'unchanged' });
+    expect(await resume.load(api.apiUrl, f.abs, f.remote, f.size, f.mtimeMs)).toBeUndefined();
   });
 
   it('a multipart upload whose sha256 came only with `complete` is indexed with it; `strata sync` skips it', async () => {
