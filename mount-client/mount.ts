@@ -386,7 +386,10 @@ function opMetrics() {
   };
 }
 
-async function serveMetrics(port: number, stats: () => unknown): Promise<{ server: Server; port: number }> {
+export async function serveMetrics(
+  port: number,
+  stats: () => unknown,
+): Promise<{ server: Server; port: number }> {
   const server = createServer((req, res) => {
     if (req.url === '/metrics') {
       mountRegistry.metrics().then(
@@ -407,7 +410,15 @@ async function serveMetrics(port: number, stats: () => unknown): Promise<{ serve
       res.end('try /metrics or /stats\n');
     }
   });
-  await new Promise<void>((r, j) => server.once('error', j).listen(port, '127.0.0.1', () => r()));
+  await new Promise<void>((r, j) => server.once('error', j).listen(port, '127.0.0.1', () => r())).catch(
+    (err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EADDRINUSE') throw err;
+      throw new ValidationError(
+        `--metrics-port ${port} is already in use on 127.0.0.1; pick another port, or 0 for any free one (logged at start)`,
+        { cause: err },
+      );
+    },
+  );
   const address = server.address();
   return { server, port: typeof address === 'object' && address ? address.port : port };
 }

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ValidationError } from '../../functions/core/errors.ts';
-import { prepareCacheDir, recoverStaleMount } from '../../mount-client/mount.ts';
+import { prepareCacheDir, recoverStaleMount, serveMetrics } from '../../mount-client/mount.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'strata-preflight-'));
 const file = join(dir, 'a-file');
@@ -48,5 +48,20 @@ describe('strata mount preflight', () => {
       /cannot use .*a-file\/cache as the block cache \(ENOTDIR\): pass --cache-dir/,
     );
     expect((err as Error).cause).toBeDefined();
+  });
+});
+
+describe('strata mount --metrics-port', () => {
+  it('a port in use says which and what to pass instead (was a bare EADDRINUSE)', async () => {
+    const taken = await serveMetrics(0, () => ({}));
+    try {
+      const err = await serveMetrics(taken.port, () => ({})).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(ValidationError);
+      expect((err as Error).message).toBe(
+        `--metrics-port ${taken.port} is already in use on 127.0.0.1; pick another port, or 0 for any free one (logged at start)`,
+      );
+    } finally {
+      await new Promise((r) => taken.server.close(r));
+    }
   });
 });
