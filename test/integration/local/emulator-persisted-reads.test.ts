@@ -43,7 +43,9 @@ afterAll(async () => {
 });
 
 async function range(key: string, start: number, end: number): Promise<Buffer> {
-  const r = await s3.send(new GetObjectCommand({ Bucket: 'qa-bucket', Key: key, Range: `bytes=${start}-${end}` }));
+  const r = await s3.send(
+    new GetObjectCommand({ Bucket: 'qa-bucket', Key: key, Range: `bytes=${start}-${end}` }),
+  );
   return Buffer.from(await r.Body!.transformToByteArray());
 }
 
