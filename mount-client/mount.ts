@@ -13,7 +13,7 @@ import { constants, existsSync, readFileSync } from 'node:fs';
 import { access, mkdir, readdir, stat, statfs } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import { homedir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { PreconditionFailedError, ValidationError } from '../functions/core/errors.ts';
 import { ApiClient } from './api/client.ts';
@@ -194,7 +194,7 @@ export async function recoverStaleMount(mountpoint: string, log: Logger): Promis
  */
 export async function prepareCacheDir(dir: string): Promise<void> {
   try {
-    await mkdir(dir, { recursive: true });
+    await makeDirs(resolve(dir));
     await access(dir, constants.W_OK);
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
@@ -202,6 +202,29 @@ export async function prepareCacheDir(dir: string): Promise<void> {
       `cannot use ${dir} as the block cache (${e.code ?? e.message}): pass --cache-dir with a directory this user can create and write${(process.getuid?.() ?? 0) !== 0 ? `, e.g. ${join(homedir(), '.cache', 'strata')}` : ''}, or fix its permissions`,
       { cause: err },
     );
+  }
+}
+
+/**
+ * mkdir -p, one level at a time. Not `mkdir(dir, { recursive: true })`: Node's recursive mkdir
+ * never returns under a pseudo file system that answers ENOENT to mkdir of a name whose parent
+ * exists (`--cache-dir /proc/x` hung `strata mount` for ever); here that ENOENT is the error.
+ */
+async function makeDirs(dir: string): Promise<void> {
+  const missing: string[] = [];
+  for (let d = dir; ; d = dirname(d)) {
+    const st = await stat(d).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') return undefined;
+      throw err;
+    });
+    if (st) break;
+    missing.unshift(d);
+    if (dirname(d) === d) break;
+  }
+  for (const d of missing) {
+    await mkdir(d).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EEXIST') throw err;
+    });
   }
 }
 

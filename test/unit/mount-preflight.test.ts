@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -39,6 +39,16 @@ describe('strata mount preflight', () => {
 
   it('creates a missing cache directory', async () => {
     await prepareCacheDir(join(dir, 'cache', 'nested'));
+    expect(statSync(join(dir, 'cache', 'nested')).isDirectory()).toBe(true);
+    await prepareCacheDir(join(dir, 'cache', 'nested')); // already there: fine
+  });
+
+  it("refuses a cache directory under /proc instead of hanging (Node's recursive mkdir loops there)", async () => {
+    const err = await prepareCacheDir('/proc/strata-no-such/cache').catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ValidationError);
+    expect((err as Error).message).toMatch(
+      /cannot use \/proc\/strata-no-such\/cache as the block cache \(ENOENT\): pass --cache-dir/,
+    );
   });
 
   it('refuses a cache directory it cannot create, pointing at --cache-dir', async () => {
