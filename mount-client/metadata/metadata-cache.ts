@@ -51,6 +51,25 @@ interface Listing {
   aheadFrom?: number;
 }
 
+/**
+ * Adds a listed child to a listing being built. S3 can hold a key `a` and keys under `a/` at once
+ * (written straight to the bucket; the upload API refuses it with 409 path_conflict), and the
+ * index then lists a file and a directory with one name. A directory cannot hold two entries of
+ * one name, so the directory wins and the file is not reachable through the mount (what
+ * Mountpoint does; `strata cat` still reads it) — instead of `ls` showing the name twice with
+ * both rows answering for the directory. The two may arrive on different list pages.
+ */
+function addChild(listing: Listing, name: string, node: Node): void {
+  const seen = listing.byName.get(name);
+  if (seen === undefined) {
+    listing.nodes.push(node);
+    listing.byName.set(name, node);
+  } else if (seen.type === 'file' && node.type === 'dir') {
+    listing.nodes[listing.nodes.indexOf(seen)] = node;
+    listing.byName.set(name, node);
+  }
+}
+
 export interface MetadataStats {
   entries: number;
   listings: number;
@@ -143,8 +162,8 @@ export class MetadataCache {
           this.largeDirs.set(dir, true);
           return undefined;
         }
-        const nodes = page.entries.map((e) => nodeFromEntry(e, joinPath(dir, e.name)));
-        const listing: Listing = { nodes, byName: new Map(nodes.map((n, i) => [page.entries[i]!.name, n])) };
+        const listing: Listing = { nodes: [], byName: new Map() };
+        for (const e of page.entries) addChild(listing, e.name, nodeFromEntry(e, joinPath(dir, e.name)));
         if (epoch === this.epoch) {
           this.dirs.set(dir, listing);
           this.freshAfter.delete(dir);
@@ -301,22 +320,16 @@ export class MetadataCache {
 
   private async list(path: string, listAhead = true): Promise<Listing> {
     const epoch = this.epoch;
-    const nodes: Node[] = [];
-    const byName = new Map<string, Node>();
+    const listing: Listing = { nodes: [], byName: new Map() };
     let cursor: string | undefined;
     const minSeq = this.freshAfter.get(path);
     const options = minSeq !== undefined ? { minSeq } : undefined;
     do {
       this.counters.apiListPages++;
       const page = await this.api.list(path, cursor, this.pageSize, options);
-      for (const e of page.entries) {
-        const node = nodeFromEntry(e, joinPath(path, e.name));
-        nodes.push(node);
-        byName.set(e.name, node);
-      }
+      for (const e of page.entries) addChild(listing, e.name, nodeFromEntry(e, joinPath(path, e.name)));
       cursor = page.nextCursor;
     } while (cursor);
-    const listing = { nodes, byName };
     if (epoch === this.epoch) {
       this.dirs.set(path, listing);
       this.freshAfter.delete(path);

@@ -60,6 +60,12 @@ describe.skipIf(skip)('strata mount (real FUSE)', () => {
         date: '2024-05-02',
       })),
     );
+    // A key `a` and a key under `a/`, as S3 allows when written straight to the bucket (the upload
+    // API refuses this with 409 path_conflict): the index holds a file and a directory of one name.
+    await backend.indexOnly([
+      { path: '/clash/a', size: 3, etag: 'c1', date: '2024-05-02' },
+      { path: '/clash/a/inner.txt', size: 4, etag: 'c2', date: '2024-05-02' },
+    ]);
     mount = await startMount(backend, mnt, join(root, 'cache'));
   });
 
@@ -115,6 +121,12 @@ describe.skipIf(skip)('strata mount (real FUSE)', () => {
     const after = (await mount.stats()).metadata;
     // Attributes came from the cached listing: no per-entry resolve.
     expect((after.apiResolves ?? 0) - (before.apiResolves ?? 0)).toBeLessThan(5);
+  });
+
+  it('a file and a directory of one name show once, as the directory (what Mountpoint does)', async () => {
+    expect(await readdir(join(mnt, 'clash'))).toEqual(['a']);
+    expect((await stat(join(mnt, 'clash/a'))).isDirectory()).toBe(true);
+    expect(await readdir(join(mnt, 'clash/a'))).toEqual(['inner.txt']);
   });
 
   it('handles names with spaces, +, %, #, ?, unicode and emoji', async () => {

@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
+import type { Entry } from '../../../functions/core/api-types.ts';
 import { NotFoundError } from '../../../functions/core/errors.ts';
 import { ChangePoller } from '../../../mount-client/metadata/change-poller.ts';
+import type { IndexApi } from '../../../mount-client/metadata/index-api.ts';
 import { MemoryIndex } from '../../../mount-client/metadata/memory-index.ts';
 import { MetadataCache } from '../../../mount-client/metadata/metadata-cache.ts';
 
@@ -163,5 +165,52 @@ describe('MetadataCache', () => {
     expect(meta.statNow('/w/x/nope')).toBeNull();
     expect(meta.statNow('/elsewhere/file')).toBeUndefined();
     expect(index.calls.resolve).toBe(0);
+  });
+
+  it('a file and a directory of one name (keys `a` and `a/…` written straight to S3) list once, as the directory', async () => {
+    // Prepare: the index lists both; the pair straddles a page boundary in the paged listing.
+    const entry = (name: string, type: 'file' | 'dir'): Entry => ({
+      path: `/w/${name}`,
+      name,
+      type,
+      size: type === 'file' ? 5 : 10,
+      mtime: '2024-05-01T12:00:00.000Z',
+      ...(type === 'file' ? { etag: `e-${name}` } : { files: 1 }),
+    });
+    const pages: Record<string, Entry[]> = {
+      '': [entry('a', 'file')],
+      p2: [entry('a', 'dir'), entry('b', 'file')],
+    };
+    const api: IndexApi = {
+      resolve: async () => {
+        throw new NotFoundError('not used');
+      },
+      list: async (path, cursor, limit) => {
+        if (path !== '/w') throw new NotFoundError(path);
+        // limit 1000 (a lookup's one-page listing): everything on one page, file first.
+        if (limit === 1000)
+          return { path, entries: [entry('a', 'file'), entry('a', 'dir'), entry('b', 'file')] };
+        const entries = pages[cursor ?? ''] ?? [];
+        return { path, entries, ...(cursor ? {} : { nextCursor: 'p2' }) };
+      },
+      dates: async () => ({ dates: [] }),
+      byDate: async (date) => ({ date, entries: [] }),
+      changes: async () => ({ changes: [], nextSince: 0, latest: 0 }),
+    };
+    // Act
+    const paged = await new MetadataCache(api, { pageSize: 1 }).readdir('/w');
+    const small = new MetadataCache(api, { pageSize: 1000 });
+    const looked = await small.stat('/w/a');
+    const listed = await small.readdir('/w');
+    // Assess
+    expect(paged.map((n) => [n.path, n.type])).toEqual([
+      ['/w/a', 'dir'],
+      ['/w/b', 'file'],
+    ]);
+    expect(looked.type).toBe('dir');
+    expect(listed.map((n) => [n.path, n.type])).toEqual([
+      ['/w/a', 'dir'],
+      ['/w/b', 'file'],
+    ]);
   });
 });
