@@ -116,7 +116,11 @@ function split(path: string): { date: string; rest: string } {
   return { date, rest: slash < 0 ? '/' : tail.slice(slash) };
 }
 
-/** Adds a file and its missing ancestor directories to a day's tree. Paths inside keep real names. */
+/**
+ * Adds a file and its missing ancestor directories to a day's tree. Paths inside keep real names.
+ * A file and a directory of one name (a key `a` next to keys under `a/`, written straight to S3):
+ * the directory wins, as in the main tree (metadata-cache.ts), in whichever order they arrive.
+ */
 function add(tree: DayTree, file: Node): void {
   tree.size++;
   const real = file.path;
@@ -127,9 +131,9 @@ function add(tree: DayTree, file: Node): void {
     const here = joinPath(dir, name);
     const children = tree.dirs.get(dir) as Map<string, Node>;
     if (i === segments.length - 1) {
-      children.set(name, { ...file, path: here, target: real });
+      if (children.get(name)?.type !== 'dir') children.set(name, { ...file, path: here, target: real });
     } else {
-      if (!children.has(name)) {
+      if (children.get(name)?.type !== 'dir') {
         children.set(name, { path: here, type: 'dir', size: 0, mtimeMs: file.mtimeMs });
         tree.dirs.set(here, new Map());
         tree.size++;

@@ -127,6 +127,9 @@ describe.skipIf(skip)('strata mount (real FUSE)', () => {
     expect(await readdir(join(mnt, 'clash'))).toEqual(['a']);
     expect((await stat(join(mnt, 'clash/a'))).isDirectory()).toBe(true);
     expect(await readdir(join(mnt, 'clash/a'))).toEqual(['inner.txt']);
+    // The by-date view too (the file came first there, and loading the day failed with a TypeError).
+    expect(await readdir(join(mnt, '.by-date/2024-05-02/clash'))).toEqual(['a']);
+    expect(await readdir(join(mnt, '.by-date/2024-05-02/clash/a'))).toEqual(['inner.txt']);
   });
 
   it('handles names with spaces, +, %, #, ?, unicode and emoji', async () => {
