@@ -1,8 +1,19 @@
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync as mkdtempSyncFs, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError, devJsonPrefix, findDevJson, loadConfig } from '../../../mount-client/cli/config.ts';
+
+/** Every temp dir this file makes, removed at the end (they used to stay in /tmp after each run). */
+const made: string[] = [];
+const mkdtempSync = (prefix: string): string => {
+  const dir = mkdtempSyncFs(prefix);
+  made.push(dir);
+  return dir;
+};
+afterAll(() => {
+  for (const dir of made) rmSync(dir, { recursive: true, force: true });
+});
 
 function project(): { root: string; nested: string } {
   const root = mkdtempSync(join(tmpdir(), 'strata-cfg-'));
