@@ -151,11 +151,10 @@ async function presignParts(d: Deps, s: SessionRow, numbers: number[], expiresIn
 async function prepare(
   d: Deps,
   principal: Principal,
-  body: unknown,
+  req: UploadRequest,
   idempotency: { key: string; bodyHash: string } | undefined,
   clashes?: Map<string, string>,
 ): Promise<NewSession> {
-  const req = parseUploadRequest(body, d.config.dataPrefix);
   assertVisible(principal, req.path);
   // Checked before any S3 call: a refused entry must leave no multipart upload behind.
   const clash = (clashes ?? (await findPathClashes(d.pool, [req.path]))).get(req.path);
@@ -205,15 +204,15 @@ async function start(
   body: unknown,
   idempotencyKey?: string,
 ): Promise<{ session: UploadSession; replayed: boolean }> {
+  const req = parseUploadRequest(body, d.config.dataPrefix);
   let idempotency: { key: string; bodyHash: string } | undefined;
   if (idempotencyKey) {
-    const parsed = parseUploadRequest(body, d.config.dataPrefix);
-    assertVisible(principal, parsed.path);
-    idempotency = { key: idempotencyKey, bodyHash: requestHash(parsed) };
+    assertVisible(principal, req.path);
+    idempotency = { key: idempotencyKey, bodyHash: requestHash(req) };
     const prior = await findByIdempotencyKey(d.pool, principal.tokenId, idempotencyKey);
     if (prior) return { session: await replay(d, prior, idempotency.bodyHash), replayed: true };
   }
-  const session = await prepare(d, principal, body, idempotency);
+  const session = await prepare(d, principal, req, idempotency);
   const abortS3 = async () => {
     // Quota refused, the database failed, or another request won: the S3 upload must not linger.
     if (session.s3UploadId) {
@@ -389,15 +388,16 @@ async function batch(req: ApiRequest) {
     results[index] = { index, ok: false, error };
   };
   const pending: Array<{ index: number; session: NewSession }> = [];
-  // One query for the whole batch; entries that do not parse are refused by prepare itself.
-  const paths: string[] = [];
-  for (const entry of entries) {
+  // Each entry parsed once; one that does not parse is that entry's error, reported below.
+  const parsed = entries.map((entry): { req: UploadRequest } | { err: unknown } => {
     try {
-      paths.push(parseUploadRequest(entry, d.config.dataPrefix).path);
-    } catch {
-      // reported per entry below
+      return { req: parseUploadRequest(entry, d.config.dataPrefix) };
+    } catch (err) {
+      return { err };
     }
-  }
+  });
+  const paths = parsed.flatMap((p) => ('req' in p ? [p.req.path] : []));
+  // One query for the whole batch.
   const clashes = await findPathClashes(d.pool, paths);
   // Within the batch too: `/a` and `/a/b` in one call would create the same clash.
   const inBatch = new Set(paths);
@@ -405,9 +405,10 @@ async function batch(req: ApiRequest) {
     const file = ancestorsOf(p).find((a) => inBatch.has(a));
     if (file && !clashes.has(p)) clashes.set(p, `${file} is uploaded as a file in the same batch`);
   }
-  for (let index = 0; index < entries.length; index++) {
+  for (const [index, p] of parsed.entries()) {
     try {
-      pending.push({ index, session: await prepare(d, req.principal, entries[index], undefined, clashes) });
+      if ('err' in p) throw p.err;
+      pending.push({ index, session: await prepare(d, req.principal, p.req, undefined, clashes) });
     } catch (err) {
       entryError(index, err);
     }
