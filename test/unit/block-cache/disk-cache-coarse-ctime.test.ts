@@ -2,7 +2,10 @@
  * The disk cache's verify-once-per-open slice reads on a filesystem whose timestamps come from a
  * coarse clock (Linux before 6.13, and filesystems without fine-grained timestamps): an in-place
  * write within the same clock tick as the file's last change leaves ctime unchanged, so the fstat
- * guard alone cannot see it. Simulated here by freezing the ctime fstat reports.
+ * guard alone cannot see it. Simulated here by freezing the ctime fstat reports — and the clock the
+ * store reads (Date.now), so the whole test happens within that one tick: the store remembers a
+ * verification only once ctime is CTIME_SETTLE_MS old, and with a real clock a stall of that long
+ * between the put and the first read (a loaded CI machine) made it trust the block and the test fail.
  */
 import * as realFs from 'node:fs';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
@@ -29,6 +32,7 @@ const { parseHeader } = await import('../../../mount-client/block-cache/format.t
 
 const dirs: string[] = [];
 afterEach(() => {
+  vi.useRealTimers();
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
   frozen.clear();
 });
@@ -44,6 +48,9 @@ function blockFile(dir: string): string {
 
 describe('DiskBlockStore slice reads, coarse ctime', () => {
   it('a byte corrupted in place right after a verified read is still detected (not served)', async () => {
+    // The clock stands still from before the put: the read and the write land in the tick of the
+    // file's last change, however long the machine takes between them. Timers stay real.
+    vi.useFakeTimers({ toFake: ['Date'], now: Date.now() });
     const dir = mkdtempSync(join(tmpdir(), 'strata-disk-coarse-'));
     dirs.push(dir);
     const corrupt: string[] = [];
