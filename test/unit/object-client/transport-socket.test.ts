@@ -42,6 +42,16 @@ type Mode =
 let server: Server;
 let port = 0;
 let transport: RangeTransport;
+/**
+ * Timeouts of the transports whose requests must succeed: far beyond any stall of a loaded machine.
+ * Node runs expired timers before polling sockets, so a worker stalled (CPU starvation, GC) past a
+ * short timeout fails a request whose answer is already in the socket buffer; with 300 ms here,
+ * such a stall failed "ok" requests. Only the tests that wait for a timeout use SHORT_TIMEOUTS.
+ */
+const SAFE_TIMEOUTS = { headersTimeoutMs: 10_000, bodyTimeoutMs: 10_000 };
+/** For the tests that wait for the timeout to fire (a silent or stalled server): kept short. */
+const SHORT_TIMEOUTS = { headersTimeoutMs: 300, bodyTimeoutMs: 300 };
+let signer: UrlSigner;
 let mode: Mode = 'ok';
 let connections = 0;
 let signs = 0;
@@ -100,13 +110,13 @@ beforeAll(async () => {
   server.on('connection', () => connections++);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
   port = (server.address() as AddressInfo).port;
-  const signer = new UrlSigner({
+  signer = new UrlSigner({
     presign: async () => {
       signs++;
       return { url: `http://127.0.0.1:${port}/b/k?X-Amz-Signature=abc`, expiresAt: Date.now() + 3_600_000 };
     },
   });
-  transport = createSocketTransport({ signer, connections: 4, headersTimeoutMs: 300, bodyTimeoutMs: 300 });
+  transport = createSocketTransport({ signer, connections: 4, ...SAFE_TIMEOUTS });
 });
 afterAll(async () => {
   await transport.close();
@@ -204,7 +214,12 @@ describe('socket transport', () => {
 
   it('times out a silent server and honours an abort signal', async () => {
     mode = 'silent';
-    await expect(get(0, 10)).rejects.toMatchObject({ reason: 'timeout' });
+    const quick = createSocketTransport({ signer, connections: 1, ...SHORT_TIMEOUTS });
+    try {
+      await expect(quick.get({ object, start: 0, length: 10 })).rejects.toMatchObject({ reason: 'timeout' });
+    } finally {
+      await quick.close();
+    }
     const ac = new AbortController();
     const p = get(0, 10, { signal: ac.signal });
     setTimeout(() => ac.abort(new Error('stop')), 20);
@@ -217,6 +232,7 @@ describe('socket transport', () => {
 describe('socket transport, byte-level framing', () => {
   let raw: NetServer;
   let rawTransport: RangeTransport;
+  let rawSigner: UrlSigner;
   let script: (s: Socket, range: [number, number]) => void;
 
   beforeAll(async () => {
@@ -233,14 +249,10 @@ describe('socket transport, byte-level framing', () => {
     });
     await new Promise<void>((r) => raw.listen(0, '127.0.0.1', () => r()));
     const rawPort = (raw.address() as AddressInfo).port;
-    rawTransport = createSocketTransport({
-      signer: new UrlSigner({
-        presign: async () => ({ url: `http://127.0.0.1:${rawPort}/b/k`, expiresAt: Date.now() + 3_600_000 }),
-      }),
-      connections: 2,
-      headersTimeoutMs: 300,
-      bodyTimeoutMs: 300,
+    rawSigner = new UrlSigner({
+      presign: async () => ({ url: `http://127.0.0.1:${rawPort}/b/k`, expiresAt: Date.now() + 3_600_000 }),
     });
+    rawTransport = createSocketTransport({ signer: rawSigner, connections: 2, ...SAFE_TIMEOUTS });
   });
   afterAll(async () => {
     await rawTransport.close();
@@ -290,9 +302,14 @@ describe('socket transport, byte-level framing', () => {
       s.write(head(a, e), 'latin1');
       s.write(body.subarray(a, a + 10));
     };
-    await expect(rawTransport.get({ object, start: 0, length: 1000 })).rejects.toMatchObject({
-      reason: 'timeout',
-    });
+    const quick = createSocketTransport({ signer: rawSigner, connections: 1, ...SHORT_TIMEOUTS });
+    try {
+      await expect(quick.get({ object, start: 0, length: 1000 })).rejects.toMatchObject({
+        reason: 'timeout',
+      });
+    } finally {
+      await quick.close();
+    }
   });
 });
 
