@@ -46,8 +46,11 @@ beforeAll(async () => {
       presign: async () => ({ url: `http://127.0.0.1:${port}${urlPath}`, expiresAt: Date.now() + 3_600_000 }),
     }),
     connections: 1,
-    headersTimeoutMs: 1000,
-    bodyTimeoutMs: 1000,
+    // No test here waits for a timeout, so they are far beyond any stall of a loaded machine: Node
+    // runs expired timers before polling sockets, and a worker stalled past 1 s (the old value)
+    // failed a request whose answer was already in the socket buffer.
+    headersTimeoutMs: 10_000,
+    bodyTimeoutMs: 10_000,
   });
 });
 afterAll(async () => {

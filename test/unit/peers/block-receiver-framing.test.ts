@@ -43,9 +43,12 @@ const get = (into = Buffer.alloc(block.length)): BlockGet => ({
   target: '/blocks/x',
   headers: {},
   into,
-  headersTimeoutMs: 2000,
-  bodyTimeoutMs: 2000,
-  connectTimeoutMs: 2000,
+  // No test here waits for a timeout, so they are far beyond any stall of a loaded machine: Node
+  // runs expired timers before polling sockets, and a worker stalled past 2 s (the old value)
+  // failed a response that was already in the socket buffer.
+  headersTimeoutMs: 10_000,
+  bodyTimeoutMs: 10_000,
+  connectTimeoutMs: 10_000,
 });
 
 /** Writes `bytes` in two packets split at `at` (the second one on a later tick). */
