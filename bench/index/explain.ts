@@ -4,7 +4,7 @@
  * docs/index-design.md. Usage: npx tsx bench/index/explain.ts [--objects 1000000]
  */
 import { parseArgs } from 'node:util';
-import { changesSql, ISO } from '../../functions/adapters/pg/index-store.ts';
+import { changesSql, ISO, RESOLVE_SQL } from '../../functions/adapters/pg/index-store.ts';
 import { startTestDb } from '../../test/integration/index/db.ts';
 
 const { values } = parseArgs({ options: { objects: { type: 'string', default: '1000000' } } });
@@ -39,9 +39,9 @@ try {
     process.stdout.write(`-- ${title}\n${rows.map((r) => r['QUERY PLAN']).join('\n')}\n\n`);
   };
   await show(
-    'resolve (getObject): one probe of the primary key',
-    `SELECT path, key, state, size, etag FROM objects WHERE path = $1 AND parent <> ''`,
-    ['/d7/f00500007'],
+    'resolve (getObjectForResolve): one probe of the primary key; for a visible file, one probe of dir_rollups_children (is it a directory too?)',
+    RESOLVE_SQL,
+    ['/d7/f00500007', '/d7', 'f00500007'],
   );
   await show(
     'list, first page of files (listDir)',

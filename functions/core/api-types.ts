@@ -31,6 +31,12 @@ export interface ResolveResponse extends Entry {
   /** `yyyy-mm-dd` the file is listed under in /v1/by-date. */
   date?: string;
   metadata?: Record<string, string>;
+  /**
+   * A file whose path is also a directory: keys under `path/` exist too (written straight to S3;
+   * uploads refuse this with 409 path_conflict). Listings show only the directory, and so do
+   * mounts; the file stays readable through this resolve (`strata cat`).
+   */
+  alsoDirectory?: true;
   /** Present with `&presign=1`: a GET URL usable with Range, pinned to this version. */
   url?: string;
   urlExpiresAt?: string;

@@ -18,6 +18,7 @@ import {
   encodeCursor,
   getDir,
   getObject,
+  getObjectForResolve,
   listByDay,
   listDates,
   listDatesWithin,
@@ -80,7 +81,7 @@ async function lookup(d: Deps, path: string, fresh = false): Promise<ResolveCach
   const { cached, ticket } = await cache.readResolve(path);
   if (cached && !fresh) return cached.value;
   let value: ResolveCacheValue | null = null;
-  const obj = path === '/' ? undefined : await getObject(d.pool, path);
+  const obj = path === '/' ? undefined : await getObjectForResolve(d.pool, path);
   if (obj && (obj.state === 'active' || obj.state === 'inconsistent')) {
     value = {
       path,
@@ -97,6 +98,7 @@ async function lookup(d: Deps, path: string, fresh = false): Promise<ResolveCach
       bucket: d.config.bucket,
       key: obj.key,
       state: obj.state,
+      ...(obj.alsoDirectory ? { alsoDirectory: true as const } : {}),
     };
   } else {
     const dir = await getDir(d.pool, path);

@@ -87,6 +87,7 @@ export class MemoryIndex implements IndexApi {
         key,
         state: 'active',
         date: dateOf(file),
+        ...(this.dirEntry(path) ? { alsoDirectory: true as const } : {}),
         ...(options?.presign
           ? { url: `http://s3.invalid/${this.bucket}/${key}?signed`, urlExpiresAt: '2099-01-01T00:00:00Z' }
           : {}),
@@ -100,8 +101,9 @@ export class MemoryIndex implements IndexApi {
   async list(path: string, cursor?: string, limit?: number): Promise<ListResponse> {
     this.calls.list++;
     const children = new Map<string, Entry>();
+    let isFile = false;
     for (const [p, f] of this.files) {
-      if (p === path) throw new NotFoundError(`${path} is a file`);
+      if (p === path) isFile = true; // and maybe a directory too (keys under it): listed then
       if (path !== '/' && !p.startsWith(`${path}/`)) continue;
       const rest = p.slice(path === '/' ? 1 : path.length + 1);
       const slash = rest.indexOf('/');
@@ -111,6 +113,7 @@ export class MemoryIndex implements IndexApi {
         children.set(name, slash < 0 ? this.fileEntry(p, f) : (this.dirEntry(child) as Entry));
       }
     }
+    if (children.size === 0 && isFile) throw new NotFoundError(`${path} is a file`);
     if (children.size === 0 && path !== '/') throw new NotFoundError(`no directory at ${path}`);
     return page(path, [...children.values()], cursor, limit ?? this.pageSize);
   }

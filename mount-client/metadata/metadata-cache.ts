@@ -291,8 +291,11 @@ export class MetadataCache {
       this.counters.apiResolves++;
       const minSeq = this.freshAfter.get(path);
       const r = await this.api.resolve(path, minSeq !== undefined ? { minSeq } : undefined);
-      const node = nodeFromEntry(r, path);
-      if (node.type === 'file') this.learnLocation(path, r.bucket, r.key);
+      if (r.type === 'file') this.learnLocation(path, r.bucket, r.key);
+      // A file that is also a directory is the directory, as in a listing (addChild).
+      const node: Node = r.alsoDirectory
+        ? { path, type: 'dir', size: 0, mtimeMs: 0 }
+        : nodeFromEntry(r, path);
       if (epoch === this.epoch) this.store(path, node);
       return node;
     } catch (err) {

@@ -436,16 +436,59 @@ export interface ObjectRecord {
   day: string | null;
 }
 
+const OBJECT_COLUMNS = `SELECT path, key, state, size::float8 AS size, etag, version_id, last_modified, content_type,
+            sha256, metadata, to_char(day, 'YYYY-MM-DD') AS day`;
+
+/** getObjectForResolve's statement ($1 path, $2 its parent, $3 its name); bench/index/explain.ts shows its plan. */
+export const RESOLVE_SQL = `${OBJECT_COLUMNS},
+            CASE WHEN state IN ('active', 'inconsistent') THEN
+              coalesce((SELECT sum(files) FROM dir_rollups r WHERE r.parent = $2 AND r.name = $3), 0) > 0
+            END AS also_directory
+       FROM objects WHERE path = $1 AND parent <> ''`;
+
+interface ObjectRow {
+  path: string;
+  key: string;
+  state: ObjectState;
+  size: number;
+  etag: string | null;
+  version_id: string | null;
+  last_modified: Date | null;
+  content_type: string | null;
+  sha256: string | null;
+  metadata: Record<string, string> | null;
+  day: string | null;
+}
+
 /** One primary-key probe. Returns tombstones too; callers decide what is visible. */
 export async function getObject(db: Queryable, path: string): Promise<ObjectRecord | undefined> {
-  const { rows } = await db.query(
-    `SELECT path, key, state, size::float8 AS size, etag, version_id, last_modified, content_type, sha256, metadata,
-            to_char(day, 'YYYY-MM-DD') AS day
-       FROM objects WHERE path = $1 AND parent <> ''`,
+  const { rows } = await db.query<ObjectRow>(
+    `${OBJECT_COLUMNS} FROM objects WHERE path = $1 AND parent <> ''`,
     [path],
   );
-  const r = rows[0];
-  if (!r) return undefined;
+  return rows[0] ? objectRecord(rows[0]) : undefined;
+}
+
+/**
+ * getObject for resolve, in the same one statement: whether the path is also a directory. S3 can
+ * hold a key `a` and keys under `a/` at once (written straight to the bucket; uploads refuse it
+ * with 409 path_conflict), and listings then show the directory only (as Mountpoint does), so a
+ * mount must answer a lookup of `a` the same way even where it has no listing to look in. The
+ * second probe is one dir_rollups index lookup, run only for a file that is visible.
+ */
+export async function getObjectForResolve(
+  db: Queryable,
+  path: string,
+): Promise<(ObjectRecord & { alsoDirectory: boolean }) | undefined> {
+  const { rows } = await db.query<ObjectRow & { also_directory: boolean | null }>(RESOLVE_SQL, [
+    path,
+    parentOf(path),
+    baseName(path),
+  ]);
+  return rows[0] ? { ...objectRecord(rows[0]), alsoDirectory: rows[0].also_directory === true } : undefined;
+}
+
+function objectRecord(r: ObjectRow): ObjectRecord {
   return {
     path: r.path,
     key: r.key,

@@ -7,11 +7,12 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { UploadSession } from '../../../functions/core/api-types.ts';
+import type { ListResponse, ResolveResponse, UploadSession } from '../../../functions/core/api-types.ts';
 import { ConflictError } from '../../../functions/core/errors.ts';
-import { type LocalStack, startStack } from '../../../local/stack.ts';
+import { BUCKET, DATA_PREFIX, type LocalStack, startStack } from '../../../local/stack.ts';
 import { ApiClient } from '../../../mount-client/api/client.ts';
 
 let dir: string;
@@ -75,5 +76,27 @@ describe('file / directory name clashes', () => {
     expect(r.results.map((x) => x.ok)).toEqual([false, true, false, true]);
     expect(r.results[0]?.error).toMatchObject({ code: 'path_conflict', status: 409 });
     expect(r.results[2]?.error).toMatchObject({ code: 'path_conflict', status: 409 });
+  });
+
+  it('resolve of a file that keys written straight to S3 also made a directory says so (a mount shows the directory)', async () => {
+    // Prepare: only S3 itself can make this clash now; the index follows its events.
+    for (const key of ['s3/x', 's3/x/y.txt', 's3/plain']) {
+      await stack.s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: `${DATA_PREFIX}${key}`, Body: key }));
+    }
+    await stack.drain();
+    // Act
+    const x = await api.request<ResolveResponse>('GET', '/v1/resolve', { query: { path: '/s3/x' } });
+    const plain = await api.request<ResolveResponse>('GET', '/v1/resolve', { query: { path: '/s3/plain' } });
+    const under = await api.request<ListResponse>('GET', '/v1/list', { query: { path: '/s3/x' } });
+    // Assess: the file stays resolvable (strata cat reads it), flagged; a plain file is not.
+    expect(x).toMatchObject({ type: 'file', size: 4, alsoDirectory: true });
+    expect(plain.type).toBe('file');
+    expect(plain.alsoDirectory).toBeUndefined();
+    expect(under.entries.map((e) => e.name)).toEqual(['y.txt']);
+    // Deleting the keys beneath ends the clash: the flag goes with them.
+    await api.request('DELETE', '/v1/files', { query: { path: '/s3/x/y.txt' } });
+    await stack.drain();
+    const after = await api.request<ResolveResponse>('GET', '/v1/resolve', { query: { path: '/s3/x' } });
+    expect(after.alsoDirectory).toBeUndefined();
   });
 });

@@ -213,4 +213,23 @@ describe('MetadataCache', () => {
       ['/w/b', 'file'],
     ]);
   });
+
+  it('a lookup by resolve in a directory too large to list answers such a name as the directory too', async () => {
+    // Prepare: /w needs two list pages, so its lookups resolve the one path (no listing to look in).
+    const index = new MemoryIndex({ pageSize: 2 });
+    index.put('/w/a', { size: 3, etag: 'e-a' });
+    index.put('/w/a/inner.txt', { size: 4, etag: 'e-in' });
+    for (const n of ['b', 'c', 'd']) index.put(`/w/${n}`, { size: 1, etag: `e-${n}` });
+    const meta = new MetadataCache(index, { pageSize: 2 });
+    // Act
+    const a = await meta.stat('/w/a');
+    const inner = await meta.readdir('/w/a');
+    const b = await meta.stat('/w/b');
+    // Assess: resolved (not listed), and the directory, as the listing of /w shows it.
+    expect(index.calls.resolve).toBeGreaterThanOrEqual(1);
+    expect((await index.resolve('/w/a')).alsoDirectory).toBe(true);
+    expect(a.type).toBe('dir');
+    expect(inner.map((n) => n.path)).toEqual(['/w/a/inner.txt']);
+    expect(b).toMatchObject({ type: 'file', etag: 'e-b' });
+  });
 });
