@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, expect, it } from 'vitest';
 import { CACHE_LAYOUT, DiskBlockStore } from '../../../mount-client/block-cache/disk-cache.ts';
+import { parseHeader } from '../../../mount-client/block-cache/format.ts';
 
 const run = promisify(execFile);
 const dir = mkdtempSync(join(tmpdir(), 'strata-cache-cli-'));
@@ -38,7 +39,15 @@ it('reports, verifies (finding a corrupted block) and clears the cache', async (
     recursive: true,
     withFileTypes: true,
   }).filter((e) => e.isFile());
-  const victim = join((files[0] as (typeof files)[0]).parentPath, (files[0] as (typeof files)[0]).name);
+  // The victim is picked by the block its header names, not by readdir order (which varies with the
+  // file system): block 2 is short and zero-padded, so flipping its last byte is reported as
+  // 'padding'; block 0 is a full block, so its last byte is payload ('payload-checksum').
+  const victim = files
+    .map((f) => join(f.parentPath, f.name))
+    .find((f) => {
+      const h = parseHeader(readFileSync(f));
+      return !('error' in h) && h.index === 0;
+    }) as string;
   const bytes = readFileSync(victim);
   bytes[bytes.length - 1] = (bytes[bytes.length - 1] as number) ^ 0x55;
   writeFileSync(victim, bytes);
