@@ -43,6 +43,33 @@ async function file(key: string, size: number): Promise<{ v: ObjectVersion; hash
   return { v: await s3.put(key, body), hash: sha256(body) };
 }
 
+/** How many blocks of `v` rendezvous placement gives `owner` among `members`. */
+function ownedBy(v: ObjectVersion, owner: string, members: string[]): number {
+  return Array.from({ length: blocksOf(v) }, (_, index) =>
+    blockKey({ object: v, index, blockSize: BLOCK }),
+  ).filter((k) => pickOwner(k, members) === owner).length;
+}
+
+/**
+ * A file at least one block of which `owner` owns among `members`. Block keys hash the etag of
+ * random bytes, so any one file misses a given owner now and then — an 8-block file between two
+ * members in 1 of 256 draws — and a test about that owner's failures then met none and failed.
+ * Drawing bodies until the owner gets a block makes the precondition certain.
+ */
+async function fileOwnedBy(
+  key: string,
+  size: number,
+  owner: string,
+  members: string[],
+): Promise<{ v: ObjectVersion; hash: string; owned: number }> {
+  for (let attempt = 1; attempt <= 20; attempt++) {
+    const f = await file(key, size);
+    const owned = ownedBy(f.v, owner, members);
+    if (owned > 0) return { ...f, owned };
+  }
+  throw new Error(`20 random bodies of ${key} gave ${owner} no block among ${members.join(', ')}`);
+}
+
 beforeAll(async () => {
   s3 = await startS3();
 });
@@ -174,8 +201,8 @@ describe('failures', () => {
       }
     });
     // Read-ahead may have fetched the rest of the file before Q died; a fresh file read after the
-    // kill (16 blocks, each owned by Q with probability 1/3) is sure to meet the dead peer.
-    const after = await file('kill/two.bin', 16 * BLOCK);
+    // kill with a block Q owns is sure to meet the dead peer (or Q was ejected on meeting it before).
+    const after = await fileOwnedBy('kill/two.bin', 16 * BLOCK, q.address, [p.address, q.address, r.address]);
     const gotAfter = await readAll(r, after.v);
     // Assess
     expect(got).toBe(hash);
@@ -205,11 +232,11 @@ describe('failures', () => {
     const rogueAddress = `127.0.0.1:${(rogue.address() as AddressInfo).port}`;
     const d = await node('d');
     d.peering.membership.setMembers([rogueAddress]);
-    const { v, hash } = await file('corrupt/one.bin', 2 * 1024 * 1024);
-    const ownedByRogue = Array.from({ length: blocksOf(v) }, (_, index) =>
-      blockKey({ object: v, index, blockSize: BLOCK }),
-    ).filter((k) => pickOwner(k, [d.address, rogueAddress]) === rogueAddress).length;
-    expect(ownedByRogue).toBeGreaterThan(0);
+    const {
+      v,
+      hash,
+      owned: ownedByRogue,
+    } = await fileOwnedBy('corrupt/one.bin', 2 * 1024 * 1024, rogueAddress, [d.address, rogueAddress]);
     // Act
     const got = await readAll(d, v);
     // Assess: correct bytes, every block from S3, the rogue's blocks refused (requests already in
@@ -245,7 +272,10 @@ describe('failures', () => {
     const rogueAddress = `127.0.0.1:${(rogue.address() as AddressInfo).port}`;
     const e = await node('e');
     e.peering.membership.setMembers([rogueAddress]);
-    const { v, hash } = await file('forged/one.bin', 2 * 1024 * 1024);
+    const { v, hash } = await fileOwnedBy('forged/one.bin', 2 * 1024 * 1024, rogueAddress, [
+      e.address,
+      rogueAddress,
+    ]);
     // Act
     const got = await readAll(e, v);
     // Assess: correct bytes, every block from S3, none accepted from the rogue
@@ -264,7 +294,10 @@ describe('failures', () => {
     const silentAddress = `127.0.0.1:${(silent.address() as AddressInfo).port}`;
     const h = await node('h', { timeoutMs: 300 });
     h.peering.membership.setMembers([silentAddress]);
-    const { v, hash } = await file('silent/one.bin', 2 * 1024 * 1024);
+    const { v, hash } = await fileOwnedBy('silent/one.bin', 2 * 1024 * 1024, silentAddress, [
+      h.address,
+      silentAddress,
+    ]);
     // Act
     const got = await readAll(h, v);
     // Assess: correct, from S3; timeouts counted and the silent peer ejected
