@@ -82,12 +82,21 @@ const tricky = [
 
 describe('index through the local stack', () => {
   it('upload → resolvable; list and by-date correct for tricky names', async () => {
+    const firstDay = new Date().toISOString().slice(0, 10);
     for (const [i, p] of tricky.entries()) await put(p, 'x'.repeat(i + 1));
     await stack.drain();
+    // Each object is filed under the UTC day of its S3 event. A run that crosses midnight UTC puts
+    // some of them on the next day, so the days come from the index, not from the clock afterwards
+    // (which listed an empty day then); each must be a day the test ran on.
+    const lastDay = new Date().toISOString().slice(0, 10);
+    const byDay = new Map<string, string[]>();
     for (const [i, p] of tricky.entries()) {
       const r = await api<ResolveResponse>('GET', '/v1/resolve', { path: p });
       expect(r.status, p).toBe(200);
       expect(r.body).toMatchObject({ path: p, type: 'file', size: i + 1, state: 'active' });
+      const day = r.body.date as string;
+      expect([firstDay, lastDay], p).toContain(day);
+      byDay.set(day, [...(byDay.get(day) ?? []), p]);
     }
     const names: string[] = [];
     let cursor: string | undefined;
@@ -104,9 +113,10 @@ describe('index through the local stack', () => {
     const expected = tricky.map((p) => p.split('/')[2] as string).map((n) => (n === 'sub' ? 'sub' : n));
     const byteSorted = [...new Set(expected)].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
     expect(names).toEqual(byteSorted);
-    const today = new Date().toISOString().slice(0, 10);
-    const byDate = await api<ByDateResponse>('GET', `/v1/by-date/${today}`);
-    expect(byDate.body.entries.map((e) => e.path).sort()).toEqual([...tricky].sort());
+    for (const [day, paths] of byDay) {
+      const byDate = await api<ByDateResponse>('GET', `/v1/by-date/${day}`);
+      expect(byDate.body.entries.map((e) => e.path).sort()).toEqual([...paths].sort());
+    }
   });
 
   it('overwrite → new etag served; delete → 404', async () => {
