@@ -150,12 +150,15 @@ describe.skipIf(skip)('peers in separate network namespaces', () => {
     });
 
     // The reader: a client-only mount here whose only peer is the owner across the link.
+    // --peer-timeout 5000: the test counts S3 GETs (none) and peer hits (all); with the default 1 s,
+    // an owner that is slow to answer on a loaded machine (its first read-through, a GC pause) makes
+    // the reader fall back to S3 for that block and eject the owner (--peer-timeout 1 fails this test).
     mkdirSync(join(root, 'mnt-reader'));
     reader = await startMount(
       backend,
       join(root, 'mnt-reader'),
       join(root, 'cache-reader'),
-      ['--peers', `${NS_IP}:${PEER_PORT}`, '--peer-client-only'],
+      ['--peers', `${NS_IP}:${PEER_PORT}`, '--peer-client-only', '--peer-timeout', '5000'],
       { STRATA_PEER_SECRET: SECRET },
     );
   }, 60_000);
