@@ -161,7 +161,7 @@ describe.skipIf(skip)('peers in separate network namespaces', () => {
       ['--peers', `${NS_IP}:${PEER_PORT}`, '--peer-client-only', '--peer-timeout', '5000'],
       { STRATA_PEER_SECRET: SECRET },
     );
-  }, 60_000);
+  });
 
   afterAll(async () => {
     await reader?.stop().catch(() => undefined);
@@ -176,7 +176,7 @@ describe.skipIf(skip)('peers in separate network namespaces', () => {
     await run('ip', ['link', 'del', VETH_HOST]).catch(() => undefined);
     await run('ip', ['netns', 'del', NS]).catch(() => undefined);
     if (root) rmSync(root, { recursive: true, force: true });
-  }, 30_000);
+  });
 
   it('a reader gets every block from the owner in the other namespace, with no S3 GET of its own', async () => {
     // Prepare

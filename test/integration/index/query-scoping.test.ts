@@ -56,7 +56,7 @@ beforeAll(async () => {
   await apply([put('/team-a/1', 1, 'a1', '1'), put('/team-b/secret-plan.pdf', 777, 'b1', '1')]);
   await apply([put('/team-a/2', 2, 'a2', '1'), put('/team-b-payroll/d/x', 999, 'b2', '1')]);
   await apply([put('/team-b/later', 555, 'b3', '1')]);
-}, 60_000);
+});
 
 afterAll(async () => {
   await upstash?.close();
@@ -176,7 +176,7 @@ describe.skipIf(missing('redis-server'))('metadata cache against real Redis', ()
     redis = await startRedisServer();
     upstash = await startUpstashAdapter({ redisUrl: redis.url, token: 't' });
     guard = guardRedis(createRedis({ url: upstash.url, token: 't', timeoutMs: 10_000 }));
-  }, 30_000);
+  });
 
   it('does not resurrect an entry invalidated between the database read and the cache write', async () => {
     const ns = `race-${process.pid}`;

@@ -20,7 +20,7 @@ import { startTestDb, type TestDb } from '../index/db.ts';
 let db: TestDb;
 beforeAll(async () => {
   db = await startTestDb();
-}, 60_000);
+});
 afterAll(async () => {
   await db?.stop();
 });
@@ -180,5 +180,5 @@ describe('journal entries per transaction', () => {
     }
     expect(seen.length).toBe(n);
     expect(new Set(seen).size).toBe(n);
-  }, 60_000);
+  });
 });

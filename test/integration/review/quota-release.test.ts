@@ -18,7 +18,7 @@ import { startTestDb, type TestDb } from '../index/db.ts';
 let db: TestDb;
 beforeAll(async () => {
   db = await startTestDb();
-}, 60_000);
+});
 afterAll(async () => {
   await db?.stop();
 });
