@@ -181,7 +181,8 @@ describe.skipIf(skip)('strata mount (real FUSE)', () => {
     const v1 = randomBytes(6 * BLOCK);
     const v2 = randomBytes(6 * BLOCK);
     await backend.put(path, v1);
-    await vi.waitFor(() => stat(join(mnt, path)), { timeout: 10_000, interval: 200 });
+    // The change feed is polled about once a second; 30 s leaves room for a loaded machine.
+    await vi.waitFor(() => stat(join(mnt, path)), { timeout: 30_000, interval: 200 });
     const fh = await open(join(mnt, path), 'r');
     const parts: Buffer[] = [];
     let error: NodeJS.ErrnoException | undefined;
@@ -208,7 +209,7 @@ describe.skipIf(skip)('strata mount (real FUSE)', () => {
       async () => {
         expect(sha(await readFile(join(mnt, path)))).toBe(sha(v2));
       },
-      { timeout: 10_000, interval: 300 },
+      { timeout: 30_000, interval: 300 },
     );
   });
 });

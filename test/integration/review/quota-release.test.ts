@@ -55,7 +55,10 @@ async function finishedOrBlocked(call: Promise<unknown>) {
       done = true;
     },
   );
-  for (let i = 0; i < 500 && !done; i++) {
+  // A deadline, not a count of polls: each poll is a query, and on a loaded machine 500 of them
+  // could end before the call reached its lock.
+  const deadline = Date.now() + 30_000;
+  while (!done && Date.now() < deadline) {
     const { rows } = await db.pool.query<{ n: number }>(
       `SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock'`,
     );

@@ -312,7 +312,9 @@ describe('strata upload client', () => {
     try {
       await writeFile(join(src, 'new.txt'), 'hello watch');
       await writeFile(join(src, 'debug.log'), 'ignored by default');
-      for (let i = 0; i < 100 && !passes.includes(1); i++) await new Promise((r) => setTimeout(r, 100));
+      // Up to 30 s: the watcher's debounce, a scan and an upload through the stack, on a loaded machine.
+      const deadline = Date.now() + 30_000;
+      while (!passes.includes(1) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
       expect(await objectSha('/watched/new.txt')).toBe(sha(Buffer.from('hello watch')));
       expect(await exists('/watched/debug.log')).toBe(false);
     } finally {
