@@ -87,6 +87,9 @@ export function parseUploadRequest(body: unknown, dataPrefix: string): UploadReq
  */
 export const MAX_NAME_BYTES = 255;
 
+/** Bidirectional embeddings, overrides (U+202A–U+202E) and isolates (U+2066–U+2069). */
+const BIDI_CONTROL = /[\u202A-\u202E\u2066-\u2069]/u;
+
 /** Upload-only rules on top of normalizePath: what would make the file unusable or mis-named. */
 function checkUploadName(path: string): void {
   if (path.includes('\uFFFD')) {
@@ -95,6 +98,17 @@ function checkUploadName(path: string): void {
     // and two different names could land on one path.
     throw new ValidationError(
       `path ${JSON.stringify(path)} contains U+FFFD, the mark of a name that was not valid UTF-8 on the way here; rename the file (or fix the client's encoding) and upload again`,
+      { code: 'invalid_path' },
+    );
+  }
+  const bidi = BIDI_CONTROL.exec(path);
+  if (bidi) {
+    // Embeddings, overrides and isolates reorder how the rest of the name is displayed: with
+    // U+202E "invoice\u202Efdp.exe" shows as "invoiceexe.pdf" in ls, a browser or a log viewer
+    // ("Trojan Source"). Marks (U+200E/U+200F) that right-to-left names use are allowed.
+    const cp = (bidi[0].codePointAt(0) as number).toString(16).toUpperCase();
+    throw new ValidationError(
+      `path ${JSON.stringify(path)} contains U+${cp}, a bidirectional control character that makes the name display differently from what it is; remove it and upload again`,
       { code: 'invalid_path' },
     );
   }

@@ -26,3 +26,16 @@ export function parseDuration(text: string): number {
   const unit = { '': 1, s: 1, m: 60, h: 3600, d: 86400 }[m[2] as '' | 's' | 'm' | 'h' | 'd'];
   return n * unit;
 }
+
+/**
+ * A name as a terminal should show it: characters that are invisible or change how the rest of
+ * the line is displayed (bidirectional controls, zero-width characters, line and paragraph
+ * separators, the BOM) become `\u{…}`, so what you see is what the name is. Such names can
+ * reach the index through keys written straight to S3 (uploads refuse the bidirectional
+ * controls); `--json` keeps them exact.
+ */
+export function displayName(name: string): string {
+  return name.replace(INVISIBLE, (c) => `\\u{${(c.codePointAt(0) as number).toString(16).toUpperCase()}}`);
+}
+
+const INVISIBLE = /[\u200B-\u200F\u2028-\u202E\u2060-\u2069\uFEFF]/gu;

@@ -6,7 +6,7 @@ import type { Entry, ListResponse } from '../../../functions/core/api-types.ts';
 import { ValidationError } from '../../../functions/core/errors.ts';
 import type { ApiClient } from '../../api/client.ts';
 import type { RegisterCommand } from '../context.ts';
-import { formatBytes, formatTime } from './format.ts';
+import { displayName, formatBytes, formatTime } from './format.ts';
 
 /** 1,000 entries per request: the API's maximum page, so a 10,000-entry directory is 10 round trips. */
 const PAGE = 1000;
@@ -45,13 +45,13 @@ export const register: RegisterCommand = (program, ctx) => {
       ctx.print(
         { path, entries },
         () => {
-          if (!opts.long) return entries.map((e) => (e.type === 'dir' ? `${e.name}/` : e.name)).join('\n');
+          if (!opts.long) return entries.map(shown).join('\n');
           const sizes = entries.map((e) => formatBytes(e.size));
           const width = Math.max(0, ...sizes.map((s) => s.length));
           return entries
             .map(
               (e, i) =>
-                `${e.type === 'dir' ? 'd' : '-'} ${sizes[i]?.padStart(width)}  ${formatTime(e.mtime)}  ${e.type === 'dir' ? `${e.name}/` : e.name}`,
+                `${e.type === 'dir' ? 'd' : '-'} ${sizes[i]?.padStart(width)}  ${formatTime(e.mtime)}  ${shown(e)}`,
             )
             .join('\n');
         },
@@ -59,3 +59,8 @@ export const register: RegisterCommand = (program, ctx) => {
       );
     });
 };
+
+/** A listed name as printed: directories end with `/`; invisible characters escaped (displayName). */
+function shown(e: Entry): string {
+  return e.type === 'dir' ? `${displayName(e.name)}/` : displayName(e.name);
+}

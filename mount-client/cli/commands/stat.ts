@@ -1,7 +1,7 @@
 /** `strata stat <path> [--json]` — what the index knows about a file or directory. */
 import type { ResolveResponse } from '../../../functions/core/api-types.ts';
 import type { RegisterCommand } from '../context.ts';
-import { formatBytes } from './format.ts';
+import { displayName, formatBytes } from './format.ts';
 
 export const register: RegisterCommand = (program, ctx) => {
   program
@@ -18,7 +18,7 @@ export const register: RegisterCommand = (program, ctx) => {
 /** The human form of `strata stat`: one `name value` line per known field. */
 export function formatStat(r: ResolveResponse): string {
   const lines: Array<[string, string | undefined]> = [
-    ['path', r.path],
+    ['path', displayName(r.path)],
     ['type', r.type],
     ['size', `${r.size} (${formatBytes(r.size)})`],
     ['files', r.files === undefined ? undefined : String(r.files)],

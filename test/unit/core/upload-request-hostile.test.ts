@@ -33,4 +33,29 @@ describe('parseUploadRequest on hostile names', () => {
     expect(err?.code).toBe('invalid_path');
     expect(err?.message).toMatch(/U\+FFFD.*rename the file/);
   });
+
+  it('refuses bidirectional embeddings, overrides and isolates (names that display as something else)', () => {
+    for (const c of [
+      '\u202A',
+      '\u202B',
+      '\u202C',
+      '\u202D',
+      '\u202E',
+      '\u2066',
+      '\u2067',
+      '\u2068',
+      '\u2069',
+    ]) {
+      expect(() => parseUploadRequest({ path: `/d/invoice${c}fdp.exe`, size: 1 }, 'data/')).toThrow(
+        ValidationError,
+      );
+    }
+    expect(() => parseUploadRequest({ path: '/d/invoice\u202Efdp.exe', size: 1 }, 'data/')).toThrow(
+      /U\+202E, a bidirectional control character .* remove it/,
+    );
+    // Right-to-left text and its marks are names like any other.
+    expect(parseUploadRequest({ path: '/d/\u05E9\u05DC\u05D5\u05DD\u200F.txt', size: 1 }, 'data/').size).toBe(
+      1,
+    );
+  });
 });

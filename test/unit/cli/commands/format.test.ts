@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseDuration } from '../../../../mount-client/cli/commands/format.ts';
+import { displayName, parseDuration } from '../../../../mount-client/cli/commands/format.ts';
 
 describe('parseDuration (strata token create --expires)', () => {
   it('reads seconds, minutes, hours and days', () => {
@@ -12,5 +12,15 @@ describe('parseDuration (strata token create --expires)', () => {
   it('refuses zero on the command line (the API answered "body.expiresInSeconds: Too small")', () => {
     expect(() => parseDuration('0s')).toThrow(/invalid duration "0s": it must be longer than 0/);
     expect(() => parseDuration('soon')).toThrow(/use e\.g\. 3600s, 15m, 12h or 30d/);
+  });
+});
+
+describe('displayName (strata ls, strata stat)', () => {
+  it('escapes characters that hide or reorder what a terminal shows, and leaves the rest alone', () => {
+    expect(displayName('invoice\u202Efdp.exe')).toBe('invoice\\u{202E}fdp.exe');
+    expect(displayName('a\u200Bb\u2028c\uFEFF')).toBe('a\\u{200B}b\\u{2028}c\\u{FEFF}');
+    expect(displayName('plain näme 名前 \u05E9\u05DC\u05D5\u05DD.txt')).toBe(
+      'plain näme 名前 \u05E9\u05DC\u05D5\u05DD.txt',
+    );
   });
 });
