@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import {
   PreconditionFailedError,
   S3ReadError,
@@ -102,16 +102,25 @@ describe('withRetry deadline', () => {
   });
 
   it('restarts the clock once at startClock (queue time is not charged to the fetch)', async () => {
-    const r = await withRetry(
-      'op',
-      { maxAttempts: 3, baseDelayMs: 1, maxDelayMs: 1, deadlineMs: 200 },
-      async (_n, ctx) => {
-        await new Promise((res) => setTimeout(res, 120)); // "queued" for a slot
-        ctx.startClock();
-        await new Promise((res) => setTimeout(res, 120)); // the transfer itself
-        return ctx.signal.aborted ? 'aborted' : 'ok';
-      },
-    );
-    expect(r).toBe('ok');
+    // Fake timers: which of the deadline and the sleeps is due first is exact. With real ones the
+    // 80 ms margins held only if no stall (GC, preemption) landed between arming the deadline and
+    // starting a sleep.
+    vi.useFakeTimers();
+    try {
+      const r = withRetry(
+        'op',
+        { maxAttempts: 3, baseDelayMs: 1, maxDelayMs: 1, deadlineMs: 200 },
+        async (_n, ctx) => {
+          await new Promise((res) => setTimeout(res, 120)); // "queued" for a slot
+          ctx.startClock();
+          await new Promise((res) => setTimeout(res, 120)); // the transfer itself
+          return ctx.signal.aborted ? 'aborted' : 'ok';
+        },
+      );
+      await vi.advanceTimersByTimeAsync(240);
+      expect(await r).toBe('ok');
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });
