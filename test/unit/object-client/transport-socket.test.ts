@@ -336,6 +336,7 @@ describe('socket transport over https', () => {
       }),
       connections: 2,
       tls: { ca: cert },
+      ...SAFE_TIMEOUTS,
     });
   });
   afterAll(async () => {

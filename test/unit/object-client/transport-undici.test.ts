@@ -49,7 +49,14 @@ beforeAll(async () => {
   const signer = new UrlSigner({
     presign: async () => ({ url: `http://127.0.0.1:${port}/b/k`, expiresAt: Date.now() + 3_600_000 }),
   });
-  transport = createUndiciTransport({ signer, connections: 4 });
+  // 10 s, not the 3 s / 5 s defaults: no test here waits for a timeout, and a worker stalled past
+  // one (Node runs expired timers before polling sockets) failed a request already answered.
+  transport = createUndiciTransport({
+    signer,
+    connections: 4,
+    headersTimeoutMs: 10_000,
+    bodyTimeoutMs: 10_000,
+  });
 });
 afterAll(async () => {
   await transport.close();
