@@ -58,7 +58,7 @@ async function send(url: string, bodies: string[]): Promise<void> {
 function run(
   q: { url: string; arn: string },
   handler: (e: SQSEvent) => Promise<unknown>,
-  extra: { batchSize?: number; maxReceiveCount?: number; window?: number } = {},
+  extra: { batchSize?: number; maxReceiveCount?: number; window?: number; visibility?: number } = {},
 ): Poller {
   const p = startPoller({
     sqs,
@@ -68,7 +68,7 @@ function run(
     batchSize: extra.batchSize ?? 10,
     maxBatchingWindowSeconds: extra.window ?? 1,
     maxReceiveCount: extra.maxReceiveCount ?? 5,
-    visibilityTimeoutSeconds: 1,
+    visibilityTimeoutSeconds: extra.visibility ?? 1,
     waitTimeSeconds: 1,
     handler,
     log: () => {},
@@ -125,14 +125,22 @@ describe('SQS poller with Lambda semantics', () => {
     await send(q.url, ['slow']);
     const seen: string[] = [];
     let stolen = -1;
-    const p = run(q, async (e) => {
-      seen.push(...e.Records.map((r) => r.body));
-      // Another consumer polls after two visibility timeouts (1 s each): without the heartbeat
-      // SQS would hand the in-flight message to it.
-      await new Promise((r) => setTimeout(r, 2000));
-      const other = await sqs.send(new ReceiveMessageCommand({ QueueUrl: q.url, WaitTimeSeconds: 1 }));
-      stolen = other.Messages?.length ?? 0;
-    });
+    // A 3 s visibility timeout, extended every 1.5 s: the heartbeat keeps the message hidden as long
+    // as no two extensions land more than 3 s apart. With 1 s (every 0.5 s) a process stalled for
+    // ~1 s on a loaded machine — this process hosts the emulator too — let the other consumer's
+    // long poll take the message (a 1.2 s busy-wait reproduces it).
+    const p = run(
+      q,
+      async (e) => {
+        seen.push(...e.Records.map((r) => r.body));
+        // Another consumer polls after two visibility timeouts: without the heartbeat SQS would
+        // hand the in-flight message to it.
+        await new Promise((r) => setTimeout(r, 6000));
+        const other = await sqs.send(new ReceiveMessageCommand({ QueueUrl: q.url, WaitTimeSeconds: 1 }));
+        stolen = other.Messages?.length ?? 0;
+      },
+      { visibility: 3 },
+    );
     await until(
       async () => seen.length === 1 && stolen >= 0 && (await depth(q.url)) === 0,
       'slow batch done',
