@@ -59,8 +59,17 @@ async function node(name: string): Promise<FleetNode> {
     name,
     s3: { region: REGION, endpoint: stack.dev.s3Endpoint ?? '' },
     blockSize: BLOCK,
-    // Fast refresh so the test sees joins in well under a second.
-    peering: { policy, registry: apiRegistry(api), refreshMs: 200, heartbeatMs: 200, probeTickMs: 50 },
+    // Fast refresh so the test sees joins in well under a second. A 5 s header wait (default 1 s):
+    // the test asserts B makes no S3 GET of its own, and on a loaded machine an owner in this same
+    // process can miss 1 s, so B reads that block from S3 (timeoutMs 1 reproduces: 7 GETs).
+    peering: {
+      policy,
+      registry: apiRegistry(api),
+      refreshMs: 200,
+      heartbeatMs: 200,
+      probeTickMs: 50,
+      timeoutMs: 5_000,
+    },
   });
   nodes.push(n);
   return n;
