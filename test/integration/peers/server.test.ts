@@ -18,6 +18,12 @@ const BS = 64 * 1024;
 const started: Peering[] = [];
 const POLICY = { bucket: 'b', dataPrefix: '' };
 const delay = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/**
+ * The requesters' header wait (default 1 s). Owner and requester share this process, so a stall of
+ * it on a loaded machine turned an answer into kind 'timeout' (a hit into a miss, 'http' into
+ * 'timeout'); the tests are about what the owner answers, not about the timeout.
+ */
+const TIMEOUT_MS = 5_000;
 
 async function pair(source: BlockSource): Promise<{ owner: Peering; client: Peering }> {
   const owner = await startPeering({
@@ -35,6 +41,7 @@ async function pair(source: BlockSource): Promise<{ owner: Peering; client: Peer
     peers: [owner.address],
     source: { loadBlock: () => Promise.reject(new Error('client-only')) },
     metricsRegistry: new Registry(),
+    timeoutMs: TIMEOUT_MS,
   });
   started.push(owner, client);
   return { owner, client };
@@ -161,6 +168,7 @@ describe('peer server and fetcher', () => {
       source: { loadBlock: async () => block },
       policy: POLICY,
       metricsRegistry: registry,
+      timeoutMs: TIMEOUT_MS,
     });
     started.push(client);
     await client.fetcher.fetch(id());
