@@ -12,6 +12,14 @@
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { LRUCache } from 'lru-cache';
+import {
+  type Credentials,
+  errorXml,
+  isPresigned,
+  type S3Refusal,
+  verifyChecksum,
+  verifyPresigned,
+} from './s3-auth.ts';
 import type { S3EventName } from './s3-events.ts';
 
 export interface ObjectMutation {
@@ -29,6 +37,11 @@ export interface EmulatorOptions {
   region: string;
   /** Called synchronously after each successful object create/remove in any bucket. */
   onMutation?: (m: ObjectMutation) => void;
+  /**
+   * The stack's credentials: with them, presigned requests are verified as S3 does (signature,
+   * expiry) and so is a sent x-amz-checksum-sha256 (local/s3-auth.ts).
+   */
+  credentials?: Credentials;
 }
 
 export interface Emulator {
@@ -40,9 +53,17 @@ export interface Emulator {
 
 interface HookRequest {
   method: string;
+  url: string;
   query: unknown;
   headers: Record<string, unknown>;
   ip: string;
+  body?: unknown;
+}
+
+interface HookReply {
+  code(status: number): HookReply;
+  header(name: string, value: string): HookReply;
+  send(payload: string): HookReply;
 }
 
 interface RequestInfo {
@@ -118,6 +139,21 @@ export async function startEmulator(options: EmulatorOptions): Promise<Emulator>
     defaultRegion: options.region,
     stores: { sqsStore, snsStore, s3Store } as never,
   });
+  if (options.credentials) {
+    const credentials = options.credentials;
+    const refuse = (reply: HookReply, r: S3Refusal) =>
+      reply.code(r.status).header('content-type', 'application/xml').send(errorXml(r));
+    app.addHook('onRequest', async (request: HookRequest, reply: HookReply) => {
+      if (!isPresigned(request.url)) return;
+      const r = verifyPresigned(request as never, credentials);
+      if (r) return refuse(reply, r);
+    });
+    app.addHook('preHandler', async (request: HookRequest, reply: HookReply) => {
+      if (request.method !== 'PUT') return;
+      const r = verifyChecksum(request.headers as never, request.body);
+      if (r) return refuse(reply, r);
+    });
+  }
   app.addHook('preHandler', (request: HookRequest, _reply: unknown, done: () => void) => {
     als.run(
       {

@@ -179,6 +179,7 @@ export async function startStack(opts: StackOptions = {}): Promise<LocalStack> {
       startEmulator({
         dataDir: persist ? join(stateDir, 'emulator') : undefined,
         region: REGION,
+        credentials: CREDENTIALS,
         onMutation: (m) => notify(m),
       }).then((e) => {
         onStop('emulator', () => e.stop());

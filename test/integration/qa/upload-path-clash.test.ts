@@ -4,42 +4,25 @@
  * them. POST /v1/uploads (and each batch entry) now refuses such a path with 409 path_conflict,
  * before any S3 call, and writes no session. Local stack: real PostgreSQL, fauxqs S3.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { request } from 'undici';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { ListResponse, ResolveResponse, UploadSession } from '../../../functions/core/api-types.ts';
 import { ConflictError } from '../../../functions/core/errors.ts';
-import { BUCKET, DATA_PREFIX, type LocalStack, startStack } from '../../../local/stack.ts';
-import { ApiClient } from '../../../mount-client/api/client.ts';
+import { BUCKET, DATA_PREFIX } from '../../../local/stack.ts';
+import { useLocalStack } from '../../support/local-stack.ts';
 
-let dir: string;
-let stack: LocalStack;
-let api: ApiClient;
-
-beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'strata-qa-clash-'));
-  stack = await startStack({ stateDir: dir, apiPort: 0, scheduleIntervalMs: 0, log: () => {} });
-  api = new ApiClient({ apiUrl: stack.dev.apiUrl, token: stack.adminToken });
-});
-
-afterAll(async () => {
-  await api?.close();
-  await stack?.stop();
-  await rm(dir, { recursive: true, force: true });
-});
+const t = useLocalStack('qa-clash');
 
 async function upload(path: string, body: string): Promise<void> {
-  const s = await api.request<UploadSession>('POST', '/v1/uploads', { body: { path, size: body.length } });
+  const s = await t.api.request<UploadSession>('POST', '/v1/uploads', { body: { path, size: body.length } });
   const res = await request(s.url as string, { method: 'PUT', headers: s.headers, body });
   await res.body.text();
   expect(res.statusCode).toBe(200);
 }
 
 async function sessions(): Promise<number> {
-  const { rows } = await stack.pool.query('SELECT count(*)::int AS n FROM upload_sessions');
+  const { rows } = await t.stack.pool.query('SELECT count(*)::int AS n FROM upload_sessions');
   return rows[0].n;
 }
 
@@ -47,12 +30,12 @@ describe('file / directory name clashes', () => {
   it('refuses a file where a directory is, and beneath a file, with 409 and no session', async () => {
     await upload('/c/dir/inner.txt', 'in');
     await upload('/c/file.txt', 'f');
-    await stack.drain();
+    await t.stack.drain();
     const before = await sessions();
-    const asDir = api.request('POST', '/v1/uploads', { body: { path: '/c/dir', size: 1 } });
+    const asDir = t.api.request('POST', '/v1/uploads', { body: { path: '/c/dir', size: 1 } });
     await expect(asDir).rejects.toThrow(ConflictError);
     await expect(asDir).rejects.toThrow(/\/c\/dir is a directory/);
-    const under = api.request('POST', '/v1/uploads', { body: { path: '/c/file.txt/x', size: 1 } });
+    const under = t.api.request('POST', '/v1/uploads', { body: { path: '/c/file.txt/x', size: 1 } });
     await expect(under).rejects.toThrow(/\/c\/file.txt is a file/);
     expect(await sessions()).toBe(before);
     // An overwrite of the file and a sibling are fine.
@@ -61,7 +44,7 @@ describe('file / directory name clashes', () => {
   });
 
   it('refuses clashing batch entries alone, including two entries of the same batch', async () => {
-    const r = await api.request<{
+    const r = await t.api.request<{
       results: Array<{ ok: boolean; error?: { code: string; status: number } }>;
     }>('POST', '/v1/uploads:batch', {
       body: {
@@ -81,22 +64,24 @@ describe('file / directory name clashes', () => {
   it('resolve of a file that keys written straight to S3 also made a directory says so (a mount shows the directory)', async () => {
     // Prepare: only S3 itself can make this clash now; the index follows its events.
     for (const key of ['s3/x', 's3/x/y.txt', 's3/plain']) {
-      await stack.s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: `${DATA_PREFIX}${key}`, Body: key }));
+      await t.stack.s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: `${DATA_PREFIX}${key}`, Body: key }));
     }
-    await stack.drain();
+    await t.stack.drain();
     // Act
-    const x = await api.request<ResolveResponse>('GET', '/v1/resolve', { query: { path: '/s3/x' } });
-    const plain = await api.request<ResolveResponse>('GET', '/v1/resolve', { query: { path: '/s3/plain' } });
-    const under = await api.request<ListResponse>('GET', '/v1/list', { query: { path: '/s3/x' } });
+    const x = await t.api.request<ResolveResponse>('GET', '/v1/resolve', { query: { path: '/s3/x' } });
+    const plain = await t.api.request<ResolveResponse>('GET', '/v1/resolve', {
+      query: { path: '/s3/plain' },
+    });
+    const under = await t.api.request<ListResponse>('GET', '/v1/list', { query: { path: '/s3/x' } });
     // Assess: the file stays resolvable (strata cat reads it), flagged; a plain file is not.
     expect(x).toMatchObject({ type: 'file', size: 4, alsoDirectory: true });
     expect(plain.type).toBe('file');
     expect(plain.alsoDirectory).toBeUndefined();
     expect(under.entries.map((e) => e.name)).toEqual(['y.txt']);
     // Deleting the keys beneath ends the clash: the flag goes with them.
-    await api.request('DELETE', '/v1/files', { query: { path: '/s3/x/y.txt' } });
-    await stack.drain();
-    const after = await api.request<ResolveResponse>('GET', '/v1/resolve', { query: { path: '/s3/x' } });
+    await t.api.request('DELETE', '/v1/files', { query: { path: '/s3/x/y.txt' } });
+    await t.stack.drain();
+    const after = await t.api.request<ResolveResponse>('GET', '/v1/resolve', { query: { path: '/s3/x' } });
     expect(after.alsoDirectory).toBeUndefined();
   });
 });
