@@ -87,9 +87,11 @@ function get(receiver: BlockReceiver, target: string, extra: Partial<BlockGet> =
     headers: { 'x-test': '1' },
     into,
     onBody: (b) => seen.push(Buffer.from(b)),
-    headersTimeoutMs: 2000,
-    bodyTimeoutMs: 2000,
-    connectTimeoutMs: 2000,
+    // Generous: server and receiver share this process, and a stall of it on a loaded machine must
+    // not turn a test of framing or reuse into a timeout (the timeout test sets its own 100 ms).
+    headersTimeoutMs: 10_000,
+    bodyTimeoutMs: 10_000,
+    connectTimeoutMs: 10_000,
     ...extra,
   });
   return { p, into, seen };
