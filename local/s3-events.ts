@@ -15,7 +15,9 @@ export type S3CreatedEventName =
   | 'ObjectCreated:Copy'
   | 'ObjectCreated:CompleteMultipartUpload';
 export type S3RemovedEventName = 'ObjectRemoved:Delete' | 'ObjectRemoved:DeleteMarkerCreated';
-export type S3EventName = S3CreatedEventName | S3RemovedEventName;
+/** What lifecycle rules publish when they expire objects (the emulator has no lifecycle; tests send them). */
+export type S3LifecycleEventName = 'LifecycleExpiration:Delete' | 'LifecycleExpiration:DeleteMarkerCreated';
+export type S3EventName = S3CreatedEventName | S3RemovedEventName | S3LifecycleEventName;
 
 export interface S3EventRecord {
   eventVersion: '2.1';

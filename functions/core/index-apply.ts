@@ -45,6 +45,12 @@ export interface RemoveChange {
   path: string;
   sequencer?: string;
   at?: Date;
+  /**
+   * Set when one version was deleted for good (a versioned bucket's `ObjectRemoved:Delete` or
+   * `LifecycleExpiration:Delete` naming a versionId): the key may still have a current version,
+   * so the indexer asks S3 which one before deciding (indexer.ts, settleVersionDeletes).
+   */
+  versionId?: string;
 }
 
 export type ObjectChange = PutChange | RemoveChange;

@@ -62,8 +62,15 @@ function parseRecord(r: RawRecord, i: number): S3ObjectEvent {
   const eventName = typeof r.eventName === 'string' ? r.eventName : fail(`Records[${i}].eventName missing`);
   let kind: S3EventKind;
   if (eventName.startsWith('ObjectCreated:')) kind = 'put';
-  else if (eventName.startsWith('ObjectRemoved:')) kind = 'delete';
-  else fail(`Records[${i}].eventName ${JSON.stringify(eventName)} is not ObjectCreated:* or ObjectRemoved:*`);
+  // Lifecycle expirations remove objects without an ObjectRemoved event: `Delete` is a permanent
+  // deletion (of the object, or of one noncurrent version), `DeleteMarkerCreated` expires the
+  // current version of a versioned bucket.
+  else if (eventName.startsWith('ObjectRemoved:') || eventName.startsWith('LifecycleExpiration:'))
+    kind = 'delete';
+  else
+    fail(
+      `Records[${i}].eventName ${JSON.stringify(eventName)} is not ObjectCreated:*, ObjectRemoved:* or LifecycleExpiration:*`,
+    );
   const obj = r.s3?.object ?? fail(`Records[${i}].s3.object missing`);
   const bucket = r.s3?.bucket?.name;
   if (typeof bucket !== 'string') fail(`Records[${i}].s3.bucket.name missing`);

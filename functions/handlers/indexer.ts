@@ -41,6 +41,8 @@ import { getLogger, getMetrics, MetricUnit } from './http/observability.ts';
 /** What HeadObject tells us beyond the event. undefined = the object is gone (404). */
 export interface HeadInfo {
   etag: string;
+  size?: number;
+  lastModified?: Date;
   contentType?: string;
   sha256?: string;
   metadata?: Record<string, string>;
@@ -71,6 +73,8 @@ export function s3Head(s3: S3Client, bucket: string): HeadFn {
           : undefined;
       return {
         etag: (r.ETag ?? '').replace(/^"(.*)"$/, '$1'),
+        ...(r.ContentLength !== undefined ? { size: r.ContentLength } : {}),
+        ...(r.LastModified ? { lastModified: r.LastModified } : {}),
         contentType: r.ContentType,
         sha256: fromChecksum ?? metadata?.sha256,
         metadata,
@@ -149,9 +153,18 @@ function toChanges(
         },
       });
     } else {
+      // A delete marker hides the key; a delete naming a version removes only that version.
+      const oneVersion = ev.versionId !== undefined && !ev.eventName.endsWith(':DeleteMarkerCreated');
       out.push({
         ev,
-        change: { kind: 'delete', key: ev.key, path, sequencer: ev.sequencer, at: ev.eventTime },
+        change: {
+          kind: 'delete',
+          key: ev.key,
+          path,
+          sequencer: ev.sequencer,
+          at: ev.eventTime,
+          ...(oneVersion ? { versionId: ev.versionId } : {}),
+        },
       });
     }
   }
@@ -192,8 +205,43 @@ function remember(path: string, sequencer: string | null | undefined): void {
     boundedSet(newestSeen, NEWEST_SEEN_MAX, path, sequencer);
 }
 
+/**
+ * A version deleted for good in a versioned bucket (by `DELETE ?versionId=`, or a lifecycle rule
+ * expiring noncurrent versions) leaves the key's current version in place — or, when the current
+ * one was deleted, makes the previous version current. Either way the path must not vanish from
+ * the index, so S3 is asked for the key's current version: the change becomes a put of it (with
+ * the event's sequencer, so older events stay older), or stays a delete when there is none (the
+ * last version went, or a delete marker is current).
+ */
+async function settleVersionDeletes(
+  d: IndexerDeps,
+  changes: ObjectChange[],
+  stats: BatchStats,
+): Promise<ObjectChange[]> {
+  if (!changes.some((c) => c.kind === 'delete' && c.versionId !== undefined)) return changes;
+  return Promise.all(
+    changes.map(async (c): Promise<ObjectChange> => {
+      if (c.kind !== 'delete' || c.versionId === undefined) return c;
+      stats.heads++;
+      const current = await d.head(c.key);
+      if (!current) return c;
+      return {
+        kind: 'put',
+        key: c.key,
+        path: c.path,
+        size: current.size ?? 0,
+        etag: current.etag,
+        ...(current.versionId ? { versionId: current.versionId } : {}),
+        ...(c.sequencer !== undefined ? { sequencer: c.sequencer } : {}),
+        lastModified: current.lastModified ?? c.at ?? new Date(),
+      };
+    }),
+  );
+}
+
 /** Fills puts that will win with HeadObject data; drops puts whose object is gone. */
-async function enrich(d: IndexerDeps, changes: ObjectChange[], stats: BatchStats): Promise<ObjectChange[]> {
+async function enrich(d: IndexerDeps, all: ObjectChange[], stats: BatchStats): Promise<ObjectChange[]> {
+  const changes = await settleVersionDeletes(d, all, stats);
   const puts = changes.filter((c) => c.kind === 'put');
   if (puts.length === 0) return changes;
   const suspect = puts.filter((c) => {

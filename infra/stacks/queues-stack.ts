@@ -88,6 +88,9 @@ export class QueuesStack extends Stack {
     const filter = { prefix: props.dataPrefix };
     bucket.addEventNotification(s3.EventType.OBJECT_CREATED, toIngest, filter);
     bucket.addEventNotification(s3.EventType.OBJECT_REMOVED, toIngest, filter);
+    // Lifecycle rules (expire current or noncurrent versions) remove objects without an
+    // ObjectRemoved event; without these the index would keep them until reconcile found them.
+    bucket.addEventNotification(s3.EventType.LIFECYCLE_EXPIRATION, toIngest, filter);
     // CDK's singleton that applies the notification configuration at deploy.
     for (const child of this.node.children) {
       if (child.node.id.startsWith('BucketNotificationsHandler')) {

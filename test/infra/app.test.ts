@@ -146,11 +146,15 @@ describe('queues', () => {
     }
   });
 
-  it('sends created and removed events under the data prefix only to the ingest queue', () => {
+  it('sends created, removed and lifecycle-expiration events under the data prefix only to the ingest queue', () => {
     const t = s.template('queues');
     const [n] = Object.values(t.findResources('Custom::S3BucketNotifications'));
     const configs = n!.Properties.NotificationConfiguration.QueueConfigurations as any[];
-    expect(configs.map((c) => c.Events[0]).sort()).toEqual(['s3:ObjectCreated:*', 's3:ObjectRemoved:*']);
+    expect(configs.map((c) => c.Events[0]).sort()).toEqual([
+      's3:LifecycleExpiration:*',
+      's3:ObjectCreated:*',
+      's3:ObjectRemoved:*',
+    ]);
     for (const c of configs) {
       expect(c.Filter).toEqual({ Key: { FilterRules: [{ Name: 'prefix', Value: dev.dataPrefix }] } });
       expect(c.QueueArn['Fn::GetAtt'][0]).toMatch(/^IngestQueue/);

@@ -19,8 +19,9 @@ import {
   type IndexerDeps,
   indexBatch,
 } from '../../../functions/handlers/indexer.ts';
+import { buildS3EventRecord, type S3EventName, s3EventMessage } from '../../../local/s3-events.ts';
 import { startTestDb, type TestDb } from './db.ts';
-import { BUCKET, deleteEvent, PREFIX, putEvent, sqsRecord } from './s3-events.ts';
+import { BUCKET, deleteEvent, PREFIX, putEvent, seq, sqsRecord } from './s3-events.ts';
 
 process.env.POWERTOOLS_METRICS_DISABLED = 'true';
 process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
@@ -104,6 +105,83 @@ describe('indexer', () => {
     expect(await getDir(db.pool, '/')).toBeUndefined();
     const { changes } = await changesSince(db.pool, 0, 100);
     expect(changes.map((c) => c.op)).toEqual(['put', 'delete']);
+  });
+
+  it('a version deleted for good in a versioned bucket leaves the current one indexed (or the previous one, or none)', async () => {
+    // Prepare: S3's current version per key, as HEAD (no versionId) answers it.
+    const current = new Map<string, { etag: string; size: number; versionId: string } | undefined>();
+    const versionedDeps: IndexerDeps = {
+      ...deps,
+      head: async (key, versionId) => {
+        heads.push(key);
+        const c = current.get(key);
+        if (!c || (versionId !== undefined && versionId !== c.versionId)) return undefined;
+        return { ...c, lastModified: new Date('2024-03-01T00:00:00Z'), contentType: 'text/plain' };
+      },
+    };
+    const event = (eventName: S3EventName, key: string, sequencer: number, versionId?: string) =>
+      s3EventMessage([
+        buildS3EventRecord({
+          eventName,
+          bucket: BUCKET,
+          key,
+          sequencer: seq(sequencer),
+          ...(versionId ? { versionId } : {}),
+          ...(eventName.startsWith('ObjectCreated:') ? { size: 20, eTag: 'e2' } : {}),
+        }),
+      ]);
+    const runV = (bodies: string[]) =>
+      indexBatch(
+        versionedDeps,
+        bodies.map((b) => sqsRecord(b)),
+      );
+    current.set('data/v/a', { etag: 'e2', size: 20, versionId: 'v2' });
+    current.set('data/v/b', { etag: 'e2', size: 20, versionId: 'v2' });
+    await runV([
+      event('ObjectCreated:Put', 'data/v/a', 2, 'v2'),
+      event('ObjectCreated:Put', 'data/v/b', 2, 'v2'),
+    ]);
+
+    // Act 1: the noncurrent v1 of /v/a expires (lifecycle) and is deleted by hand: /v/a stays v2.
+    const first = await runV([
+      event('LifecycleExpiration:Delete', 'data/v/a', 3, 'v1'),
+      event('ObjectRemoved:Delete', 'data/v/a', 4, 'v1'),
+    ]);
+    expect(first.failed.size).toBe(0);
+    expect(await getObject(db.pool, '/v/a')).toMatchObject({
+      state: 'active',
+      etag: 'e2',
+      size: 20,
+      versionId: 'v2',
+    });
+
+    // Act 2: the current v2 of /v/a is deleted for good: v1's successor v0 is current again.
+    current.set('data/v/a', { etag: 'e0', size: 7, versionId: 'v0' });
+    await runV([event('ObjectRemoved:Delete', 'data/v/a', 5, 'v2')]);
+    expect(await getObject(db.pool, '/v/a')).toMatchObject({
+      state: 'active',
+      etag: 'e0',
+      size: 7,
+      versionId: 'v0',
+    });
+
+    // Act 3: the last version goes; and /v/b's current version expires behind a delete marker.
+    current.set('data/v/a', undefined);
+    current.set('data/v/b', undefined);
+    const headsBefore = heads.length;
+    await runV([
+      event('ObjectRemoved:Delete', 'data/v/a', 6, 'v0'),
+      event('LifecycleExpiration:DeleteMarkerCreated', 'data/v/b', 3, 'marker-1'),
+    ]);
+    expect((await getObject(db.pool, '/v/a'))?.state).toBe('deleted');
+    expect((await getObject(db.pool, '/v/b'))?.state).toBe('deleted');
+    expect(heads.length - headsBefore).toBe(1); // a delete marker needs no HEAD
+
+    // An unversioned lifecycle expiration (no versionId) is a plain delete.
+    current.set('data/v/c', { etag: 'e2', size: 20, versionId: 'v2' });
+    await runV([event('ObjectCreated:Put', 'data/v/c', 2)]);
+    await runV([event('LifecycleExpiration:Delete', 'data/v/c', 3)]);
+    expect((await getObject(db.pool, '/v/c'))?.state).toBe('deleted');
   });
 
   it('treats HEAD 404 as gone, not as an error', async () => {

@@ -63,6 +63,33 @@ describe('S3 event parsing', () => {
       buildS3EventRecord({ eventName: 'ObjectRemoved:Delete', bucket: 'b', key: 'k', sequencer: '1' }),
     ]).replace('ObjectRemoved:Delete', 'ObjectCreated:Put');
     expect(() => parseS3Message(noSize)).toThrow(/size/);
+    const tagging = noSize.replace('ObjectCreated:Put', 'ObjectTagging:Put');
+    expect(() => parseS3Message(tagging)).toThrow(
+      /"ObjectTagging:Put" is not ObjectCreated:\*, ObjectRemoved:\* or LifecycleExpiration:\*/,
+    );
+  });
+
+  it('reads lifecycle expirations as removals, keeping the versionId of a noncurrent-version expiry', () => {
+    const msg = s3EventMessage([
+      buildS3EventRecord({
+        eventName: 'LifecycleExpiration:Delete',
+        bucket: 'b',
+        key: 'k',
+        sequencer: '2',
+        versionId: 'v1',
+      }),
+      buildS3EventRecord({
+        eventName: 'LifecycleExpiration:DeleteMarkerCreated',
+        bucket: 'b',
+        key: 'k',
+        sequencer: '3',
+      }),
+    ]);
+    const parsed = parseS3Message(msg);
+    expect(parsed.type === 'events' && parsed.events.map((e) => [e.kind, e.eventName, e.versionId])).toEqual([
+      ['delete', 'LifecycleExpiration:Delete', 'v1'],
+      ['delete', 'LifecycleExpiration:DeleteMarkerCreated', undefined],
+    ]);
   });
 
   it('orders sequencers of different lengths numerically after padding', () => {
