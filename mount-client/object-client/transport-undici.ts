@@ -187,6 +187,15 @@ export function statusError(
     invalidateUrl();
     return new TransientError('expired-url', `${where}: HTTP 403 ${code}, re-signing`, status);
   }
+  if (code === 'InvalidObjectState') {
+    // Not a permission problem: the object is in an archive storage class and must be restored
+    // before any GET returns its bytes; retrying cannot help.
+    return new S3ReadError(
+      `${where} is archived (Glacier Flexible Retrieval / Deep Archive storage class): restore it first (aws s3api restore-object --bucket ${o.bucket} --key '${o.key}' --restore-request Days=7), then read it again`,
+      1,
+      status,
+    );
+  }
   return new S3ReadError(
     `${where}: HTTP ${status} ${code}; check the mount's S3 permissions (s3:GetObject${o.versionId ? ', s3:GetObjectVersion' : ''})`,
     1,

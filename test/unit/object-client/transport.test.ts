@@ -38,6 +38,11 @@ describe('HTTP status classification', () => {
     expect((statusError(503, '<Code>SlowDown</Code>', req) as TransientError).reason).toBe('throttled');
     expect((statusError(500, '', req) as TransientError).reason).toBe('http-5xx');
     expect(statusError(403, '<Code>AccessDenied</Code>', req)).toBeInstanceOf(S3ReadError);
+    // An archived object is not a permission problem: the message says to restore it.
+    const archived = statusError(403, '<Code>InvalidObjectState</Code>', req);
+    expect(archived).toBeInstanceOf(S3ReadError);
+    expect(archived.message).toMatch(/is archived .* restore it first \(aws s3api restore-object/);
+    expect(archived.message).not.toMatch(/permissions/);
   });
 
   it('re-signs on a 403 for an expired presigned URL', () => {
