@@ -113,6 +113,16 @@ export interface BatchStats {
 /** Longest key quoted in a log line: S3 keys reach 1,024 bytes and hostile ones could be longer. */
 const LOGGED_KEY_CHARS = 256;
 
+/** Why a key is not indexable, in words an operator can act on. */
+function ignoredReason(cfg: ServerConfig, bucket: string, key: string): string {
+  if (bucket !== cfg.bucket || !key.startsWith(normalizePrefix(cfg.dataPrefix)))
+    return `outside bucket ${cfg.bucket} / prefix ${cfg.dataPrefix}`;
+  if (key.endsWith('/'))
+    // The S3 console's "Create folder" and some sync tools write these zero-byte markers.
+    return 'a folder marker (the key ends with "/"): directories exist through the files under them, so the marker adds nothing';
+  return 'cannot be a Strata path (too long, control characters, not NFC, "."/".." or empty segments)';
+}
+
 function toChanges(
   cfg: ServerConfig,
   events: S3ObjectEvent[],
@@ -131,10 +141,7 @@ function toChanges(
         messageId,
         bucket: ev.bucket,
         key: ev.key.length > LOGGED_KEY_CHARS ? `${ev.key.slice(0, LOGGED_KEY_CHARS)}…` : ev.key,
-        reason:
-          ev.bucket !== cfg.bucket || !ev.key.startsWith(normalizePrefix(cfg.dataPrefix))
-            ? `outside bucket ${cfg.bucket} / prefix ${cfg.dataPrefix}`
-            : 'cannot be a Strata path (too long, control characters, not NFC, "."/".." or empty segments)',
+        reason: ignoredReason(cfg, ev.bucket, ev.key),
       });
       continue;
     }
