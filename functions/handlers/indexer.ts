@@ -225,13 +225,29 @@ async function settleVersionDeletes(
   changes: ObjectChange[],
   stats: BatchStats,
 ): Promise<ObjectChange[]> {
-  if (!changes.some((c) => c.kind === 'delete' && c.versionId !== undefined)) return changes;
-  return Promise.all(
-    changes.map(async (c): Promise<ObjectChange> => {
+  const oneVersion = changes.filter((c) => c.kind === 'delete' && c.versionId !== undefined);
+  if (oneVersion.length === 0) return changes;
+  const stored = await peekObjects(
+    d.pool,
+    oneVersion.map((c) => c.path),
+  );
+  const settled = await Promise.all(
+    changes.map(async (c): Promise<ObjectChange | undefined> => {
       if (c.kind !== 'delete' || c.versionId === undefined) return c;
       stats.heads++;
       const current = await d.head(c.key);
       if (!current) return c;
+      // Only a noncurrent version went (the bucket's own rule expires them daily): the index
+      // already holds the current one, so nothing changes — no write, no journal entry that would
+      // make every mount drop its cached entry for the path.
+      const s = stored.get(c.path);
+      if (
+        s?.state === 'active' &&
+        s.etag === current.etag &&
+        (s.versionId ?? undefined) === current.versionId
+      ) {
+        return undefined;
+      }
       return {
         kind: 'put',
         key: c.key,
@@ -244,6 +260,7 @@ async function settleVersionDeletes(
       };
     }),
   );
+  return settled.filter((c): c is ObjectChange => c !== undefined);
 }
 
 /** Fills puts that will win with HeadObject data; drops puts whose object is gone. */

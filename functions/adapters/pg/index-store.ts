@@ -343,13 +343,19 @@ export async function applyObjectChangesAtomically(
 export async function peekObjects(
   db: Queryable,
   paths: string[],
-): Promise<Map<string, { sequencer: string | null; etag: string | null; state: ObjectState }>> {
+): Promise<
+  Map<string, { sequencer: string | null; etag: string | null; versionId: string | null; state: ObjectState }>
+> {
   const { rows } = await db.query<{
     path: string;
     sequencer: string | null;
     etag: string | null;
+    versionId: string | null;
     state: ObjectState;
-  }>('SELECT path, sequencer, etag, state FROM objects WHERE path = ANY($1::text[])', [paths]);
+  }>(
+    'SELECT path, sequencer, etag, version_id AS "versionId", state FROM objects WHERE path = ANY($1::text[])',
+    [paths],
+  );
   return new Map(rows.map((r) => [r.path, r]));
 }
 

@@ -142,7 +142,11 @@ describe('indexer', () => {
       event('ObjectCreated:Put', 'data/v/b', 2, 'v2'),
     ]);
 
-    // Act 1: the noncurrent v1 of /v/a expires (lifecycle) and is deleted by hand: /v/a stays v2.
+    // Act 1: the noncurrent v1 of /v/a expires (lifecycle) and is deleted by hand: /v/a stays v2,
+    // and nothing is journaled (mounts keep their cached entry).
+    const journaled = async () =>
+      (await db.pool.query('SELECT coalesce(sum(n), 0)::int AS n FROM change_batches')).rows[0].n as number;
+    const entries = await journaled();
     const first = await runV([
       event('LifecycleExpiration:Delete', 'data/v/a', 3, 'v1'),
       event('ObjectRemoved:Delete', 'data/v/a', 4, 'v1'),
@@ -154,6 +158,7 @@ describe('indexer', () => {
       size: 20,
       versionId: 'v2',
     });
+    expect(await journaled()).toBe(entries);
 
     // Act 2: the current v2 of /v/a is deleted for good: v1's successor v0 is current again.
     current.set('data/v/a', { etag: 'e0', size: 7, versionId: 'v0' });
