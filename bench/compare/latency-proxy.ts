@@ -53,7 +53,10 @@ export async function startLatencyProxy(options: LatencyProxyOptions): Promise<L
         port: target.port,
         method: req.method,
         path: req.url,
-        headers: { ...req.headers, host: target.host },
+        // The client's Host passes through unchanged: presigned URLs are signed for this proxy's
+        // host (bench/run.ts makes it the public S3 endpoint), and S3 — the local one included,
+        // local/s3-auth.ts — refuses a request whose signed host differs (SignatureDoesNotMatch).
+        headers: req.headers,
         agent,
       },
       (up) => {
