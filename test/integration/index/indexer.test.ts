@@ -147,6 +147,7 @@ describe('indexer', () => {
     const journaled = async () =>
       (await db.pool.query('SELECT coalesce(sum(n), 0)::int AS n FROM change_batches')).rows[0].n as number;
     const entries = await journaled();
+    const headsAtStart = heads.length;
     const first = await runV([
       event('LifecycleExpiration:Delete', 'data/v/a', 3, 'v1'),
       event('ObjectRemoved:Delete', 'data/v/a', 4, 'v1'),
@@ -159,6 +160,7 @@ describe('indexer', () => {
       versionId: 'v2',
     });
     expect(await journaled()).toBe(entries);
+    expect(heads.length - headsAtStart).toBe(2); // one "which version is current?" per event, nothing more
 
     // Act 2: the current v2 of /v/a is deleted for good: v1's successor v0 is current again.
     current.set('data/v/a', { etag: 'e0', size: 7, versionId: 'v0' });
