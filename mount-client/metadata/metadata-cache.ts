@@ -70,6 +70,11 @@ function addChild(listing: Listing, name: string, node: Node): void {
   }
 }
 
+/** The node of a directory known only by its path (no listing or rollup fetched for it). */
+function dirNode(path: string): Node {
+  return { path, type: 'dir', size: 0, mtimeMs: 0 };
+}
+
 export interface MetadataStats {
   entries: number;
   listings: number;
@@ -219,7 +224,9 @@ export class MetadataCache {
       const r = await this.api.resolve(path, { presign, ...(minSeq !== undefined ? { minSeq } : {}) });
       const node = nodeFromEntry(r, path);
       this.learnLocation(path, r.bucket, r.key);
-      if (epoch === this.epoch) this.store(path, node);
+      // The caller reads the file, but the mount keeps showing a file that is also a directory as
+      // the directory (lookup, addChild): caching the file here would flip the path's getattr.
+      if (epoch === this.epoch) this.store(path, r.alsoDirectory ? dirNode(path) : node);
       const expires = r.urlExpiresAt ? Date.parse(r.urlExpiresAt) : undefined;
       return { ...node, ...(r.url ? { url: r.url } : {}), ...(expires ? { urlExpiresAt: expires } : {}) };
     } catch (err) {
@@ -293,9 +300,7 @@ export class MetadataCache {
       const r = await this.api.resolve(path, minSeq !== undefined ? { minSeq } : undefined);
       if (r.type === 'file') this.learnLocation(path, r.bucket, r.key);
       // A file that is also a directory is the directory, as in a listing (addChild).
-      const node: Node = r.alsoDirectory
-        ? { path, type: 'dir', size: 0, mtimeMs: 0 }
-        : nodeFromEntry(r, path);
+      const node: Node = r.alsoDirectory ? dirNode(path) : nodeFromEntry(r, path);
       if (epoch === this.epoch) this.store(path, node);
       return node;
     } catch (err) {
