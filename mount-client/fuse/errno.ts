@@ -4,10 +4,17 @@
  *
  * Rules: a remote precondition failure (the object changed under a pinned read) is ESTALE, so a
  * reader sees a clean error instead of mixed bytes; not-found is ENOENT; bad input is EINVAL; the
- * read-only mount answers EROFS; anything unexpected is EIO (and is logged by the binding).
+ * read-only mount answers EROFS; a refused token or S3 credential is EACCES; anything unexpected is
+ * EIO (both logged by the binding).
  */
 import Fuse from 'fuse-native';
-import { NotFoundError, PreconditionFailedError, ValidationError } from '../../functions/core/errors.ts';
+import {
+  ForbiddenError,
+  NotFoundError,
+  PreconditionFailedError,
+  UnauthorizedError,
+  ValidationError,
+} from '../../functions/core/errors.ts';
 import {
   BadHandleError,
   IsADirectoryError,
@@ -16,6 +23,7 @@ import {
   ReadOnlyError,
   UnsupportedAttributeNamespaceError,
 } from '../fs/errors.ts';
+import { S3ReadError } from '../object-client/errors.ts';
 
 export function toErrno(err: unknown): number {
   if (err instanceof NotFoundError) return Fuse.ENOENT;
@@ -27,6 +35,11 @@ export function toErrno(err: unknown): number {
   if (err instanceof UnsupportedAttributeNamespaceError) return Fuse.EOPNOTSUPP;
   if (err instanceof BadHandleError) return Fuse.EBADF;
   if (err instanceof ValidationError) return Fuse.EINVAL;
+  // The API refused the mount's token (revoked, expired, outside its prefixes' scope) or S3
+  // refused the node's credentials: "Permission denied" names the problem where EIO hides it. Both
+  // stay logged with the fix (not isExpected).
+  if (err instanceof UnauthorizedError || err instanceof ForbiddenError) return Fuse.EACCES;
+  if (err instanceof S3ReadError && err.status === 403) return Fuse.EACCES;
   return Fuse.EIO;
 }
 

@@ -1,8 +1,10 @@
 import Fuse from 'fuse-native';
 import { describe, expect, it } from 'vitest';
 import {
+  ForbiddenError,
   NotFoundError,
   PreconditionFailedError,
+  UnauthorizedError,
   UnavailableError,
   ValidationError,
 } from '../../../functions/core/errors.ts';
@@ -14,6 +16,7 @@ import { fuseOperations } from '../../../mount-client/fuse/binding.ts';
 import { toErrno } from '../../../mount-client/fuse/errno.ts';
 import { MemoryIndex } from '../../../mount-client/metadata/memory-index.ts';
 import { MetadataCache } from '../../../mount-client/metadata/metadata-cache.ts';
+import { S3ReadError } from '../../../mount-client/object-client/errors.ts';
 
 describe('toErrno', () => {
   it('maps each typed error once', () => {
@@ -23,6 +26,11 @@ describe('toErrno', () => {
     expect(toErrno(new ReadOnlyError('write', '/x'))).toBe(-30);
     expect(toErrno(new UnavailableError('x'))).toBe(-5);
     expect(toErrno(new Error('boom'))).toBe(Fuse.EIO);
+    // A refused token or S3 credential is "Permission denied", not an I/O error.
+    expect(toErrno(new UnauthorizedError('token revoked'))).toBe(Fuse.EACCES);
+    expect(toErrno(new ForbiddenError('scope'))).toBe(Fuse.EACCES);
+    expect(toErrno(new S3ReadError('s3://b/k: HTTP 403 AccessDenied', 1, 403))).toBe(Fuse.EACCES);
+    expect(toErrno(new S3ReadError('s3://b/k: HTTP 503 after 6 attempts', 6, 503))).toBe(Fuse.EIO);
   });
 });
 
