@@ -121,6 +121,20 @@ async function lookup(d: Deps, path: string, fresh = false): Promise<ResolveCach
   return value;
 }
 
+/** A directory's resolve answer with no rollup read (callers redact what they would not know). */
+function directoryOf(d: Deps, path: string): ResolveCacheValue {
+  return {
+    path,
+    name: baseName(path),
+    type: 'dir',
+    size: 0,
+    mtime: new Date(0).toISOString(),
+    bucket: d.config.bucket,
+    key: `${keyForPath(d.config.dataPrefix, path)}/`,
+    state: 'active',
+  };
+}
+
 /** An entry seen by a prefix-limited token that is only an ancestor of its prefixes. */
 function redactAncestor<T extends Entry>(principal: Principal, e: T): T {
   if (isVisible(principal, e.path)) return e;
@@ -135,8 +149,11 @@ async function resolve(req: ApiRequest): Promise<ResolveResponse> {
   const value = await lookup(d, path, q.minSeq !== undefined);
   if (!value) throw new NotFoundError(`not found: ${path}`);
   if (!isVisible(req.principal, path)) {
-    if (value.type !== 'dir') throw new NotFoundError(`not found: ${path}`);
-    return redactAncestor(req.principal, value) as ResolveResponse;
+    // An ancestor of the token's prefixes is a way down: a directory, or a file that is also one
+    // (shown as the directory, as listings and mounts show it; nothing of the file is told).
+    if (value.type === 'dir') return redactAncestor(req.principal, value) as ResolveResponse;
+    if (value.alsoDirectory) return redactAncestor(req.principal, directoryOf(d, path)) as ResolveResponse;
+    throw new NotFoundError(`not found: ${path}`);
   }
   if ((q.presign === '1' || q.presign === 'true') && value.type === 'file') {
     const expiresIn = d.config.env.STRATA_PRESIGN_EXPIRES_SECONDS;
@@ -209,8 +226,25 @@ async function listAncestor(
   const entries: Entry[] = [];
   for (const child of children) {
     const v = await lookup(d, child, fresh);
+    if (!v) continue;
+    const visible = isVisible(principal, child);
+    // A file that is also a directory is a way down too: its directory is listed (redacted when
+    // only an ancestor, with its rollup when visible) as listDir lists it, beside the file if visible.
+    if (v.type === 'file' && v.alsoDirectory) {
+      const dir = visible ? await getDir(d.pool, child) : undefined;
+      entries.push(
+        redactAncestor(principal, {
+          path: v.path,
+          name: v.name,
+          type: 'dir',
+          size: dir?.bytes ?? 0,
+          ...(dir ? { files: dir.files } : {}),
+          mtime: (dir?.mtime ?? new Date(0)).toISOString(),
+        }),
+      );
+    }
     // A directory on the way down; a file exactly at a prefix path is visible and listed as is.
-    if (!v || (v.type === 'file' && !isVisible(principal, child))) continue;
+    if (v.type === 'file' && !visible) continue;
     const e: Entry = { path: v.path, name: v.name, type: v.type, size: v.size, mtime: v.mtime };
     if (v.type === 'dir') e.files = v.files;
     else if (v.etag) e.etag = v.etag;
