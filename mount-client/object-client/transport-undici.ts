@@ -191,7 +191,7 @@ export function statusError(
     // Not a permission problem: the object is in an archive storage class and must be restored
     // before any GET returns its bytes; retrying cannot help.
     return new S3ReadError(
-      `${where} is archived (Glacier Flexible Retrieval / Deep Archive storage class): restore it first (aws s3api restore-object --bucket ${o.bucket} --key '${o.key}' --restore-request Days=7), then read it again`,
+      `${where} is archived (Glacier Flexible Retrieval / Deep Archive storage class): restore it first (aws s3api restore-object --bucket ${shellQuote(o.bucket)} --key ${shellQuote(o.key)}${o.versionId ? ` --version-id ${shellQuote(o.versionId)}` : ''} --restore-request Days=7), then read it again`,
       1,
       status,
     );
@@ -201,6 +201,14 @@ export function statusError(
     1,
     status,
   );
+}
+
+/**
+ * One POSIX shell word: the key comes from whoever wrote the object, and the operator pastes the
+ * command into a shell, so a quote in it must not end the quoting (`'` becomes `'\''`).
+ */
+function shellQuote(s: string): string {
+  return `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
 export function classifyNetworkError(err: unknown): Error {
