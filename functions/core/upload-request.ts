@@ -89,6 +89,7 @@ export const MAX_NAME_BYTES = 255;
 
 /** Bidirectional embeddings, overrides (U+202A–U+202E) and isolates (U+2066–U+2069). */
 const BIDI_CONTROL = /[\u202A-\u202E\u2066-\u2069]/u;
+const BIDI_CONTROLS = new RegExp(BIDI_CONTROL.source, 'gu');
 
 /** Upload-only rules on top of normalizePath: what would make the file unusable or mis-named. */
 function checkUploadName(path: string): void {
@@ -107,8 +108,14 @@ function checkUploadName(path: string): void {
     // U+202E "invoice\u202Efdp.exe" shows as "invoiceexe.pdf" in ls, a browser or a log viewer
     // ("Trojan Source"). Marks (U+200E/U+200F) that right-to-left names use are allowed.
     const cp = (bidi[0].codePointAt(0) as number).toString(16).toUpperCase();
+    // The message shows the path with those characters escaped: printed raw, it would itself
+    // display reordered in the terminal or log that shows the error.
+    const visible = path.replace(
+      BIDI_CONTROLS,
+      (c) => `\\u${(c.codePointAt(0) as number).toString(16).toUpperCase()}`,
+    );
     throw new ValidationError(
-      `path ${JSON.stringify(path)} contains U+${cp}, a bidirectional control character that makes the name display differently from what it is; remove it and upload again`,
+      `path "${visible}" contains U+${cp}, a bidirectional control character that makes the name display differently from what it is; remove it and upload again`,
       { code: 'invalid_path' },
     );
   }

@@ -10,6 +10,7 @@ import { ResumeStore } from '../../upload/resume-state.ts';
 import { scanArguments } from '../../upload/scan.ts';
 import { DEFAULT_CONCURRENCY, Uploader, type UploadSummary } from '../../upload/uploader.ts';
 import type { CliContext, RegisterCommand } from '../context.ts';
+import { displayName } from './format.ts';
 
 export interface TransferFlags {
   to: string;
@@ -78,9 +79,12 @@ export function makeUploader(ctx: CliContext, flags: TransferFlags, json: boolea
 // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is quoted
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
 
-/** A hostile local name (newline, ESC…) is quoted, so it cannot forge lines or drive the terminal. */
+/**
+ * A hostile local name (newline, ESC…) is quoted, so it cannot forge lines or drive the terminal;
+ * invisible and reordering characters (U+202E…) are escaped, so it displays as what it is.
+ */
 function shown(name: string): string {
-  return CONTROL.test(name) ? JSON.stringify(name) : name;
+  return displayName(CONTROL.test(name) ? JSON.stringify(name) : name);
 }
 
 export function reportSummary(
@@ -113,7 +117,7 @@ export function reportSummary(
       ];
       for (const r of failed)
         lines.push(
-          `  failed: ${shown(r.local)}${r.remote === undefined ? '' : ` → ${shown(r.remote)}`}: ${r.reason}`,
+          `  failed: ${shown(r.local)}${r.remote === undefined ? '' : ` → ${shown(r.remote)}`}: ${displayName(r.reason ?? 'unknown error')}`,
         );
       return lines.join('\n');
     },

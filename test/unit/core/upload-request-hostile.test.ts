@@ -53,6 +53,10 @@ describe('parseUploadRequest on hostile names', () => {
     expect(() => parseUploadRequest({ path: '/d/invoice\u202Efdp.exe', size: 1 }, 'data/')).toThrow(
       /U\+202E, a bidirectional control character .* remove it/,
     );
+    // The message itself shows the name escaped: printed raw it would display reordered too.
+    expect(() => parseUploadRequest({ path: '/d/invoice\u202Efdp.exe', size: 1 }, 'data/')).toThrow(
+      /^path "\/d\/invoice\\u202Efdp\.exe" contains/,
+    );
     // Right-to-left text and its marks are names like any other.
     expect(parseUploadRequest({ path: '/d/\u05E9\u05DC\u05D5\u05DD\u200F.txt', size: 1 }, 'data/').size).toBe(
       1,
