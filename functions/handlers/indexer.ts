@@ -26,6 +26,7 @@ import {
   compactRollups,
   type ObjectChange,
   peekObjects,
+  raiseSequencers,
 } from '../adapters/pg/index-store.ts';
 import type { Pool } from '../adapters/pg/pool.ts';
 import type { RedisGuard } from '../adapters/redis/client.ts';
@@ -231,24 +232,16 @@ async function settleVersionDeletes(
     d.pool,
     oneVersion.map((c) => c.path),
   );
+  /** Per path, the newest no-op among this batch's version deletes, and every no-op put. */
+  const noop = new Map<string, { path: string; sequencer: string; etag: string; versionId?: string }>();
+  const noopPuts = new Set<ObjectChange>();
   const settled = await Promise.all(
-    changes.map(async (c): Promise<ObjectChange | undefined> => {
+    changes.map(async (c): Promise<ObjectChange> => {
       if (c.kind !== 'delete' || c.versionId === undefined) return c;
       stats.heads++;
       const current = await d.head(c.key);
       if (!current) return c;
-      // Only a noncurrent version went (the bucket's own rule expires them daily): the index
-      // already holds the current one, so nothing changes — no write, no journal entry that would
-      // make every mount drop its cached entry for the path.
-      const s = stored.get(c.path);
-      if (
-        s?.state === 'active' &&
-        s.etag === current.etag &&
-        (s.versionId ?? undefined) === current.versionId
-      ) {
-        return undefined;
-      }
-      return {
+      const put: ObjectChange = {
         kind: 'put',
         key: c.key,
         path: c.path,
@@ -258,9 +251,36 @@ async function settleVersionDeletes(
         ...(c.sequencer !== undefined ? { sequencer: c.sequencer } : {}),
         lastModified: current.lastModified ?? c.at ?? new Date(),
       };
+      // Only a noncurrent version went (the bucket's own rule expires them daily): the index
+      // already holds the current one, so nothing changes — no write, no journal entry that would
+      // make every mount drop its cached entry for the path. Its sequencer is still recorded
+      // (raiseSequencers): an older event still in flight — the delete marker an undelete
+      // removed — must lose to it, or it would delete a path S3 serves.
+      const s = stored.get(c.path);
+      if (
+        c.sequencer !== undefined &&
+        s?.state === 'active' &&
+        s.etag === current.etag &&
+        (s.versionId ?? undefined) === current.versionId
+      ) {
+        noopPuts.add(put);
+        const seen = noop.get(c.path);
+        if (!seen || isNewer(c.sequencer, seen.sequencer))
+          noop.set(c.path, {
+            path: c.path,
+            sequencer: c.sequencer,
+            etag: current.etag,
+            ...(current.versionId ? { versionId: current.versionId } : {}),
+          });
+      }
+      return put;
     }),
   );
-  return settled.filter((c): c is ObjectChange => c !== undefined);
+  if (noop.size === 0) return settled;
+  const raised = await raiseSequencers(d.pool, [...noop.values()]);
+  for (const path of raised) remember(path, noop.get(path)?.sequencer);
+  // A row that changed meanwhile was not raised: its put goes through the guard like any other.
+  return settled.filter((c) => !(noopPuts.has(c) && raised.has(c.path)));
 }
 
 /** Fills puts that will win with HeadObject data; drops puts whose object is gone. */

@@ -337,6 +337,37 @@ export async function applyObjectChangesAtomically(
 }
 
 /**
+ * Records the sequencer of an event that leaves a path's indexed object as it is (the indexer's
+ * noncurrent-version delete, whose HEAD shows the indexed version is still current): only the
+ * stored sequencer rises — no object fields, rollups or journal entry, so mounts keep their
+ * cached entries — and an older event arriving later (S3 events are unordered) loses the guard,
+ * as it would have against the applied change. A row that no longer holds that object (changed
+ * concurrently), or already holds a newer sequencer, is not touched: the caller applies the
+ * change through strata_apply_batch's guard instead. Returns the paths raised.
+ */
+export async function raiseSequencers(
+  db: Queryable,
+  items: Array<{ path: string; sequencer: string; etag: string; versionId?: string }>,
+): Promise<Set<string>> {
+  if (items.length === 0) return new Set();
+  const { rows } = await db.query<{ path: string }>(
+    `UPDATE objects o SET sequencer = i.seq, updated_at = now()
+       FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS i(path, seq, etag, version_id)
+      WHERE o.path = i.path AND o.parent <> '' AND o.state = 'active' AND o.etag = i.etag
+        AND o.version_id IS NOT DISTINCT FROM i.version_id
+        AND (o.sequencer IS NULL OR o.sequencer COLLATE "C" < i.seq COLLATE "C")
+      RETURNING o.path`,
+    [
+      items.map((i) => i.path),
+      items.map((i) => i.sequencer),
+      items.map((i) => i.etag),
+      items.map((i) => i.versionId ?? null),
+    ],
+  );
+  return new Set(rows.map((r) => r.path));
+}
+
+/**
  * Stored sequencers and etags of some paths, read without locks: the indexer uses them to skip
  * HeadObject for events that will lose anyway. Never used for the decision itself.
  */
