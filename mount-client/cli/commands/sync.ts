@@ -6,8 +6,9 @@
  */
 import { stat } from 'node:fs/promises';
 import { createInterface } from 'node:readline/promises';
-import { applyDeletes, planSync, watchAndSync } from '../../upload/sync.ts';
+import { applyDeletes, planSync, type SyncPlan, watchAndSync } from '../../upload/sync.ts';
 import type { RegisterCommand } from '../context.ts';
+import { displayName } from './format.ts';
 import {
   addTransferOptions,
   filterOf,
@@ -48,6 +49,20 @@ export async function checkLocalDir(dir: string): Promise<void> {
     );
 }
 
+/**
+ * What `--dry-run` prints. Names are escaped as `strata ls` prints them (displayName): local file
+ * names and remote paths written straight to S3 can hold characters that reorder or hide text
+ * (U+202E…), and a dry run is read to decide what to upload and delete.
+ */
+export function dryRunText(plan: Pick<SyncPlan, 'upload' | 'remoteOnly'>): string {
+  return [
+    `would upload ${plan.upload.length} file(s) (unchanged ones are skipped at upload time)`,
+    ...plan.upload.map((f) => `  upload ${displayName(f.remote)}`),
+    `would delete ${plan.remoteOnly.length} remote file(s)`,
+    ...plan.remoteOnly.map((p) => `  delete ${displayName(p)}`),
+  ].join('\n');
+}
+
 export const register: RegisterCommand = (program, ctx) => {
   addTransferOptions(
     program
@@ -78,13 +93,7 @@ export const register: RegisterCommand = (program, ctx) => {
             delete: plan.remoteOnly,
             ignored: plan.ignored,
           },
-          () =>
-            [
-              `would upload ${plan.upload.length} file(s) (unchanged ones are skipped at upload time)`,
-              ...plan.upload.map((f) => `  upload ${f.remote}`),
-              `would delete ${plan.remoteOnly.length} remote file(s)`,
-              ...plan.remoteOnly.map((p) => `  delete ${p}`),
-            ].join('\n'),
+          () => dryRunText(plan),
           json,
         );
         return;
