@@ -18,7 +18,7 @@ export const register: RegisterCommand = (program, ctx) => {
 /** The human form of `strata stat`: one `name value` line per known field. */
 export function formatStat(r: ResolveResponse): string {
   const lines: Array<[string, string | undefined]> = [
-    ['path', displayName(r.path)],
+    ['path', r.path],
     ['type', r.type],
     ['size', `${r.size} (${formatBytes(r.size)})`],
     ['files', r.files === undefined ? undefined : String(r.files)],
@@ -38,8 +38,10 @@ export function formatStat(r: ResolveResponse): string {
     ],
     ...Object.entries(r.metadata ?? {}).map(([k, v]) => [`meta.${k}`, v] as [string, string]),
   ];
+  // Every line is escaped, not only `path`: the key in `location`, the note and user metadata
+  // (set by whoever wrote the object) carry the same names and can reorder the terminal line.
   return lines
     .filter(([, v]) => v !== undefined)
-    .map(([k, v]) => `${k.padEnd(13)} ${v}`)
+    .map(([k, v]) => displayName(`${k.padEnd(13)} ${v}`))
     .join('\n');
 }
