@@ -60,6 +60,7 @@ export interface PeeringOptions {
   stallMs?: number;
   /** Which peer-fetched blocks this node copies into its own cache (default 'second-use', keep-policy.ts). */
   keep?: PeerKeepPolicy;
+  /** Wait for the TCP handshake with an owner (default: a quarter of `timeoutMs`, at least 250 ms). */
   connectTimeoutMs?: number;
   refreshMs?: number;
   heartbeatMs?: number;
@@ -124,7 +125,10 @@ export async function startPeering(options: PeeringOptions): Promise<Peering> {
     }
   }
 
-  const client = new PeerClient({ signer, connectTimeoutMs: options.connectTimeoutMs });
+  const client = new PeerClient({
+    signer,
+    connectTimeoutMs: options.connectTimeoutMs ?? connectTimeoutFor(options.timeoutMs),
+  });
   const membership = new Membership({
     self: address,
     member: serve,
@@ -168,4 +172,16 @@ export async function startPeering(options: PeeringOptions): Promise<Peering> {
       await client.close();
     },
   };
+}
+
+/**
+ * The handshake wait follows the header wait: 250 ms at the default 1 s (a LAN handshake takes well
+ * under 1 ms, so a peer silent that long is gone), and a quarter of a raised --peer-timeout. The
+ * requester notices its own completed handshake only when its event loop gets to it: on a heavily
+ * loaded host — where docs/peers.md says to raise --peer-timeout — a fixed 250 ms ejected live owners
+ * (seen in the FUSE peer test at --peer-timeout 5000: "peer ejected", reason timeout, 4 s after the
+ * mount started — before any 5 s header wait could have lapsed).
+ */
+function connectTimeoutFor(timeoutMs: number | undefined): number {
+  return Math.max(250, Math.round((timeoutMs ?? 1_000) / 4));
 }
