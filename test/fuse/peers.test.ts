@@ -83,7 +83,9 @@ describe.skipIf(skip)('peer block sharing between real mounts', () => {
       mnt(n),
       join(root, `cache-${n}`),
       // --peer-timeout 5000: the GET-count assertions measure placement; on a loaded CI machine a
-      // live owner can miss the default 1 s, fall back to S3 and add a GET.
+      // live owner can miss the default 1 s, fall back to S3 and add a GET. The connect wait follows
+      // it (1.25 s here): at a fixed 250 ms a busy reader ejected a live owner and the owner's share
+      // of the file then cost the owner 21-25 GETs of its own (2 runs in 13).
       ['--peers', peers, '--peer-listen', `127.0.0.1:${ports.get(n)}`, '--peer-timeout', '5000'],
       { STRATA_PEER_SECRET: SECRET },
     );
