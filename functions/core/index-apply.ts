@@ -36,6 +36,12 @@ export interface PutChange {
   metadata?: Record<string, string>;
   /** `yyyy-mm-dd` for /v1/by-date; defaults to lastModified's UTC date. */
   date?: string;
+  /**
+   * An older version made current again (a versioned bucket's delete of the current version or
+   * of a delete marker; indexer.ts settleVersionDeletes): no upload created it, so it settles no
+   * upload session (uploads-store settleUploads); its bytes still count against quotas.
+   */
+  restored?: true;
 }
 
 export interface RemoveChange {

@@ -250,6 +250,7 @@ async function settleVersionDeletes(
         ...(current.versionId ? { versionId: current.versionId } : {}),
         ...(c.sequencer !== undefined ? { sequencer: c.sequencer } : {}),
         lastModified: current.lastModified ?? c.at ?? new Date(),
+        restored: true,
       };
       // Only a noncurrent version went (the bucket's own rule expires them daily): the index
       // already holds the current one, so nothing changes — no write, no journal entry that would

@@ -225,7 +225,8 @@ interface AppliedRound {
 function summarize(p: Prepared, rounds: Array<{ r: AppliedRound }>, opts: ApplyOptions) {
   const dirs = new Set<string>();
   const days = new Set<string>();
-  const created: Array<{ key: string; size: number; etag: string; replacedSize: number }> = [];
+  const created: Array<{ key: string; size: number; etag: string; replacedSize: number; restored?: true }> =
+    [];
   const removed: Array<{ key: string; size: number }> = [];
   const applied: AppliedChange[] = [];
   // Rounds come in seq order (later rounds of the race loop take later ordinals).
@@ -246,6 +247,7 @@ function summarize(p: Prepared, rounds: Array<{ r: AppliedRound }>, opts: ApplyO
           size: c.size,
           etag: c.etag,
           replacedSize: oldState === 'active' ? oldSize : 0,
+          ...(c.restored ? { restored: true as const } : {}),
         });
       } else if (oldState === 'active') {
         removed.push({ key: c.key, size: oldSize });

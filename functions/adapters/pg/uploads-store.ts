@@ -389,7 +389,7 @@ export interface SettledUpload {
  */
 export async function settleUploads(
   client: Db,
-  completed: Array<{ key: string; size: number; etag: string; replacedSize?: number }>,
+  completed: Array<{ key: string; size: number; etag: string; replacedSize?: number; restored?: true }>,
 ): Promise<SettledUpload[]> {
   if (completed.length === 0) return [];
   const keys = [...new Set(completed.map((c) => c.key))];
@@ -404,7 +404,12 @@ export async function settleUploads(
   const matched: Array<{ session: SessionRow; etag: string }> = [];
   const out: SettledUpload[] = [];
   for (const obj of completed) {
-    const s = open.find((r) => !taken.has(r.id) && r.key === obj.key && r.size === obj.size);
+    // A restored older version (index-apply PutChange.restored) is nobody's upload: matching it
+    // by size would settle an upload still in flight, and a multipart one's /complete would then
+    // answer "completed" without completing it in S3. Its bytes still go to the quotas below.
+    const s = obj.restored
+      ? undefined
+      : open.find((r) => !taken.has(r.id) && r.key === obj.key && r.size === obj.size);
     const settled: SettledUpload = { key: obj.key, size: obj.size, etag: obj.etag };
     if (s) {
       taken.add(s.id);
