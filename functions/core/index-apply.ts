@@ -37,9 +37,10 @@ export interface PutChange {
   /** `yyyy-mm-dd` for /v1/by-date; defaults to lastModified's UTC date. */
   date?: string;
   /**
-   * An older version made current again (a versioned bucket's delete of the current version or
-   * of a delete marker; indexer.ts settleVersionDeletes): no upload created it, so it settles no
-   * upload session (uploads-store settleUploads); its bytes still count against quotas.
+   * The key's current version as HEAD found it after a versioned delete (of the current version,
+   * a delete marker or a noncurrent one; indexer.ts settleVersionDeletes) — usually an older
+   * version made current again, which no upload created: it settles only upload sessions opened
+   * before its S3 LastModified (uploads-store settleUploads); its bytes count against quotas.
    */
   restored?: true;
 }

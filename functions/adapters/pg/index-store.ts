@@ -225,7 +225,7 @@ interface AppliedRound {
 function summarize(p: Prepared, rounds: Array<{ r: AppliedRound }>, opts: ApplyOptions) {
   const dirs = new Set<string>();
   const days = new Set<string>();
-  const created: Array<{ key: string; size: number; etag: string; replacedSize: number; restored?: true }> =
+  const created: Array<{ key: string; size: number; etag: string; replacedSize: number; restoredAt?: Date }> =
     [];
   const removed: Array<{ key: string; size: number }> = [];
   const applied: AppliedChange[] = [];
@@ -247,7 +247,7 @@ function summarize(p: Prepared, rounds: Array<{ r: AppliedRound }>, opts: ApplyO
           size: c.size,
           etag: c.etag,
           replacedSize: oldState === 'active' ? oldSize : 0,
-          ...(c.restored ? { restored: true as const } : {}),
+          ...(c.restored ? { restoredAt: c.lastModified } : {}),
         });
       } else if (oldState === 'active') {
         removed.push({ key: c.key, size: oldSize });

@@ -389,7 +389,7 @@ export interface SettledUpload {
  */
 export async function settleUploads(
   client: Db,
-  completed: Array<{ key: string; size: number; etag: string; replacedSize?: number; restored?: true }>,
+  completed: Array<{ key: string; size: number; etag: string; replacedSize?: number; restoredAt?: Date }>,
 ): Promise<SettledUpload[]> {
   if (completed.length === 0) return [];
   const keys = [...new Set(completed.map((c) => c.key))];
@@ -404,12 +404,13 @@ export async function settleUploads(
   const matched: Array<{ session: SessionRow; etag: string }> = [];
   const out: SettledUpload[] = [];
   for (const obj of completed) {
-    // A restored older version (index-apply PutChange.restored) is nobody's upload: matching it
-    // by size would settle an upload still in flight, and a multipart one's /complete would then
-    // answer "completed" without completing it in S3. Its bytes still go to the quotas below.
-    const s = obj.restored
-      ? undefined
-      : open.find((r) => !taken.has(r.id) && r.key === obj.key && r.size === obj.size);
+    // A version made current again by a versioned delete (index-apply PutChange.restored) that
+    // S3 wrote before a session opened is not that session's upload: matching it by size would
+    // settle an upload still in flight, and a multipart one's /complete would then answer
+    // "completed" without completing it in S3. Its bytes still go to the quotas below.
+    const s = open.find(
+      (r) => !taken.has(r.id) && r.key === obj.key && r.size === obj.size && !predates(obj.restoredAt, r),
+    );
     const settled: SettledUpload = { key: obj.key, size: obj.size, etag: obj.etag };
     if (s) {
       taken.add(s.id);
@@ -456,6 +457,19 @@ export async function settleUploads(
     [completed.map((c) => c.key), completed.map((c) => c.size), completed.map((c) => c.replacedSize ?? 0)],
   );
   return out;
+}
+
+/**
+ * Slack when comparing an object's S3 LastModified with a session's creation: LastModified is
+ * truncated to the second and read from S3's clock (createdAt from PostgreSQL's), and a multipart
+ * object's is its CreateMultipartUpload, made just before the session row is inserted. 5 s covers
+ * these; a version made current again is normally hours or days old.
+ */
+const SESSION_CLOCK_SLACK_MS = 5_000;
+
+/** Whether an object S3 last modified at `modifiedAt` was written before session `s` opened. */
+function predates(modifiedAt: Date | undefined, s: SessionRow): boolean {
+  return modifiedAt !== undefined && modifiedAt.getTime() < s.createdAt.getTime() - SESSION_CLOCK_SLACK_MS;
 }
 
 /** Gives deleted objects' bytes back to the quotas covering them (the indexer may call it on deletes). */
