@@ -21,6 +21,7 @@
 import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
 import { HeadObjectCommand, NotFound, type S3Client, S3ServiceException } from '@aws-sdk/client-s3';
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import pLimit from 'p-limit';
 import {
   applyObjectChangesAtomically,
   compactRollups,
@@ -235,48 +236,54 @@ async function settleVersionDeletes(
   /** Per path, the newest no-op among this batch's version deletes, and every no-op put. */
   const noop = new Map<string, { path: string; sequencer: string; etag: string; versionId?: string }>();
   const noopPuts = new Set<ObjectChange>();
+  // Bounded like enrich's HEADs: a lifecycle rule expiring noncurrent versions delivers whole
+  // batches of these at once.
+  const limit = pLimit(HEAD_CONCURRENCY);
   const settled = await Promise.all(
     changes.map(async (c): Promise<ObjectChange> => {
       if (c.kind !== 'delete' || c.versionId === undefined) return c;
-      stats.heads++;
-      const current = await d.head(c.key);
-      if (!current) return c;
-      const put: ObjectChange = {
-        kind: 'put',
-        key: c.key,
-        path: c.path,
-        size: current.size ?? 0,
-        etag: current.etag,
-        ...(current.versionId ? { versionId: current.versionId } : {}),
-        ...(c.sequencer !== undefined ? { sequencer: c.sequencer } : {}),
-        lastModified: current.lastModified ?? c.at ?? new Date(),
-        restored: true,
-      };
-      // Only a noncurrent version went (the bucket's own rule expires them daily): the index
-      // already holds the current one, so nothing changes — no write, no journal entry that would
-      // make every mount drop its cached entry for the path. Its sequencer is still recorded
-      // (raiseSequencers): an older event still in flight — the delete marker an undelete
-      // removed — must lose to it, or it would delete a path S3 serves.
-      const s = stored.get(c.path);
-      if (
-        c.sequencer !== undefined &&
-        s?.state === 'active' &&
-        s.etag === current.etag &&
-        (s.versionId ?? undefined) === current.versionId
-      ) {
-        noopPuts.add(put);
-        const seen = noop.get(c.path);
-        if (!seen || isNewer(c.sequencer, seen.sequencer))
-          noop.set(c.path, {
-            path: c.path,
-            sequencer: c.sequencer,
-            etag: current.etag,
-            ...(current.versionId ? { versionId: current.versionId } : {}),
-          });
-      }
-      return put;
+      return limit(() => settleOne(c));
     }),
   );
+  async function settleOne(c: ObjectChange & { kind: 'delete' | 'missing' }): Promise<ObjectChange> {
+    stats.heads++;
+    const current = await d.head(c.key);
+    if (!current) return c;
+    const put: ObjectChange = {
+      kind: 'put',
+      key: c.key,
+      path: c.path,
+      size: current.size ?? 0,
+      etag: current.etag,
+      ...(current.versionId ? { versionId: current.versionId } : {}),
+      ...(c.sequencer !== undefined ? { sequencer: c.sequencer } : {}),
+      lastModified: current.lastModified ?? c.at ?? new Date(),
+      restored: true,
+    };
+    // Only a noncurrent version went (the bucket's own rule expires them daily): the index
+    // already holds the current one, so nothing changes — no write, no journal entry that would
+    // make every mount drop its cached entry for the path. Its sequencer is still recorded
+    // (raiseSequencers): an older event still in flight — the delete marker an undelete
+    // removed — must lose to it, or it would delete a path S3 serves.
+    const s = stored.get(c.path);
+    if (
+      c.sequencer !== undefined &&
+      s?.state === 'active' &&
+      s.etag === current.etag &&
+      (s.versionId ?? undefined) === current.versionId
+    ) {
+      noopPuts.add(put);
+      const seen = noop.get(c.path);
+      if (!seen || isNewer(c.sequencer, seen.sequencer))
+        noop.set(c.path, {
+          path: c.path,
+          sequencer: c.sequencer,
+          etag: current.etag,
+          ...(current.versionId ? { versionId: current.versionId } : {}),
+        });
+    }
+    return put;
+  }
   if (noop.size === 0) return settled;
   const raised = await raiseSequencers(d.pool, [...noop.values()]);
   for (const path of raised) remember(path, noop.get(path)?.sequencer);
