@@ -419,12 +419,20 @@ async function throughStack() {
     ]);
 
     // 4. list the FILES-entry directory in pages of 1,000.
-    const listAll = async () => {
+    // `minSeq` makes the API skip cached pages and read PostgreSQL, exactly as a cold pass does
+    // (the cache is still consulted for its ticket and written after), so cold can be sampled
+    // more than once: a single sample on this shared machine swung by ±15 %.
+    const listAll = async (fresh = false) => {
       const t0 = performance.now();
       let cursor: string | undefined;
       let count = 0;
       do {
-        const r = await get('/v1/list', { path: '/big', limit: '1000', ...(cursor ? { cursor } : {}) });
+        const r = await get('/v1/list', {
+          path: '/big',
+          limit: '1000',
+          ...(cursor ? { cursor } : {}),
+          ...(fresh ? { minSeq: '0' } : {}),
+        });
         const body = JSON.parse(r.text) as { entries: unknown[]; nextCursor?: string };
         count += body.entries.length;
         cursor = body.nextCursor;
@@ -432,10 +440,13 @@ async function throughStack() {
       if (count !== FILES) throw new Error(`listed ${count} of ${FILES}`);
       return performance.now() - t0;
     };
-    const listCold = await listAll();
+    const colds = [await listAll()];
     const listWarm = await listAll();
+    for (let i = 0; i < 4; i++) colds.push(await listAll(true));
+    const sorted = [...colds].sort((a, b) => a - b);
+    const listCold = sorted[Math.floor(sorted.length / 2)] as number;
     rows.push([
-      `List a ${FILES.toLocaleString('en')}-entry directory, pages of 1,000 (cold / warm)`,
+      `List a ${FILES.toLocaleString('en')}-entry directory, pages of 1,000 (cold: median of the first pass and 4 uncached re-reads, range ${ms(sorted[0] as number)}–${ms(sorted[sorted.length - 1] as number)} / warm)`,
       `${ms(listCold)} / ${ms(listWarm)}`,
       'target < 100 ms',
       `${(100 / listCold).toFixed(2)}× target (cold)`,
