@@ -260,6 +260,7 @@ async function settleVersionDeletes(
       lastModified: current.lastModified ?? c.at ?? new Date(),
       restored: true,
     };
+    fillFromHead(put, current);
     // Only a noncurrent version went (the bucket's own rule expires them daily): the index
     // already holds the current one, so nothing changes — no write, no journal entry that would
     // make every mount drop its cached entry for the path. Its sequencer is still recorded
@@ -291,6 +292,18 @@ async function settleVersionDeletes(
   return settled.filter((c) => !(noopPuts.has(c) && raised.has(c.path)));
 }
 
+/** Copies what only HeadObject knows (type, checksum, user metadata, strata-date) onto a put. */
+function fillFromHead(c: ObjectChange & { kind: 'put' }, info: HeadInfo): void {
+  c.contentType = info.contentType;
+  c.sha256 = info.sha256;
+  c.versionId ??= info.versionId;
+  if (info.metadata) {
+    const { sha256: _s, 'strata-date': date, ...rest } = info.metadata;
+    if (Object.keys(rest).length > 0) c.metadata = rest;
+    if (date && DATE.test(date)) c.date = date;
+  }
+}
+
 /** Fills puts that will win with HeadObject data; drops puts whose object is gone. */
 async function enrich(d: IndexerDeps, all: ObjectChange[], stats: BatchStats): Promise<ObjectChange[]> {
   const changes = await settleVersionDeletes(d, all, stats);
@@ -310,7 +323,8 @@ async function enrich(d: IndexerDeps, all: ObjectChange[], stats: BatchStats): P
   for (const [path, s] of stored) remember(path, s.sequencer);
   const gone = new Set<ObjectChange>();
   const one = async (c: ObjectChange): Promise<void> => {
-    if (c.kind !== 'put') return;
+    // A restored version was built from its own HEAD (settleVersionDeletes): nothing to add.
+    if (c.kind !== 'put' || c.restored) return;
     const s = stored.get(c.path);
     // Stale or duplicate: the guard will drop it anyway, so spend no S3 request on it.
     if (c.sequencer && s && !isNewer(c.sequencer, s.sequencer)) return;
@@ -323,14 +337,7 @@ async function enrich(d: IndexerDeps, all: ObjectChange[], stats: BatchStats): P
     }
     // A newer object replaced this one since the event: its metadata is not ours to record.
     if (info.etag !== c.etag) return;
-    c.contentType = info.contentType;
-    c.sha256 = info.sha256;
-    c.versionId ??= info.versionId;
-    if (info.metadata) {
-      const { sha256: _s, 'strata-date': date, ...rest } = info.metadata;
-      if (Object.keys(rest).length > 0) c.metadata = rest;
-      if (date && DATE.test(date)) c.date = date;
-    }
+    fillFromHead(c, info);
   };
   // HEAD_CONCURRENCY workers pulling from one cursor: the same bound as p-limit without a
   // closure and a queued promise per put (profiled at ~1 µs per event).

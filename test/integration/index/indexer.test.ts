@@ -164,13 +164,16 @@ describe('indexer', () => {
 
     // Act 2: the current v2 of /v/a is deleted for good: v1's successor v0 is current again.
     current.set('data/v/a', { etag: 'e0', size: 7, versionId: 'v0' });
+    const headsBeforeRestore = heads.length;
     await runV([event('ObjectRemoved:Delete', 'data/v/a', 5, 'v2')]);
     expect(await getObject(db.pool, '/v/a')).toMatchObject({
       state: 'active',
       etag: 'e0',
       size: 7,
       versionId: 'v0',
+      contentType: 'text/plain',
     });
+    expect(heads.length - headsBeforeRestore).toBe(1); // the one HEAD that found v0 also described it
 
     // Act 3: the last version goes; and /v/b's current version expires behind a delete marker.
     current.set('data/v/a', undefined);
