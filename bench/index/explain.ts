@@ -6,6 +6,7 @@
 import { parseArgs } from 'node:util';
 import { changesSql, ISO, RESOLVE_SQL } from '../../functions/adapters/pg/index-store.ts';
 import { startTestDb } from '../../test/integration/index/db.ts';
+import { seedSyntheticIndex } from './synthetic.ts';
 
 const { values } = parseArgs({ options: { objects: { type: 'string', default: '1000000' } } });
 const N = Number(values.objects);
@@ -13,18 +14,7 @@ const db = await startTestDb();
 const c = await db.pool.connect();
 try {
   await c.query('SET statement_timeout = 0');
-  await c.query(
-    `INSERT INTO objects (path, parent, name, key, state, size, etag, sequencer, last_modified, day)
-     SELECT '/d' || (i % 1000) || '/f' || lpad(i::text, 8, '0'), '/d' || (i % 1000), 'f' || lpad(i::text, 8, '0'),
-            'data/d' || (i % 1000) || '/f' || i, CASE WHEN i % 50 = 0 THEN 'deleted' ELSE 'active' END, i, md5(i::text),
-            lpad(to_hex(i), 32, '0'), now(), DATE '2024-01-01' + (i % 30)
-       FROM generate_series(1, $1) AS i`,
-    [N],
-  );
-  await c.query(
-    `INSERT INTO dir_rollups (dir, parent, name, files, bytes, mtime)
-     SELECT parent, '/', substr(parent, 2), count(*), sum(size), now() FROM objects WHERE state = 'active' GROUP BY parent`,
-  );
+  await seedSyntheticIndex(c, N);
   // 100,000 journal entries as the indexer writes them: one change_batches row per batch of 100.
   await c.query(
     `INSERT INTO change_batches (seq, n, op, path, state, etag, size)

@@ -12,6 +12,7 @@ import { parseArgs } from 'node:util';
 import pLimit from 'p-limit';
 import { RESOLVE_SQL } from '../../functions/adapters/pg/index-store.ts';
 import { startTestDb } from '../../test/integration/index/db.ts';
+import { seedSyntheticIndex } from './synthetic.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -35,19 +36,8 @@ const BEFORE_SQL = `SELECT path, key, state, size::float8 AS size, etag, version
 const db = await startTestDb({ sharedBuffers: args['shared-buffers'] });
 try {
   await db.pool.query('SET statement_timeout = 0');
-  // 1,000 directories × N/1000 files (2 % tombstones), their rollups, as bench/index/explain.ts.
-  await db.pool.query(
-    `INSERT INTO objects (path, parent, name, key, state, size, etag, sequencer, last_modified, day)
-     SELECT '/d' || (i % 1000) || '/f' || lpad(i::text, 8, '0'), '/d' || (i % 1000), 'f' || lpad(i::text, 8, '0'),
-            'data/d' || (i % 1000) || '/f' || i, CASE WHEN i % 50 = 0 THEN 'deleted' ELSE 'active' END, i, md5(i::text),
-            lpad(to_hex(i), 32, '0'), now(), DATE '2024-01-01' + (i % 30)
-       FROM generate_series(1, $1) AS i`,
-    [N],
-  );
-  await db.pool.query(
-    `INSERT INTO dir_rollups (dir, parent, name, files, bytes, mtime)
-     SELECT parent, '/', substr(parent, 2), count(*), sum(size), now() FROM objects WHERE state = 'active' GROUP BY parent`,
-  );
+  // The same synthetic index as bench/index/explain.ts (synthetic.ts).
+  await seedSyntheticIndex(db.pool, N);
   await db.pool.query('VACUUM ANALYZE');
 
   // The same random paths for both statements in every round (a fixed LCG: reproducible).
