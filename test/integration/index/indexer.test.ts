@@ -19,9 +19,10 @@ import {
   type IndexerDeps,
   indexBatch,
 } from '../../../functions/handlers/indexer.ts';
-import { buildS3EventRecord, type S3EventName, s3EventMessage } from '../../../local/s3-events.ts';
+import type { S3EventName } from '../../../local/s3-events.ts';
 import { startTestDb, type TestDb } from './db.ts';
-import { BUCKET, deleteEvent, PREFIX, putEvent, seq, sqsRecord } from './s3-events.ts';
+import { BUCKET, deleteEvent, PREFIX, putEvent, sqsRecord } from './s3-events.ts';
+import { versionEvent, versionedBucket } from './versioned-bucket.ts';
 
 process.env.POWERTOOLS_METRICS_DISABLED = 'true';
 process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
@@ -109,27 +110,10 @@ describe('indexer', () => {
 
   it('a version deleted for good in a versioned bucket leaves the current one indexed (or the previous one, or none)', async () => {
     // Prepare: S3's current version per key, as HEAD (no versionId) answers it.
-    const current = new Map<string, { etag: string; size: number; versionId: string } | undefined>();
-    const versionedDeps: IndexerDeps = {
-      ...deps,
-      head: async (key, versionId) => {
-        heads.push(key);
-        const c = current.get(key);
-        if (!c || (versionId !== undefined && versionId !== c.versionId)) return undefined;
-        return { ...c, lastModified: new Date('2024-03-01T00:00:00Z'), contentType: 'text/plain' };
-      },
-    };
+    const { current, heads, head } = versionedBucket();
+    const versionedDeps: IndexerDeps = { ...deps, head };
     const event = (eventName: S3EventName, key: string, sequencer: number, versionId?: string) =>
-      s3EventMessage([
-        buildS3EventRecord({
-          eventName,
-          bucket: BUCKET,
-          key,
-          sequencer: seq(sequencer),
-          ...(versionId ? { versionId } : {}),
-          ...(eventName.startsWith('ObjectCreated:') ? { size: 20, eTag: 'e2' } : {}),
-        }),
-      ]);
+      versionEvent(eventName, key, sequencer, versionId ? { versionId } : {});
     const runV = (bodies: string[]) =>
       indexBatch(
         versionedDeps,
