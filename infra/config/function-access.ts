@@ -41,8 +41,12 @@ export const functionAccess: Record<LambdaName, FunctionAccess> = {
   reconcileApi: { ...none, bucket: ['list'], database: true, sendTo: ['reconcile'] },
   peers: { ...none, database: true, upstash: true },
   // Consumes S3 events: writes the index and invalidates the cache. HEADs an object when an event
-  // lacks metadata (GetObject permission covers HEAD); never writes, deletes or lists.
-  indexer: { ...none, bucket: ['read'], database: true, upstash: true },
+  // lacks metadata (GetObject permission covers HEAD), and HEADs a key after a version of it was
+  // deleted to learn which version is current. ListBucket (on the data prefix only) is what makes
+  // S3 answer a HEAD of a key with no version left 404 instead of 403 AccessDenied: without it the
+  // indexer could not tell "gone" from "refused", and such a message would go to the DLQ. It never
+  // writes or deletes.
+  indexer: { ...none, bucket: ['read', 'list'], database: true, upstash: true },
   reconcilePlanner: { ...none, bucket: ['list'], database: true, sendTo: ['reconcile'] },
   // Lists its shard and HEADs objects whose listing and index disagree.
   reconcileWorker: { ...none, bucket: ['list', 'read'], database: true, upstash: true },

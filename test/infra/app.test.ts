@@ -286,11 +286,11 @@ describe('least privilege', () => {
     }
   });
 
-  it('the indexer cannot write, delete or list objects', () => {
+  it('the indexer cannot write or delete objects; it may list the data prefix (HEAD of a gone key: 404, not 403)', () => {
     const s3Actions = statementsOf(s.template('workers'), 'indexer')
       .flatMap(actionsOf)
       .filter((a) => a.startsWith('s3:'));
-    expect(s3Actions.sort()).toEqual(['s3:GetObject', 's3:GetObjectVersion']);
+    expect(s3Actions.sort()).toEqual(['s3:GetObject', 's3:GetObjectVersion', 's3:ListBucket']);
     for (const w of S3_WRITES) expect(s3Actions).not.toContain(w);
   });
 
@@ -308,7 +308,7 @@ describe('least privilege', () => {
   });
 
   it('bucket listing is conditioned on the data prefix', () => {
-    for (const name of ['reconcilePlanner', 'reconcileWorker', 'reconcileApi'] as LambdaName[]) {
+    for (const name of ['reconcilePlanner', 'reconcileWorker', 'reconcileApi', 'indexer'] as LambdaName[]) {
       const list = statementsOf(templateOf(name), name).filter((st) =>
         actionsOf(st).includes('s3:ListBucket'),
       );
