@@ -4,8 +4,8 @@
  *
  * Rules: a remote precondition failure (the object changed under a pinned read) is ESTALE, so a
  * reader sees a clean error instead of mixed bytes; not-found is ENOENT; bad input is EINVAL; the
- * read-only mount answers EROFS; a refused token or S3 credential is EACCES; anything unexpected is
- * EIO (both logged by the binding).
+ * read-only mount answers EROFS; a refused token or an archived object is EACCES; anything
+ * unexpected is EIO (both logged by the binding).
  */
 import Fuse from 'fuse-native';
 import {
@@ -35,11 +35,12 @@ export function toErrno(err: unknown): number {
   if (err instanceof UnsupportedAttributeNamespaceError) return Fuse.EOPNOTSUPP;
   if (err instanceof BadHandleError) return Fuse.EBADF;
   if (err instanceof ValidationError) return Fuse.EINVAL;
-  // The API refused the mount's token (revoked, expired, outside its prefixes' scope) or S3
-  // refused the node's credentials: "Permission denied" names the problem where EIO hides it. Both
-  // stay logged with the fix (not isExpected).
+  // The API refused the mount's token (revoked, expired, outside its prefixes' scope), or the
+  // object is archived (Glacier: unreadable until restored, as Mountpoint answers it): "Permission
+  // denied" names the problem where EIO hides it. Both stay logged with the fix (not isExpected).
+  // Any other S3 403 stays EIO: without s3:ListBucket it also means "deleted since opened".
   if (err instanceof UnauthorizedError || err instanceof ForbiddenError) return Fuse.EACCES;
-  if (err instanceof S3ReadError && err.status === 403) return Fuse.EACCES;
+  if (err instanceof S3ReadError && err.s3Code === 'InvalidObjectState') return Fuse.EACCES;
   return Fuse.EIO;
 }
 

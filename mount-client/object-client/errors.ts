@@ -13,10 +13,14 @@ export class S3ReadError extends StrataError {
     message: string,
     readonly attempts: number,
     readonly status?: number,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; s3Code?: string },
   ) {
     super('io_error', message, options);
+    this.s3Code = options?.s3Code;
   }
+
+  /** S3's error `<Code>` when it answered one (InvalidObjectState, AccessDenied, …). */
+  readonly s3Code?: string;
 }
 
 /** One attempt failed in a way worth retrying (5xx, 429, timeout, reset, short body). */

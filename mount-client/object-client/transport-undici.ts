@@ -194,12 +194,24 @@ export function statusError(
       `${where} is archived (Glacier Flexible Retrieval / Deep Archive storage class): restore it first (aws s3api restore-object --bucket ${shellQuote(o.bucket)} --key ${shellQuote(o.key)}${o.versionId ? ` --version-id ${shellQuote(o.versionId)}` : ''} --restore-request Days=7), then read it again`,
       1,
       status,
+      { s3Code: code },
+    );
+  }
+  if (status === 403) {
+    // Without s3:ListBucket (mount clients have none, by design) S3 answers 403 for a version that
+    // no longer exists too, so the message names both causes.
+    return new S3ReadError(
+      `${where}: HTTP 403 ${code}: the node's credentials may not read it (check s3:GetObject${o.versionId ? ', s3:GetObjectVersion' : ''} on the data prefix), or it was deleted since it was opened (reopen the file)`,
+      1,
+      status,
+      { s3Code: code },
     );
   }
   return new S3ReadError(
     `${where}: HTTP ${status} ${code}; check the mount's S3 permissions (s3:GetObject${o.versionId ? ', s3:GetObjectVersion' : ''})`,
     1,
     status,
+    { s3Code: code },
   );
 }
 

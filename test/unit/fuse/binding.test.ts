@@ -26,10 +26,13 @@ describe('toErrno', () => {
     expect(toErrno(new ReadOnlyError('write', '/x'))).toBe(-30);
     expect(toErrno(new UnavailableError('x'))).toBe(-5);
     expect(toErrno(new Error('boom'))).toBe(Fuse.EIO);
-    // A refused token or S3 credential is "Permission denied", not an I/O error.
+    // A refused token or an archived object is "Permission denied", not an I/O error.
     expect(toErrno(new UnauthorizedError('token revoked'))).toBe(Fuse.EACCES);
     expect(toErrno(new ForbiddenError('scope'))).toBe(Fuse.EACCES);
-    expect(toErrno(new S3ReadError('s3://b/k: HTTP 403 AccessDenied', 1, 403))).toBe(Fuse.EACCES);
+    const archived = new S3ReadError('s3://b/k is archived', 1, 403, { s3Code: 'InvalidObjectState' });
+    expect(toErrno(archived)).toBe(Fuse.EACCES);
+    // Any other 403 stays EIO: without s3:ListBucket, S3 also answers 403 for a deleted version.
+    expect(toErrno(new S3ReadError('s3://b/k: HTTP 403', 1, 403, { s3Code: 'AccessDenied' }))).toBe(Fuse.EIO);
     expect(toErrno(new S3ReadError('s3://b/k: HTTP 503 after 6 attempts', 6, 503))).toBe(Fuse.EIO);
   });
 });

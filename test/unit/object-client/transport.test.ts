@@ -43,6 +43,10 @@ describe('HTTP status classification', () => {
     expect(archived).toBeInstanceOf(S3ReadError);
     expect(archived.message).toMatch(/is archived .* restore it first \(aws s3api restore-object/);
     expect(archived.message).not.toMatch(/permissions/);
+    // Any other 403 names both of its causes (mount clients have no s3:ListBucket by design).
+    expect(statusError(403, '<Code>AccessDenied</Code>', req).message).toMatch(
+      /may not read it .* or it was deleted since it was opened/,
+    );
   });
 
   it('re-signs on a 403 for an expired presigned URL', () => {
