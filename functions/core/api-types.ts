@@ -33,8 +33,8 @@ export interface ResolveResponse extends Entry {
   metadata?: Record<string, string>;
   /**
    * A file whose path is also a directory: keys under `path/` exist too (written straight to S3;
-   * uploads refuse this with 409 path_conflict). Listings show only the directory, and so do
-   * mounts; the file stays readable through this resolve (`strata cat`).
+   * uploads refuse this with 409 path_conflict). `/v1/list` returns both entries; mounts show only
+   * the directory; the file stays readable through this resolve (`strata cat`).
    */
   alsoDirectory?: true;
   /** Present with `&presign=1`: a GET URL usable with Range, pinned to this version. */

@@ -122,7 +122,7 @@ export class PeerClient {
       rememberSubBlockCrcs(data, sub, table);
       return data;
     } catch (err) {
-      throw classify(err, address, signal, timeouts);
+      throw classifyPeerFailure(err, address, signal, timeouts);
     }
   }
 
@@ -148,7 +148,8 @@ export class PeerClient {
   }
 }
 
-function classify(
+/** A failed peer request as a PeerFetchError whose kind drives the caller's policy (exported for tests). */
+export function classifyPeerFailure(
   err: unknown,
   address: string,
   signal: AbortSignal | undefined,
@@ -161,10 +162,16 @@ function classify(
   const peer = { peer: address, cause: err };
   switch (reason) {
     case 'headers_timeout':
-    case 'connect_timeout':
       return new PeerFetchError(
         'timeout',
         `peer ${address} did not answer within ${timeouts.timeoutMs} ms`,
+        peer,
+      );
+    case 'connect_timeout':
+      // The receiver's message names the connect wait (a quarter of --peer-timeout, ≥ 250 ms).
+      return new PeerFetchError(
+        'timeout',
+        `peer ${address} did not accept a connection (${(err as Error).message}); is it up and reachable on that port?`,
         peer,
       );
     case 'body_timeout':

@@ -54,7 +54,11 @@ export function s3Failure(status: number, body: string): string {
   const code = /<Code>([^<]{1,100})<\/Code>/.exec(body)?.[1];
   const message = /<Message>([^<]{1,300})<\/Message>/.exec(body)?.[1];
   const hint =
-    status === 403 ? '; the presigned URL may have expired or the clocks differ: run the command again' : '';
+    code === 'InvalidObjectState'
+      ? '; the object is archived (Glacier Flexible Retrieval / Deep Archive): restore it first (aws s3api restore-object), then read it again'
+      : status === 403
+        ? '; the presigned URL may have expired or the clocks differ: run the command again'
+        : '';
   return `HTTP ${status}${code ? ` ${code}` : ''}${message ? `: ${message}` : ''}${hint}`;
 }
 

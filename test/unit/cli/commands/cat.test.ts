@@ -29,6 +29,17 @@ describe('strata cat: an S3 error', () => {
     expect(line).not.toMatch(/AKIAEXAMPLEKEYID0001|c0ffee1234deadbeef/);
   });
 
+  it('an archived object says to restore it, not that the URL expired', () => {
+    const line = s3Failure(
+      403,
+      "<Error><Code>InvalidObjectState</Code><Message>The operation is not valid for the object's storage class</Message></Error>",
+    );
+    expect(line).toMatch(
+      /^HTTP 403 InvalidObjectState: .* archived .* restore it first \(aws s3api restore-object\)/,
+    );
+    expect(line).not.toMatch(/expired/);
+  });
+
   it('says the status alone when the body is not an S3 error', () => {
     expect(s3Failure(502, '<html>bad gateway</html>')).toBe('HTTP 502');
   });
