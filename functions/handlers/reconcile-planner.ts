@@ -4,6 +4,8 @@
  * than the schedule period. A run stuck for longer than STALE_RUN_SECONDS (e.g. its messages went
  * to the DLQ) no longer blocks new ones.
  */
+
+import { Metric } from '../core/metrics.ts';
 import { startRun } from '../core/reconcile/plan.ts';
 import { getLogger, getMetrics, MetricUnit } from './http/index.ts';
 import { reconcileWiring } from './reconcile-wiring.ts';
@@ -28,8 +30,8 @@ export async function handler(
       { listing: w.listing, runs: w.ledger, queue: w.queue },
       { dataPrefix: w.config.dataPrefix, maxShards: w.config.env.STRATA_RECONCILE_MAX_SHARDS },
     );
-    metrics.addMetric('ReconcileRunsStarted', MetricUnit.Count, 1);
-    metrics.addMetric('ReconcileShards', MetricUnit.Count, shards.length);
+    metrics.addMetric(Metric.ReconcileRunsStarted, MetricUnit.Count, 1);
+    metrics.addMetric(Metric.ReconcileShards, MetricUnit.Count, shards.length);
     logger.info('reconcile run planned', { runId, shards: shards.length });
     return { runId, shards: shards.length };
   } finally {

@@ -8,6 +8,7 @@
  */
 import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { z } from 'zod';
+import { Metric, reconcileCountMetric } from '../core/metrics.ts';
 import { runSegment } from '../core/reconcile/segment.ts';
 import { COUNT_FIELDS, type ShardMessage } from '../core/reconcile/types.ts';
 import { getLogger, getMetrics, MetricUnit } from './http/index.ts';
@@ -66,7 +67,7 @@ export async function handler(event: SQSEvent, context?: Partial<Context>): Prom
           messageId: record.messageId,
           error: (err as Error).message,
         });
-        metrics.addMetric('ReconcileMalformedMessages', MetricUnit.Count, 1);
+        metrics.addMetric(Metric.ReconcileMalformedMessages, MetricUnit.Count, 1);
         continue;
       }
       try {
@@ -88,13 +89,14 @@ export async function handler(event: SQSEvent, context?: Partial<Context>): Prom
             segment: message.segment,
             resentContinuation: result.resent !== undefined,
           });
-          metrics.addMetric('ReconcileDuplicateSegments', MetricUnit.Count, 1);
+          metrics.addMetric(Metric.ReconcileDuplicateSegments, MetricUnit.Count, 1);
           continue;
         }
         for (const f of COUNT_FIELDS) {
-          if (result.counts[f] > 0) metrics.addMetric(`Reconcile_${f}`, MetricUnit.Count, result.counts[f]);
+          if (result.counts[f] > 0)
+            metrics.addMetric(reconcileCountMetric(f), MetricUnit.Count, result.counts[f]);
         }
-        metrics.addMetric('ReconcileSegments', MetricUnit.Count, 1);
+        metrics.addMetric(Metric.ReconcileSegments, MetricUnit.Count, 1);
         logger.info('reconcile segment done', {
           runId: message.runId,
           shardId: message.shardId,
@@ -111,13 +113,13 @@ export async function handler(event: SQSEvent, context?: Partial<Context>): Prom
           segment: message.segment,
           error: err as Error,
         });
-        metrics.addMetric('ReconcileSegmentFailures', MetricUnit.Count, 1);
+        metrics.addMetric(Metric.ReconcileSegmentFailures, MetricUnit.Count, 1);
         const attempts = Number(record.attributes?.ApproximateReceiveCount ?? '1');
         if (attempts >= MAX_RECEIVE_COUNT) {
           // Last allowed receive: SQS moves the message to the DLQ next. Fail the run now.
           await w.ledger
             .failShard(message, { attempts, error: (err as Error).message ?? String(err) })
-            .then(() => metrics.addMetric('ReconcileShardFailures', MetricUnit.Count, 1))
+            .then(() => metrics.addMetric(Metric.ReconcileShardFailures, MetricUnit.Count, 1))
             .catch((e: unknown) =>
               logger.error('could not mark the reconcile shard failed', {
                 runId: message.runId,

@@ -1,7 +1,12 @@
 /**
  * Observability: alarms that mean "someone should look" (a DLQ has messages, a function errors or is
- * throttled, the oldest queued event is too old, the API returns 5xx) to an encrypted SNS topic, and
- * one dashboard with the same signals.
+ * throttled, the oldest queued event is too old, the API returns 5xx, the index lags, Redis keeps
+ * failing) to an encrypted SNS topic, and one dashboard with the same signals. docs/operations.md
+ * is the runbook: what each alarm means and what to do.
+ *
+ * Strata's own metrics are read through functions/core/metrics.ts (the names the handlers emit,
+ * the stage's namespace and the one `service` dimension Powertools adds): an alarm whose namespace,
+ * name or dimension set differs from the emitted EMF by one character never fires.
  */
 import { CfnOutput, Duration, Stack, type StackProps } from 'aws-cdk-lib';
 import type * as apigw from 'aws-cdk-lib/aws-apigatewayv2';
@@ -12,6 +17,7 @@ import * as kms from 'aws-cdk-lib/aws-kms';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import * as subs from 'aws-cdk-lib/aws-sns-subscriptions';
 import type { Construct } from 'constructs';
+import { METRICS_SERVICE, Metric, type MetricName, metricsNamespace } from '../../functions/core/metrics.ts';
 import type { QueueName } from '../../functions/handlers/routes.ts';
 import type { StageConfig } from '../config/stages.ts';
 import type { StrataFunction } from '../constructs/strata-function.ts';
@@ -111,6 +117,39 @@ export class ObservabilityStack extends Stack {
       });
     }
 
+    // Strata's own metrics (Powertools EMF): the stage's namespace, dimension `service` only.
+    const strata = (metricName: MetricName, statistic: string, period = fiveMinutes) =>
+      new cloudwatch.Metric({
+        namespace: metricsNamespace(stage.prefix),
+        metricName,
+        dimensionsMap: { service: METRICS_SERVICE },
+        period,
+        statistic,
+      });
+    const sums = (title: string, width: number, names: MetricName[]) =>
+      new cloudwatch.GraphWidget({ title, width, left: names.map((n) => strata(n, 'Sum')) });
+    alarm('IndexLag', {
+      alarmDescription: `Strata indexer: S3 changes took over ${stage.alarms.maxIngestAge.toHumanString()} to reach the index (IndexLagMs)`,
+      metric: strata(Metric.IndexLagMs, 'Maximum', Duration.minutes(1)),
+      // The same bound as the ingest queue's age: lag past it is what users see (a stale listing).
+      // Unlike the queue age it also counts S3's notification delay and slow batches.
+      threshold: stage.alarms.maxIngestAge.toMilliseconds(),
+      // Three minutes in a row, as for queue age: one slow batch after a burst is not lag.
+      evaluationPeriods: 3,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+    });
+    alarm('RedisFailures', {
+      alarmDescription:
+        'Strata: Redis calls keep failing; every read is served by PostgreSQL (slower, more database load)',
+      metric: strata(Metric.RedisFailures, 'Sum'),
+      // After a failure each execution environment skips Redis for 2 s (RedisGuard), so a dead Redis
+      // counts tens per busy environment in five minutes while a lone timeout counts one or two;
+      // two periods in a row separates an outage from a blip.
+      threshold: 10,
+      evaluationPeriods: 2,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+    });
+
     const api5xx = new cloudwatch.Metric({
       namespace: 'AWS/ApiGateway',
       metricName: '5xx',
@@ -156,7 +195,30 @@ export class ObservabilityStack extends Stack {
         width: 8,
       }),
     );
-    dashboard.addWidgets(new cloudwatch.GraphWidget({ title: 'API 5xx', left: [api5xx], width: 12 }));
+    dashboard.addWidgets(
+      new cloudwatch.GraphWidget({
+        title: 'API 5xx / unexpected errors',
+        left: [api5xx, strata(Metric.ApiErrors, 'Sum')],
+        width: 8,
+      }),
+      new cloudwatch.GraphWidget({
+        title: 'Index lag, max (ms)',
+        left: [strata(Metric.IndexLagMs, 'Maximum', Duration.minutes(1))],
+        width: 8,
+      }),
+      sums('Indexer events / failed messages / Redis failures', 8, [
+        Metric.IndexerEvents,
+        Metric.IndexerFailures,
+        Metric.RedisFailures,
+      ]),
+    );
+    dashboard.addWidgets(
+      sums('Reconcile: segments / failed attempts / failed shards', 12, [
+        Metric.ReconcileSegments,
+        Metric.ReconcileSegmentFailures,
+        Metric.ReconcileShardFailures,
+      ]),
+    );
 
     new CfnOutput(this, 'AlarmTopicArn', { value: this.topic.topicArn });
   }

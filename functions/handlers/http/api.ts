@@ -38,6 +38,7 @@ import type { Scope } from '../../core/api-types.ts';
 import type { Principal } from '../../core/auth.ts';
 import { requireScope } from '../../core/auth.ts';
 import { NotFoundError, ValidationError } from '../../core/errors.ts';
+import { Metric } from '../../core/metrics.ts';
 import { authenticate } from './auth.ts';
 import { type Deps, deps as defaultDeps } from './deps.ts';
 import { jsonResponse, mapError } from './errors.ts';
@@ -185,7 +186,7 @@ export function httpApi(routes: Routes, options: HttpApiOptions = {}) {
           requestId,
           error: request.error as Error,
         });
-        getMetrics().addMetric('ApiErrors', 'Count', 1);
+        getMetrics().addMetric(Metric.ApiErrors, 'Count', 1);
       }
       request.response = mapped.response;
     },

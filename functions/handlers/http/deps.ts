@@ -9,6 +9,7 @@ import { createS3Client } from '../../adapters/aws/s3-client.ts';
 import { createPool, type Pool } from '../../adapters/pg/pool.ts';
 import { createRedis, RedisGuard } from '../../adapters/redis/client.ts';
 import { config, type ServerConfig } from '../../config.ts';
+import { Metric } from '../../core/metrics.ts';
 import { getLogger, getMetrics, MetricUnit } from './observability.ts';
 
 export interface Deps {
@@ -47,7 +48,7 @@ export function guardRedis(redis: Redis | undefined): RedisGuard {
   return new RedisGuard(redis, {
     onFailure: (op, err) => {
       getLogger().warn('redis unavailable; serving from PostgreSQL', { op, error: (err as Error).message });
-      getMetrics().addMetric('RedisFailures', MetricUnit.Count, 1);
+      getMetrics().addMetric(Metric.RedisFailures, MetricUnit.Count, 1);
     },
   });
 }
