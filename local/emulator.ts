@@ -91,6 +91,19 @@ interface S3StoreLike {
   createBucket(name: string): void;
   multipartUploads: Map<string, { bucket: string; key: string }>;
   persistence?: unknown;
+  listObjects(bucket: string, options?: ListOptions): ListResult;
+}
+interface ListOptions {
+  prefix?: string;
+  delimiter?: string;
+  maxKeys?: number;
+  startAfter?: string;
+  marker?: string;
+}
+interface ListResult {
+  objects: Array<StoredObject & { key: string }>;
+  commonPrefixes: string[];
+  isTruncated: boolean;
 }
 interface PersistenceLike {
   load(sqs: unknown, sns: unknown, s3: unknown): void;
@@ -116,6 +129,7 @@ export async function startEmulator(options: EmulatorOptions): Promise<Emulator>
   const sqsStore = new SqsStore();
   const snsStore = new SnsStore();
   const s3Store = new S3Store();
+  byteOrderListing(s3Store);
   let persistence: PersistenceLike | undefined;
   if (options.dataDir) {
     const { PersistenceManager } = await fauxqsModule<{
@@ -257,6 +271,51 @@ function wrapStore(
  * read once stay here (keyed by etag + lastModified, so an overwrite is never served stale) and a
  * ranged GET slices them, as it does on an in-memory store.
  */
+/** UTF-8 byte order: the order S3 lists keys in (and PostgreSQL's COLLATE "C"). */
+function compareKeys(a: string, b: string): number {
+  return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
+}
+
+/**
+ * fauxqs sorts listings with localeCompare ('d/émoji' before 'd/hash', '_' and '-' by locale
+ * rules) and then pages with `key <= startAfter` (UTF-16 order), so a listing was neither in S3's
+ * UTF-8 byte order nor safely pageable: reconcile's merge-join rejected it (KeyOrderError) and its
+ * shard messages went to the DLQ, and a continuation token could skip or repeat keys. This
+ * replaces the listing with S3's semantics: all keys under the prefix (fauxqs's own filter and
+ * errors), sorted by bytes, then start-after, delimiter roll-up and max-keys as S3 applies them.
+ */
+function byteOrderListing(store: S3StoreLike): void {
+  const original = store.listObjects.bind(store);
+  store.listObjects = (bucket, options = {}) => {
+    const prefix = options.prefix ?? '';
+    const all = original(bucket, { prefix, maxKeys: Number.MAX_SAFE_INTEGER }).objects;
+    all.sort((a, b) => compareKeys(a.key, b.key));
+    const startAfter = options.startAfter ?? options.marker ?? '';
+    const maxKeys = options.maxKeys ?? 1000;
+    const objects: ListResult['objects'] = [];
+    const prefixes = new Set<string>();
+    let isTruncated = false;
+    for (const obj of all) {
+      if (startAfter && compareKeys(obj.key, startAfter) <= 0) continue;
+      const cut = options.delimiter ? obj.key.indexOf(options.delimiter, prefix.length) : -1;
+      const common = cut >= 0 ? obj.key.slice(0, cut + (options.delimiter as string).length) : undefined;
+      if (
+        common !== undefined &&
+        (prefixes.has(common) || (startAfter && compareKeys(common, startAfter) <= 0))
+      ) {
+        continue;
+      }
+      if (objects.length + prefixes.size >= maxKeys) {
+        isTruncated = true;
+        break;
+      }
+      if (common !== undefined) prefixes.add(common);
+      else objects.push(obj);
+    }
+    return { objects, commonPrefixes: [...prefixes], isTruncated };
+  };
+}
+
 function cacheBodies(store: S3StoreLike): void {
   const read = store.getObject.bind(store);
   // 512 MiB: a few large files being read at once on a development machine; bodies above half of
