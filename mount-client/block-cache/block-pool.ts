@@ -92,7 +92,12 @@ export class BlockPool {
 
   /** A view of `length` bytes (≤ blockSize) with one reference; contents are garbage. */
   acquire(length: number): Buffer {
-    if (length > this.blockSize || length <= 0) return Buffer.allocUnsafe(length);
+    // Under half a block (a small file, a short tail) gets a buffer of its own size, not a store:
+    // a pooled view pins a whole block (8 MiB) while the memory tier counts only its length, so a
+    // mount reading many small files held a block of memory per file — 256 MiB of 4 KiB files
+    // is 65,536 stores (bench/mount/soak.ts). Not pooled, it is an ordinary GC'd buffer.
+    if (length > this.blockSize || length <= 0 || length * 2 < this.blockSize)
+      return Buffer.allocUnsafe(length);
     // Reuse before carving: a carved piece's pages are fresh, and the first write to a fresh page
     // faults (0.6–0.9 CPU-s/GiB of system time in this VM, docs/benchmarks/mount-data.md).
     let store = this.freeSlab.pop() ?? this.free.pop();

@@ -19,10 +19,20 @@ describe('BlockPool', () => {
     const b = pool.acquire(1024);
     expect(b.buffer).not.toBe(a.buffer);
     await turn();
-    const c = pool.acquire(100);
+    const c = pool.acquire(600);
     expect(c.buffer).toBe(a.buffer);
-    expect(c.length).toBe(100);
+    expect(c.length).toBe(600);
     expect(pool.counts).toMatchObject({ allocated: 2, reused: 1, recycled: 1 });
+  });
+
+  it('gives a block under half the block size a buffer of its own, never a pooled store', () => {
+    // Prepare: a 1 KiB pool; 100 small files' blocks
+    const pool = new BlockPool(1024);
+    // Act
+    const small = Array.from({ length: 100 }, () => pool.acquire(100));
+    // Assess: no store pinned per small block (the memory tier counts only 100 bytes each)
+    expect(small.every((b) => b.length === 100 && !pool.owns(b))).toBe(true);
+    expect(pool.counts).toMatchObject({ allocated: 0, slabPieces: 0 });
   });
 
   it('throws on a double release (a bookkeeping bug must not corrupt a block silently)', () => {
