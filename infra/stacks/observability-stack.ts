@@ -115,6 +115,9 @@ export class ObservabilityStack extends Stack {
         evaluationPeriods: 3,
         comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
       });
+      // What the DLQ runbook needs (docs/operations.md): the redrive takes the DLQ's ARN, peeking its URL.
+      new CfnOutput(this, `${cap(name)}DlqArn`, { value: q.dlq.queueArn });
+      new CfnOutput(this, `${cap(name)}DlqUrl`, { value: q.dlq.queueUrl });
     }
 
     // Strata's own metrics (Powertools EMF): the stage's namespace, dimension `service` only.

@@ -202,3 +202,14 @@ describe('the emitters', () => {
     for (const name of seen) expect(strataNames.has(name), name).toBe(true);
   });
 });
+
+describe('runbook outputs', () => {
+  it('name each DLQ (ARN for the redrive, URL to peek) and the alarm topic', () => {
+    const outputs = s.template('observability').findOutputs('*');
+    for (const q of ['Ingest', 'Reconcile']) {
+      expect(outputs[`${q}DlqArn`], q).toBeDefined();
+      expect(outputs[`${q}DlqUrl`], q).toBeDefined();
+    }
+    expect(outputs.AlarmTopicArn).toBeDefined();
+  });
+});
