@@ -359,7 +359,7 @@ async function applyAndInvalidate(d: IndexerDeps, changes: ObjectChange[], stats
   stats.applied += result.applied.length;
   stats.stale += result.stale;
   if (result.applied.length > 0) {
-    const cache = metadataCache(d.redis, d.config.env.STRATA_CACHE_TTL_MS, d.config.cacheNamespace);
+    const cache = metadataCache(d.redis, d.config.env.STRATA_CACHE_TTL_MS, d.config.cacheNamespace, d.pool);
     await cache.invalidate(
       result.applied.map((a) => a.path),
       result.dirs,

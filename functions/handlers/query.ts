@@ -67,7 +67,7 @@ const pageQuery = z.object({ cursor: z.string().optional(), limit: pageLimit });
 const changesQuery = z.object({ since: z.coerce.number().int().min(0).default(0), limit: pageLimit });
 
 function cacheOf(d: Deps) {
-  return metadataCache(d.redis, d.config.env.STRATA_CACHE_TTL_MS, d.config.cacheNamespace);
+  return metadataCache(d.redis, d.config.env.STRATA_CACHE_TTL_MS, d.config.cacheNamespace, d.pool);
 }
 
 function dirPath(raw: string, d: Deps): string {

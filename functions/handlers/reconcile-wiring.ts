@@ -30,7 +30,8 @@ export function reconcileWiring(): ReconcileWiring {
   current.index ??= new PgReconcileIndex(d.pool, {
     dataPrefix: cfg.dataPrefix,
     // Heals invalidate the metadata cache exactly as the indexer's batches do.
-    onApplied: (paths, dirs) => metadataCache(d.redis, cfg.env.STRATA_CACHE_TTL_MS).invalidate(paths, dirs),
+    onApplied: (paths, dirs) =>
+      metadataCache(d.redis, cfg.env.STRATA_CACHE_TTL_MS, cfg.cacheNamespace, d.pool).invalidate(paths, dirs),
   });
   current.ledger ??= new PgRunLedger(d.pool, cfg.dataPrefix);
   if (!current.queue) {

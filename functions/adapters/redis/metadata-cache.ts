@@ -14,6 +14,12 @@
  * any other generation. Callers that must see a known change (the mount, after the change journal
  * reported it: `minSeq`) bypass both levels, since the invalidation itself trails the journal.
  *
+ * Lost invalidations: with Redis down, the indexer's DEL and generation bump never arrive, and a
+ * Redis that keeps its data (Upstash does) would serve entries written before the outage once it is
+ * back. So with an `epoch` source (adapters/pg/cache-epoch.ts) every Redis entry also carries the
+ * epoch its reader saw, readers ignore other epochs, and an invalidation that could not be
+ * delivered calls `onUndelivered`, which advances the epoch in PostgreSQL.
+ *
  * Redis failures never fail a request: RedisGuard logs and counts them and the caller reads
  * PostgreSQL. Keys: `strata:<ns>:r:<path>` (string) and `strata:<ns>:l:<dir>` (hash: page key →
  * page), so one DEL drops every cached page of a directory. `<ns>` is the deployment's namespace
@@ -38,6 +44,13 @@ export interface MetadataCacheOptions {
    * hold 64,000 entries of one directory; more than that is a client varying cursor/limit.
    */
   maxPagesPerDir?: number;
+  /**
+   * The current cache epoch (kept in PostgreSQL), or undefined when it cannot be read: Redis is
+   * then neither read nor written. Without it entries carry no epoch (tests, tools).
+   */
+  epoch?: () => Promise<string | undefined>;
+  /** Called when an invalidation did not reach Redis; must make every older entry unservable. */
+  onUndelivered?: () => Promise<void>;
   /** Test hook: runs between a database read and the cache write (reproduces the race). */
   beforeWrite?: (key: string) => Promise<void> | void;
 }
@@ -50,6 +63,8 @@ export interface MetadataCacheOptions {
 export interface CacheTicket {
   local: number;
   gen: string | undefined;
+  /** Cache epoch seen before the read; null = unknown (skip Redis). Absent without an epoch source. */
+  epoch?: string | null;
 }
 
 /** Generation of a key never invalidated (or whose generation expired). */
@@ -61,11 +76,15 @@ function genOf(raw: unknown): string | undefined {
   return typeof raw === 'string' ? raw : undefined;
 }
 
-/** A stored `{g, value}` if it was written under the current generation, else undefined. */
-function parseEntry<T>(raw: unknown, gen: string | undefined): T | undefined {
+/** A stored `{g, e?, value}` if it was written under the current generation and epoch, else undefined. */
+function parseEntry<T>(
+  raw: unknown,
+  gen: string | undefined,
+  epoch: string | null | undefined,
+): T | undefined {
   if (typeof raw !== 'string') return undefined;
-  const e = JSON.parse(raw) as { g?: string } & T;
-  return e.g === (gen ?? NO_GEN) ? e : undefined;
+  const e = JSON.parse(raw) as { g?: string; e?: string } & T;
+  return e.g === (gen ?? NO_GEN) && e.e === (epoch ?? undefined) ? e : undefined;
 }
 
 /** A cached value: the answer, or null for "not found". */
@@ -92,6 +111,8 @@ export class MetadataCache<TResolve extends object, TList extends object> {
   private readonly genTtl: number;
   private readonly maxPagesPerDir: number;
   private readonly beforeWrite?: (key: string) => Promise<void> | void;
+  private readonly epoch?: () => Promise<string | undefined>;
+  private readonly onUndelivered?: () => Promise<void>;
   /** Bumped by every invalidation in this process; a local write after one is skipped. */
   private localGen = 0;
   readonly namespace: string;
@@ -111,6 +132,8 @@ export class MetadataCache<TResolve extends object, TList extends object> {
     this.genTtl = 2 * this.redisTtl + 60;
     this.maxPagesPerDir = options.maxPagesPerDir ?? 64;
     this.beforeWrite = options.beforeWrite;
+    this.epoch = options.epoch;
+    this.onUndelivered = options.onUndelivered;
     // ttl 0 disables the local level entirely (lru-cache treats 0 as "no TTL").
     this.resolveLocal = new LRUCache({
       max: options.maxResolve ?? 10_000,
@@ -140,10 +163,14 @@ export class MetadataCache<TResolve extends object, TList extends object> {
       this.stats.localHits++;
       return { cached: local, ticket };
     }
-    const raw = await this.redis.run('mget', (r) => r.mget<(string | null)[]>(this.R + path, this.G + path));
+    if (this.epoch) ticket.epoch = (await this.epoch()) ?? null;
+    const raw =
+      ticket.epoch === null
+        ? undefined
+        : await this.redis.run('mget', (r) => r.mget<(string | null)[]>(this.R + path, this.G + path));
     if (raw) {
       ticket.gen = genOf(raw[1]);
-      const entry = parseEntry<{ value: TResolve | null }>(raw[0], ticket.gen);
+      const entry = parseEntry<{ value: TResolve | null }>(raw[0], ticket.gen, ticket.epoch);
       if (entry) {
         // Only if nothing was invalidated in this process meanwhile.
         if (ticket.local === this.localGen) this.resolveLocal.set(path, { value: entry.value });
@@ -168,7 +195,8 @@ export class MetadataCache<TResolve extends object, TList extends object> {
     const t = ticket ?? (await this.freshTicket(this.G + path));
     if (t.local === this.localGen) this.resolveLocal.set(path, { value });
     await this.beforeWrite?.(path);
-    const entry = JSON.stringify({ g: t.gen ?? NO_GEN, value });
+    if (t.epoch === null) return;
+    const entry = JSON.stringify({ g: t.gen ?? NO_GEN, e: t.epoch, value });
     await this.redis.run('set', (r) => r.set(this.R + path, entry, { ex: this.redisTtl }));
   }
 
@@ -179,15 +207,19 @@ export class MetadataCache<TResolve extends object, TList extends object> {
       this.stats.localHits++;
       return { cached: local, ticket };
     }
-    const raw = await this.redis.run('hget', async (r) => {
-      const p = r.pipeline();
-      p.hget(this.L + dir, page);
-      p.get(this.G + LIST_GEN + dir);
-      return p.exec<[string | null, string | null]>();
-    });
+    if (this.epoch) ticket.epoch = (await this.epoch()) ?? null;
+    const raw =
+      ticket.epoch === null
+        ? undefined
+        : await this.redis.run('hget', async (r) => {
+            const p = r.pipeline();
+            p.hget(this.L + dir, page);
+            p.get(this.G + LIST_GEN + dir);
+            return p.exec<[string | null, string | null]>();
+          });
     if (raw) {
       ticket.gen = genOf(raw[1]);
-      const entry = parseEntry<{ value: TList }>(raw[0], ticket.gen);
+      const entry = parseEntry<{ value: TList }>(raw[0], ticket.gen, ticket.epoch);
       if (entry) {
         if (ticket.local === this.localGen) this.rememberList(dir, page, entry.value);
         this.stats.redisHits++;
@@ -212,7 +244,8 @@ export class MetadataCache<TResolve extends object, TList extends object> {
     const t = ticket ?? (await this.freshTicket(this.G + LIST_GEN + dir));
     if (t.local === this.localGen) this.rememberList(dir, page, value);
     await this.beforeWrite?.(dir);
-    const entry = JSON.stringify({ g: t.gen ?? NO_GEN, value });
+    if (t.epoch === null) return;
+    const entry = JSON.stringify({ g: t.gen ?? NO_GEN, e: t.epoch, value });
     const res = await this.redis.run('hset', async (r) => {
       const p = r.pipeline();
       p.hset(this.L + dir, { [page]: entry });
@@ -235,14 +268,16 @@ export class MetadataCache<TResolve extends object, TList extends object> {
 
   private async freshTicket(genKey: string): Promise<CacheTicket> {
     const local = this.localGen;
+    const epoch = this.epoch ? ((await this.epoch()) ?? null) : undefined;
     const raw = await this.redis.run('get', (r) => r.get<string>(genKey));
-    return { local, gen: genOf(raw ?? null) };
+    return { local, gen: genOf(raw ?? null), ...(this.epoch ? { epoch } : {}) };
   }
 
   /**
    * Drops resolve answers of `paths` and every list page of `dirs`, in both levels, and gives each
    * a new generation, so a reader that fetched from PostgreSQL before this call cannot put its
-   * answer back (see setResolve).
+   * answer back (see setResolve). When any part does not reach Redis (down, or its breaker open),
+   * `onUndelivered` runs so entries written before cannot be served once Redis is back.
    */
   async invalidate(paths: string[], dirs: string[]): Promise<void> {
     this.localGen++;
@@ -261,18 +296,25 @@ export class MetadataCache<TResolve extends object, TList extends object> {
     ];
     // Chunked so a 100-event batch with deep paths stays one small request per chunk. Generations
     // first: once they are bumped, any entry written by a racing reader is already ignored.
+    // No Redis configured: nothing to deliver. Otherwise `run` answers undefined exactly when the
+    // command did not reach Redis (it failed, or the breaker skipped it).
+    if (!this.redis.redis) return;
+    let delivered = true;
     for (let i = 0; i < genKeys.length; i += 500) {
       const chunk = genKeys.slice(i, i + 500);
-      await this.redis.run('set', async (r) => {
+      const res = await this.redis.run('set', async (r) => {
         const p = r.pipeline();
         for (const k of chunk) p.set(k, gen, { ex: this.genTtl });
         return p.exec();
       });
+      if (res === undefined) delivered = false;
     }
     for (let i = 0; i < keys.length; i += 500) {
       const chunk = keys.slice(i, i + 500);
-      await this.redis.run('del', (r) => r.del(...chunk));
+      const res = await this.redis.run('del', (r) => r.del(...chunk));
+      if (res === undefined) delivered = false;
     }
+    if (!delivered) await this.onUndelivered?.();
   }
 
   clearLocal(): void {
