@@ -46,6 +46,7 @@ export function buildStrata(app: App, stage: StageConfig): StrataStacks {
     functions: [...Object.values(api.functions), ...Object.values(workers.functions), database.migrate],
     queues: queues.queues,
     api: api.api,
+    cluster: database.cluster,
   });
   return { storage, queues, database, api, workers, observability };
 }

@@ -1,7 +1,7 @@
 /**
  * Observability: alarms that mean "someone should look" (a DLQ has messages, a function errors or is
  * throttled, the oldest queued event is too old, the API returns 5xx, the index lags, Redis keeps
- * failing) to an encrypted SNS topic, and one dashboard with the same signals. docs/operations.md
+ * failing, Aurora is at its maximum capacity) to an encrypted SNS topic, and one dashboard with the same signals. docs/operations.md
  * is the runbook: what each alarm means and what to do.
  *
  * Strata's own metrics are read through functions/core/metrics.ts (the names the handlers emit,
@@ -14,6 +14,7 @@ import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as cwActions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
+import type * as rds from 'aws-cdk-lib/aws-rds';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import * as subs from 'aws-cdk-lib/aws-sns-subscriptions';
 import type { Construct } from 'constructs';
@@ -28,6 +29,8 @@ export interface ObservabilityStackProps extends StackProps {
   functions: StrataFunction[];
   queues: Record<QueueName, StrataQueue>;
   api: apigw.IHttpApi;
+  /** The Aurora cluster, when the stage creates one (not with an external database). */
+  cluster?: rds.DatabaseCluster;
 }
 
 export class ObservabilityStack extends Stack {
@@ -168,6 +171,20 @@ export class ObservabilityStack extends Stack {
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
     });
 
+    const acu = props.cluster?.metricACUUtilization({ period: fiveMinutes, statistic: 'Average' });
+    if (acu) {
+      alarm('DatabaseAtMaxCapacity', {
+        alarmDescription:
+          'Strata database: Aurora near its maximum capacity (serverlessV2MaxCapacity); queries queue, functions slow down and time out',
+        metric: acu,
+        // ACUUtilization is the share of the configured maximum in use. Above 90 % for 15 minutes the
+        // cluster cannot scale further: a short peak scales and passes, a plateau needs a higher max.
+        threshold: 90,
+        evaluationPeriods: 3,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      });
+    }
+
     const dashboard = new cloudwatch.Dashboard(this, 'Dashboard', { dashboardName: `${stage.prefix}` });
     dashboard.addWidgets(
       new cloudwatch.GraphWidget({
@@ -221,6 +238,9 @@ export class ObservabilityStack extends Stack {
         Metric.ReconcileSegmentFailures,
         Metric.ReconcileShardFailures,
       ]),
+      ...(acu
+        ? [new cloudwatch.GraphWidget({ title: 'Database: ACU utilisation (%)', left: [acu], width: 12 })]
+        : []),
     );
 
     new CfnOutput(this, 'AlarmTopicArn', { value: this.topic.topicArn });

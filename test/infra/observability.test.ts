@@ -35,6 +35,7 @@ const AWS_METRICS: Record<string, Record<string, string[]>> = {
     ApproximateAgeOfOldestMessage: ['QueueName'],
   },
   'AWS/ApiGateway': { '5xx': ['ApiId'], '4xx': ['ApiId'], Count: ['ApiId'] },
+  'AWS/RDS': { ACUUtilization: ['DBClusterIdentifier'] },
 };
 
 const strataNames = new Set<string>(Object.values(Metric));
@@ -87,6 +88,10 @@ describe('observability stack', () => {
     expect(lag[0]!.Properties.Threshold).toBe(stage.alarms.maxIngestAge.toMilliseconds());
     expect(lag[0]!.Properties.Statistic).toBe('Maximum');
     expect(alarms.filter((a) => a.Properties.MetricName === Metric.RedisFailures)).toHaveLength(1);
+    // dev runs Aurora: the capacity-ceiling alarm exists and names its cluster.
+    const acu = alarms.filter((a) => a.Properties.MetricName === 'ACUUtilization');
+    expect(acu).toHaveLength(1);
+    expect(acu[0]!.Properties.Namespace).toBe('AWS/RDS');
   });
 
   it('graphs only metrics that exist, with the dimensions they are published with', () => {
