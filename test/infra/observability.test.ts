@@ -156,6 +156,8 @@ describe('the emitters', () => {
     expect(namespace).not.toBe(DEFAULT_METRICS_NAMESPACE);
     vi.stubEnv('POWERTOOLS_METRICS_NAMESPACE', namespace);
     vi.stubEnv('POWERTOOLS_METRICS_DISABLED', 'false');
+    // Not dev mode: Powertools then writes EMF to process.stdout (dev mode uses the global console).
+    vi.stubEnv('POWERTOOLS_DEV', 'false');
     vi.stubEnv('POWERTOOLS_LOG_LEVEL', 'SILENT');
     vi.stubEnv('STRATA_LOG_LEVEL', 'SILENT');
     const lines: string[] = [];
