@@ -40,6 +40,8 @@ export interface MountOptions {
   s3Endpoint?: string;
   cacheDir: string;
   cacheSizeBytes: number;
+  /** Free-disk floor of the cache filesystem (`--cache-min-free`); disk-cache.ts has the default. */
+  cacheMinFreeBytes?: number;
   blockSize: number;
   readAheadMaxBytes: number;
   maxS3Concurrency: number;
@@ -246,7 +248,9 @@ export async function startMount(o: MountOptions): Promise<RunningMount> {
   const dataPath = await createDataPath({
     cacheDir: o.cacheDir,
     cacheSizeBytes: o.cacheSizeBytes,
+    ...(o.cacheMinFreeBytes !== undefined ? { minFreeBytes: o.cacheMinFreeBytes } : {}),
     blockSize: o.blockSize,
+    log,
     readAheadMaxBytes: o.readAheadMaxBytes,
     maxS3Concurrency: o.maxS3Concurrency,
     ...(o.memoryCacheBytes !== undefined ? { memoryCacheBytes: o.memoryCacheBytes } : {}),
@@ -303,8 +307,10 @@ export async function startMount(o: MountOptions): Promise<RunningMount> {
             ...Object.assign({}, ...extensions.map((e) => e.stats?.() ?? {})),
             dataPath: dataPath.stats(),
             metadata: meta.stats(),
+            byDate: byDate.stats(),
             openFiles: fs.openHandles,
             changeSeq: poller.position,
+            process: processStats(),
           }));
     if (metrics) cleanup.push(['metrics server', () => new Promise((r) => metrics.server.close(r))]);
 
@@ -378,6 +384,22 @@ async function presignAgain(
     throw new PreconditionFailedError(`${path} changed since it was opened (etag ${v.etag} → ${r.etag})`);
   }
   return { url: r.url, expiresAt: r.urlExpiresAt };
+}
+
+/**
+ * The mount process's own memory, for /stats: a mount runs for weeks, and heap or external
+ * memory that grows with the number of operations is a leak (bench/mount/soak.ts samples these).
+ */
+function processStats(): Record<string, number> {
+  const m = process.memoryUsage();
+  return {
+    rssBytes: m.rss,
+    heapUsedBytes: m.heapUsed,
+    heapTotalBytes: m.heapTotal,
+    externalBytes: m.external,
+    arrayBuffersBytes: m.arrayBuffers,
+    uptimeSeconds: Math.round(process.uptime()),
+  };
 }
 
 function opMetrics() {

@@ -83,8 +83,11 @@ export interface DiskCacheOptions {
    * (`--cache-writes buffered`; benchmarks compare the two).
    */
   directIo?: boolean;
-  /** Warnings (the O_DIRECT fallback). Default: one JSON line on stderr, like the mount's log. */
-  log?: (level: 'warn', msg: string, fields: Record<string, unknown>) => void;
+  /**
+   * Warnings (the O_DIRECT fallback, cache writes failing or skipped) and the matching recovery
+   * line. Default: one JSON line on stderr, like the mount's log.
+   */
+  log?: (level: 'warn' | 'info', msg: string, fields: Record<string, unknown>) => void;
 }
 
 /** How block files were written (DiskCacheStats.writeModes). */
@@ -121,6 +124,12 @@ export interface DiskCacheStats {
   readModes: ReadModes;
   /** Whether block files are written (and whole blocks read) with O_DIRECT (false after a fallback). */
   directIo: boolean;
+  /** Block writes that failed (ENOSPC, EROFS, EACCES, EIO …); each block is then served uncached. */
+  writeErrors: number;
+  /** Block writes not attempted: the free-disk floor left no room even with the cache emptied. */
+  writesBelowFloor: number;
+  /** 'ok', 'below-floor', or the errno code of the failing writes (the state logged once). */
+  writeState: string;
 }
 
 export class CacheLockedError extends Error {
@@ -164,6 +173,12 @@ interface OpenBlock {
  */
 const CTIME_SETTLE_MS = 100;
 
+/**
+ * Block writes must go this long without trouble before the episode is logged as over (see
+ * noteWrite): 30 s spans the turnover of a full cache disk without hiding a real recovery long.
+ */
+const WRITE_QUIET_MS = 30_000;
+
 /** Disk usage sampling interval: statfs is cheap but not free, and free space moves slowly. */
 const STATFS_INTERVAL_MS = 1000;
 
@@ -189,11 +204,33 @@ interface Arena {
   buf: Buffer;
 }
 
+/**
+ * Why block writes stopped, in words a user can act on; `dir` is the --cache-dir. One line per
+ * episode (see DiskBlockStore.noteWrite), so a full or read-only cache disk does not flood the log.
+ */
+function writeTrouble(state: string, dir: string): string {
+  switch (state) {
+    case 'below-floor':
+      return `block cache disabled: the filesystem of ${dir} has less free space than the free-disk floor (--cache-min-free) even with the cache emptied; reads go to S3 uncached until space returns. Free space there, put --cache-dir on a larger filesystem, or lower --cache-min-free`;
+    case 'ENOSPC':
+    case 'EDQUOT':
+      return `block cache writes fail: the filesystem of ${dir} is full (${state}); reads go to S3 uncached until space returns. Free space there, lower --cache-size, or put --cache-dir on a larger filesystem`;
+    case 'EROFS':
+    case 'EACCES':
+    case 'EPERM':
+      return `block cache writes fail: ${dir} is not writable (${state}); reads go to S3 uncached (cached blocks are still served). Make it writable again (remount it read-write, fix its permissions) or restart the mount with another --cache-dir`;
+    default:
+      return `block cache writes fail at ${dir} (${state}); reads go to S3 uncached until writes succeed. Check the cache disk (dmesg, df ${dir})`;
+  }
+}
+
 function defaultLog(level: string, msg: string, fields: Record<string, unknown>): void {
   process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), level, msg, ...fields })}\n`);
 }
 
 const ZERO_PAGE = Buffer.alloc(FILE_ALIGN);
+
+const mib = (n: number) => Math.round(n / 1024 / 1024);
 
 /** writev at `position` until every byte is written (a short write continues where it stopped). */
 async function writeFully(fh: fs.FileHandle, bufs: Buffer[], position = 0): Promise<void> {
@@ -260,6 +297,12 @@ export class DiskBlockStore implements BlockStore {
   private readonly openBlocks = new Map<string, OpenBlock>();
   /** Reused for slices that do not map 1:1 onto the caller's buffer (unaligned / partial reads). */
   private scratch = Buffer.alloc(0);
+  /** See noteWrite: the state of block writes, logged on change only. */
+  private writeState = 'ok';
+  private writeTroubleSince = 0;
+  private lastTroubleAt = 0;
+  private writeErrors = 0;
+  private writesBelowFloor = 0;
 
   private constructor(private readonly o: DiskCacheOptions) {
     this.root = path.join(o.dir, CACHE_LAYOUT);
@@ -288,9 +331,19 @@ export class DiskBlockStore implements BlockStore {
     await fs.rm(s.tmpDir, { recursive: true, force: true });
     await fs.mkdir(s.tmpDir, { recursive: true });
     await s.removeOldLayouts();
-    if (o.minFreeBytes === undefined) {
-      const st = await fs.statfs(s.root);
-      s.minFree = Math.max(1024 ** 3, Math.floor(st.blocks * st.bsize * 0.05));
+    const st = await fs.statfs(s.root);
+    const total = st.blocks * st.bsize;
+    if (o.minFreeBytes === undefined) s.minFree = Math.max(1024 ** 3, Math.floor(total * 0.05));
+    if (s.minFree > 0 && total <= s.minFree) {
+      // Documented behaviour (docs/mount.md): the mount runs, uncached, and says so once here;
+      // the floor protects other users of a disk, and a filesystem smaller than it can hold no
+      // cache. Refusing to mount would stop reads that S3 can serve without a cache.
+      s.writeState = 'below-floor';
+      (o.log ?? defaultLog)(
+        'warn',
+        `block cache disabled: the filesystem of ${o.dir} (${mib(total)} MiB) is not larger than the free-disk floor (${mib(s.minFree)} MiB); reads go to S3 uncached. Pass --cache-min-free with a smaller floor (e.g. --cache-min-free 0 on a dedicated tmpfs) or put --cache-dir on a larger filesystem`,
+        { dir: o.dir, filesystemBytes: total, minFreeBytes: s.minFree },
+      );
     }
     await s.scan();
     return s;
@@ -737,12 +790,92 @@ export class DiskBlockStore implements BlockStore {
         `block ${id.index} of ${id.object.key}: ${data.length} bytes, expected ${blockLength(id)}`,
       );
     }
+    // A block the floor would evict at once (the filesystem is smaller than the floor, or others
+    // filled it) is not written: writing it only to delete it cost a block of disk I/O per read.
+    if (!(await this.roomFor(data.length))) {
+      this.writesBelowFloor++;
+      this.noteWrite('below-floor');
+      return;
+    }
+    try {
+      await this.write(id, data, key);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code ?? 'error';
+      this.writeErrors++;
+      if (code === 'ENOSPC' || code === 'EDQUOT') {
+        // A full disk (the floor is 0 or below what others wrote since the last statfs): give
+        // back the oldest blocks, room for a few more, so the cache keeps turning over (LRU)
+        // instead of freezing with what it held when the disk filled; and sample free space
+        // again so the floor check sees the truth at the next write.
+        this.freeSample = undefined;
+        await this.evictOldest(data.length * 4).catch(() => undefined);
+      }
+      this.noteWrite(code, err);
+      throw err;
+    }
+    this.noteWrite('ok');
+  }
+
+  /**
+   * Whether a block of `bytes` can be kept above the free-disk floor, counting what evicting the
+   * whole cache would free. False only when even an empty cache would sit below the floor.
+   */
+  private async roomFor(bytes: number): Promise<boolean> {
+    if (this.minFree <= 0) return true;
+    let free: number;
+    try {
+      free = await this.freeBytes();
+    } catch {
+      return true; // statfs failed (the directory is gone): the write itself reports what is wrong
+    }
+    return free + this.bytes - bytes >= this.minFree;
+  }
+
+  /**
+   * Logs trouble with block writes once per episode: a full, read-only or removed cache disk fails
+   * every block write, and a line per block would bury the log. The episode ends (one 'resumed'
+   * line) at the first good write after WRITE_QUIET_MS without trouble: a full disk the cache
+   * keeps turning over (put evicts on ENOSPC) alternates good and failed writes, and must not
+   * log a pair of lines per block.
+   */
+  private noteWrite(state: string, err?: unknown): void {
+    const now = Date.now();
+    const log = this.o.log ?? defaultLog;
+    if (state === 'ok') {
+      if (this.writeState === 'ok' || now - this.lastTroubleAt < WRITE_QUIET_MS) return;
+      log('info', `block cache writes resumed at ${this.o.dir}`, {
+        dir: this.o.dir,
+        after: this.writeState,
+        seconds: Math.round((now - this.writeTroubleSince) / 1000),
+      });
+      this.writeState = 'ok';
+      return;
+    }
+    this.lastTroubleAt = now;
+    if (this.writeState !== 'ok') return;
+    this.writeState = state;
+    this.writeTroubleSince = now;
+    log('warn', writeTrouble(state, this.o.dir), {
+      dir: this.o.dir,
+      state,
+      ...(err ? { error: (err as Error).message } : {}),
+      minFreeBytes: this.minFree,
+    });
+  }
+
+  /** put() proper: temp file, rename, index, evict. */
+  private async write(id: BlockId, data: Buffer, key: string): Promise<void> {
     const tmp = path.join(this.tmpDir, `${key}.${randomBytes(6).toString('hex')}.tmp`);
     const final = this.filePath(key);
     let size: number;
     try {
-      size =
-        (this.direct && (await this.writeDirect(id, data, tmp))) || (await this.writeBuffered(id, data, tmp));
+      size = await this.writeTemp(id, data, tmp).catch(async (err: NodeJS.ErrnoException) => {
+        // The cache directory was removed while mounted (`rm -rf` of it, a wiped scratch disk):
+        // recreate it once and go on caching, instead of failing every write until a remount.
+        if (err.code !== 'ENOENT') throw err;
+        await this.recreate();
+        return this.writeTemp(id, data, tmp);
+      });
     } catch (err) {
       await fs.rm(tmp, { force: true }).catch(() => undefined);
       throw err;
@@ -770,6 +903,43 @@ export class DiskBlockStore implements BlockStore {
     if (this.freeSample) this.freeSample.free -= size;
     await this.evict();
   }
+
+  private async writeTemp(id: BlockId, data: Buffer, tmp: string): Promise<number> {
+    return (
+      (this.direct && (await this.writeDirect(id, data, tmp))) || (await this.writeBuffered(id, data, tmp))
+    );
+  }
+
+  /**
+   * Recreates the layout directory and its lock after the cache directory was deleted under a
+   * running mount (one log line, however many writes found it gone at once); the caller retries
+   * its write once. Blocks the index still lists are gone with it: each is forgotten when a read
+   * or an eviction finds its file missing.
+   */
+  private recreate(): Promise<void> {
+    this.recreating ??= (async () => {
+      const gone = await fs.stat(this.tmpDir).then(
+        () => false,
+        () => true,
+      );
+      if (!gone) return;
+      await fs.mkdir(this.tmpDir, { recursive: true });
+      await fs.mkdir(this.blocksDir, { recursive: true });
+      await fs.chmod(this.root, 0o700).catch(() => undefined);
+      if (this.locked) await fs.writeFile(path.join(this.root, 'lock'), String(process.pid));
+      this.madeDirs.clear();
+      this.freeSample = undefined;
+      (this.o.log ?? defaultLog)(
+        'warn',
+        `the cache directory ${this.o.dir} was removed while mounted; recreated it (its cached blocks are fetched again as they are read)`,
+        { dir: this.o.dir },
+      );
+    })().finally(() => {
+      this.recreating = undefined;
+    });
+    return this.recreating;
+  }
+  private recreating?: Promise<void>;
 
   /** The page-cache write (the fallback): header, payload and zero padding in one writev. */
   private async writeBuffered(id: BlockId, data: Buffer, tmp: string): Promise<number> {
@@ -958,7 +1128,9 @@ export class DiskBlockStore implements BlockStore {
     while (this.index.size > 0) {
       let reason: 'capacity' | 'disk-floor';
       if (this.bytes > this.o.capacityBytes) reason = 'capacity';
-      else if ((await this.freeBytes()) < this.minFree) reason = 'disk-floor';
+      // No floor (--cache-min-free 0): the free-space estimate, which each write lowers between
+      // statfs samples, can dip below zero on a full disk and must not evict the cache then.
+      else if (this.minFree > 0 && (await this.freeBytes()) < this.minFree) reason = 'disk-floor';
       else return;
       const [key, size] = this.index.entries().next().value as [string, number];
       await this.remove(key);
@@ -966,6 +1138,19 @@ export class DiskBlockStore implements BlockStore {
       this.counters.evictedBytes += size;
       if (this.freeSample) this.freeSample.free += size;
       this.o.onEvict?.(size, reason);
+    }
+  }
+
+  /** Evicts the oldest blocks until `bytes` are freed (a full cache disk: see put). */
+  private async evictOldest(bytes: number): Promise<void> {
+    let freed = 0;
+    while (freed < bytes && this.index.size > 0) {
+      const [key, size] = this.index.entries().next().value as [string, number];
+      await this.remove(key);
+      freed += size;
+      this.counters.evictions++;
+      this.counters.evictedBytes += size;
+      this.o.onEvict?.(size, 'disk-floor');
     }
   }
 
@@ -1041,6 +1226,9 @@ export class DiskBlockStore implements BlockStore {
       writeModes: { ...this.writeModes },
       readModes: { ...this.readModes },
       directIo: this.direct,
+      writeErrors: this.writeErrors,
+      writesBelowFloor: this.writesBelowFloor,
+      writeState: this.writeState,
     };
   }
 

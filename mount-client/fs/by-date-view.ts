@@ -89,6 +89,11 @@ export class ByDateView {
     this.invalidate();
   }
 
+  /** Cached days, the entries they hold (bounded by maxEntries) and loads in flight. */
+  stats(): { days: number; entries: number; loading: number } {
+    return { days: this.days.size, entries: this.days.calculatedSize, loading: this.loads.size };
+  }
+
   private day(date: string): Promise<DayTree> {
     const cached = this.days.get(date);
     if (cached) return Promise.resolve(cached);

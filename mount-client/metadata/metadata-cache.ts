@@ -77,7 +77,13 @@ function dirNode(path: string): Node {
 
 export interface MetadataStats {
   entries: number;
+  /** Of `entries`, how many are negative (known-absent paths). */
+  negative: number;
   listings: number;
+  /** Sizes of the bounded side maps and in-flight maps: a long-running mount's /stats shows them flat. */
+  freshAfter: number;
+  largeDirs: number;
+  inflight: number;
   apiResolves: number;
   apiListPages: number;
   invalidations: number;
@@ -285,7 +291,17 @@ export class MetadataCache {
   }
 
   stats(): MetadataStats {
-    return { entries: this.entries.size, listings: this.dirs.size, ...this.counters };
+    let negative = 0;
+    for (const v of this.entries.values()) if (v === NEGATIVE) negative++;
+    return {
+      entries: this.entries.size,
+      negative,
+      listings: this.dirs.size,
+      freshAfter: this.freshAfter.size,
+      largeDirs: this.largeDirs.size,
+      inflight: this.lookups.size + this.listings.size + this.firstPages.size + this.aheadQueued.size,
+      ...this.counters,
+    };
   }
 
   private rootNode(): Node {

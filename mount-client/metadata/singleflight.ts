@@ -6,6 +6,11 @@
 export class Singleflight<T> {
   private readonly inflight = new Map<string, Promise<T>>();
 
+  /** Keys in flight (/stats: must return to 0 when the mount is idle). */
+  get size(): number {
+    return this.inflight.size;
+  }
+
   do(key: string, fn: () => Promise<T>): Promise<T> {
     const existing = this.inflight.get(key);
     if (existing) return existing;

@@ -140,6 +140,8 @@ export interface DataPathOptions {
   transport?: 'socket' | 'undici' | 'sdk';
   /** Free-disk floor for the cache filesystem (default 5% of it, at least 1 GiB). */
   minFreeBytes?: number;
+  /** Cache-disk trouble and recovery, one line per change (disk-cache.ts); default JSON on stderr. */
+  log?: (level: 'warn' | 'info', msg: string, fields: Record<string, unknown>) => void;
   /**
    * Fetched blocks waiting for their disk-cache write, at most. Default 128 MiB (16 blocks): over a
    * second of writes even for a slow SATA disk (~150 MB/s); a disk further behind than that is the
@@ -212,6 +214,8 @@ export interface DataPathStats {
    * `waitedMs` is the time those reads took in all (how long readers stood still).
    */
   reads: { now: number; waited: number; waitedMs: number };
+  /** Blocks loading (singleflight), waiting for their disk write, and writes in flight: 0 when idle. */
+  inflight: { flights: number; pendingWrites: number; writes: number };
   faults?: FaultCounts;
 }
 
@@ -242,6 +246,7 @@ export async function createDataPath(o: DataPathOptions): Promise<DataPath> {
     capacityBytes: o.cacheSizeBytes,
     minFreeBytes: o.minFreeBytes,
     directIo: o.cacheWrites !== 'buffered',
+    ...(o.log ? { log: o.log } : {}),
     onEvict: (bytes, reason) => {
       metrics.evictions.inc({ reason });
       metrics.evictedBytes.inc(bytes);
@@ -668,6 +673,7 @@ class DataPathImpl implements DataPath {
       s3: { ...this.p.s3.counts },
       prefetch: { ...this.counts.prefetch, inflightBytes: this.p.budget.inflightBytes },
       reads: { ...this.counts.reads },
+      inflight: { flights: this.flights.size, pendingWrites: this.pending.size, writes: this.writes.size },
       ...(this.p.faults ? { faults: { ...this.p.faults } } : {}),
     };
   }

@@ -4,6 +4,7 @@ import type { RegisterCommand } from '../context.ts';
 interface MountFlags {
   cacheDir?: string;
   cacheSize?: string;
+  cacheMinFree?: string;
   blockSize: string;
   readAheadMax: string;
   maxS3Concurrency: string;
@@ -41,6 +42,10 @@ export const register: RegisterCommand = (program, ctx) => {
     .option(
       '--cache-size <size>',
       'block cache cap, e.g. 50G (default: half the cache filesystem, at most 100G)',
+    )
+    .option(
+      '--cache-min-free <size>',
+      'free space kept on the cache filesystem; blocks that would go below it are not cached (default: 5% of it, at least 1G; 0 on a dedicated cache disk or tmpfs)',
     )
     .option('--block-size <size>', 'S3 range / cache block size; part of the cache key', '8M')
     .option(
@@ -157,6 +162,7 @@ export const register: RegisterCommand = (program, ctx) => {
         ...(s3Endpoint ? { s3Endpoint } : {}),
         cacheDir,
         cacheSizeBytes: flags.cacheSize ? parseSize(flags.cacheSize) : await defaultCacheSize(cacheDir),
+        ...(flags.cacheMinFree !== undefined ? { cacheMinFreeBytes: parseSize(flags.cacheMinFree) } : {}),
         blockSize: parseSize(flags.blockSize),
         readAheadMaxBytes: readAheadMax,
         memoryCacheBytes: memoryCache,
