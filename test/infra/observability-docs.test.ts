@@ -59,5 +59,12 @@ describe('docs/operations.md', () => {
     for (const name of inDocs)
       expect(inCode.has(name), `${name} is documented but not registered`).toBe(true);
     expect(table).toContain('`strata_peer_*`');
+    // The suggested alert rules query only series that exist (histograms through _bucket/_sum/_count).
+    const rules = runbook.slice(runbook.indexOf('### Suggested alert rules'));
+    const queried = [...rules.matchAll(/\b(strata_[a-z0-9_]+)\{?/g)].map((m) =>
+      m[1]!.replace(/_(bucket|sum|count)$/, ''),
+    );
+    expect(queried.length).toBeGreaterThan(5);
+    for (const name of queried) expect(inCode.has(name), `alert rule queries unknown ${name}`).toBe(true);
   });
 });
