@@ -17,7 +17,7 @@ import type * as s3 from 'aws-cdk-lib/aws-s3';
 import type * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import type { Construct } from 'constructs';
-import { metricsNamespace } from '../../functions/core/metrics.ts';
+import { METRICS_SERVICE, metricsNamespace } from '../../functions/core/metrics.ts';
 import type { LambdaName, LambdaSpec, QueueName } from '../../functions/handlers/routes.ts';
 import type { StageConfig } from '../config/stages.ts';
 import { nagString } from '../lib/bucket.ts';
@@ -148,7 +148,10 @@ export class StrataFunction extends NodejsFunction {
       },
       environment: {
         NODE_OPTIONS: '--enable-source-maps',
-        POWERTOOLS_SERVICE_NAME: `strata-${props.name}`,
+        // What the code names its service (logs' `service` field, the metrics' one dimension): one
+        // value for every function, which the log group tells apart. A per-function value here was
+        // ignored by the code and misled anyone writing a metric filter or alarm on it.
+        POWERTOOLS_SERVICE_NAME: METRICS_SERVICE,
         // Per stage: two stages in one account must not feed each other's alarms (core/metrics.ts).
         POWERTOOLS_METRICS_NAMESPACE: metricsNamespace(props.stage.prefix),
         STRATA_LOG_LEVEL: 'INFO',

@@ -113,7 +113,7 @@ describe('observability stack', () => {
     }
   });
 
-  it('gives every deployed function the namespace the alarms read', () => {
+  it('gives every deployed function the namespace the alarms read and the service it emits', () => {
     for (const stack of ['api', 'workers', 'database'] as const) {
       const fns = s.template(stack).findResources('AWS::Lambda::Function');
       for (const [id, f] of Object.entries(fns)) {
@@ -121,6 +121,8 @@ describe('observability stack', () => {
         // CDK's own helper functions (bucket notifications, custom resources) are not Strata's.
         if (!String(f.Properties.Description ?? '').startsWith('Strata ')) continue;
         expect(env.POWERTOOLS_METRICS_NAMESPACE, `${stack}/${id}`).toBe(metricsNamespace(stage.prefix));
+        // The service the code logs and dimensions its metrics with, not a per-function name it ignores.
+        expect(env.POWERTOOLS_SERVICE_NAME, `${stack}/${id}`).toBe(METRICS_SERVICE);
       }
     }
   });
