@@ -15,7 +15,7 @@ import { createServer, type Server } from 'node:http';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { promisify } from 'node:util';
-import { PreconditionFailedError, ValidationError } from '../functions/core/errors.ts';
+import { PreconditionFailedError, UnavailableError, ValidationError } from '../functions/core/errors.ts';
 import { ApiClient } from './api/client.ts';
 import type { BlockFetcher, ObjectVersion } from './block-cache/types.ts';
 import { ByDateView } from './fs/by-date-view.ts';
@@ -277,8 +277,13 @@ export async function startMount(o: MountOptions): Promise<RunningMount> {
   };
 
   try {
+    const outage = apiOutage(o.apiUrl, log);
     const poller = new ChangePoller(api, [meta, byDate], {
-      onError: (err) => log('warn', 'change feed poll failed; retrying', { error: (err as Error).message }),
+      onError: (err) => {
+        if (err instanceof UnavailableError) outage.failed(err);
+        else log('warn', 'change feed poll failed; retrying', { error: (err as Error).message });
+      },
+      onPoll: (seq) => outage.answered(seq),
     });
     await poller.start();
     cleanup.push(['change poller', () => poller.stop()]);
@@ -295,8 +300,11 @@ export async function startMount(o: MountOptions): Promise<RunningMount> {
       allowOther: o.allowOther,
       ...(o.directIo ? { extraOptions: ['direct_io'] } : {}),
       observe: ops,
-      onError: (op, path, err) =>
-        log('error', `${op} failed`, { op, path, error: (err as Error).message, kind: (err as Error).name }),
+      onError: (op, path, err) => {
+        // An unreachable API fails every uncached lookup: one line for the outage, not one per op.
+        if (err instanceof UnavailableError) return outage.failed(err);
+        log('error', `${op} failed`, { op, path, error: (err as Error).message, kind: (err as Error).name });
+      },
     });
     cleanup.push(['FUSE mount', () => (isMounted(mountpoint) ? fuse.unmount() : undefined)]);
 
@@ -384,6 +392,39 @@ async function presignAgain(
     throw new PreconditionFailedError(`${path} changed since it was opened (etag ${v.etag} → ${r.etag})`);
   }
   return { url: r.url, expiresAt: r.urlExpiresAt };
+}
+
+/**
+ * The API being unreachable is one episode, logged once when it starts (with what still works and
+ * what to check) and once when the change poller gets through again — not once per failed lookup
+ * and per second of polling. Lookups fail with EIO meanwhile (UnavailableError, errno.ts).
+ */
+function apiOutage(apiUrl: string, log: Logger) {
+  let since = 0;
+  let failures = 0;
+  return {
+    failed(err: unknown): void {
+      failures++;
+      if (since) return;
+      since = Date.now();
+      log(
+        'error',
+        `the Strata API at ${apiUrl} is unreachable; cached metadata and cached blocks keep serving, uncached lookups fail with EIO until it answers again (retried every second; no remount needed). Check that the API is up and reachable from this node`,
+        { apiUrl, error: (err as Error).message },
+      );
+    },
+    answered(seq: number): void {
+      if (!since) return;
+      log('info', 'the Strata API answers again; the change feed caught up', {
+        apiUrl,
+        outageSeconds: Math.round((Date.now() - since) / 1000),
+        failedRequests: failures,
+        changeSeq: seq,
+      });
+      since = 0;
+      failures = 0;
+    },
+  };
 }
 
 /**

@@ -25,6 +25,8 @@ export interface ChangePollerOptions {
   maxBacklogPages?: number;
   onChanges?: (changes: Change[]) => void;
   onError?: (err: unknown) => void;
+  /** After every poll that reached the journal's end (the API answers again after an outage). */
+  onPoll?: (position: number) => void;
 }
 
 export class ChangePoller {
@@ -95,7 +97,7 @@ export class ChangePoller {
     this.timer = setTimeout(() => {
       this.running = this.poll()
         .then(
-          () => undefined,
+          () => this.options.onPoll?.(this.since),
           (err) => this.options.onError?.(err),
         )
         .finally(() => this.schedule());
