@@ -6,6 +6,7 @@
  * remount and the change poller catches up, so an overwrite made during the outage is seen.
  */
 import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
@@ -136,5 +137,45 @@ describe.skipIf(skip)('a mount through an API outage (real FUSE)', () => {
     expect(outageLines()).toHaveLength(1);
     expect(await m.stop()).toBe(0);
     mount = undefined;
+  });
+
+  it('S3 unreachable: cached blocks still read, others EIO naming the endpoint; reads resume with it', async () => {
+    // Prepare: S3 through a relay; one file read (cached), one not
+    const s3 = new TcpRelay(new URL(backend.s3Endpoint));
+    await s3.up();
+    try {
+      const cached = randomBytes(3 * 1024 * 1024);
+      const cold = randomBytes(2 * 1024 * 1024);
+      await backend.put('/s3/cached.bin', cached);
+      await backend.put('/s3/cold.bin', cold);
+      mount = await startMount(
+        { ...backend, s3Endpoint: `http://127.0.0.1:${s3.port}` },
+        mnt,
+        join(root, 'cache2'),
+      );
+      const m = mount;
+      expect((await readFile(join(mnt, 's3/cached.bin'))).equals(cached)).toBe(true);
+      await stat(join(mnt, 's3/cold.bin'));
+      // Act
+      await s3.down();
+      const again = await readFile(join(mnt, 's3/cached.bin'));
+      const failed = await readFile(join(mnt, 's3/cold.bin')).then(
+        () => 'read',
+        (err: NodeJS.ErrnoException) => err.code,
+      );
+      // Assess
+      expect(again.equals(cached)).toBe(true);
+      expect(failed).toBe('EIO');
+      const line = m.log.find((l) => l.includes('"msg":"read failed"')) ?? '';
+      expect(line).toContain(`127.0.0.1:${s3.port}`);
+      expect(line).toContain('check S3 reachability');
+      // Act + Assess: S3 is back; the same mount reads the file
+      await s3.up();
+      expect((await readFile(join(mnt, 's3/cold.bin'))).equals(cold)).toBe(true);
+      expect(await m.stop()).toBe(0);
+      mount = undefined;
+    } finally {
+      await s3.down();
+    }
   });
 });
