@@ -24,6 +24,7 @@ import {
   listDatesWithin,
   listDir,
 } from '../adapters/pg/index-store.ts';
+import { type Pool, type Queryable, readQuery } from '../adapters/pg/pool.ts';
 import { changesWithin, listByDayWithin } from '../adapters/pg/scoped-queries.ts';
 import type {
   ByDateResponse,
@@ -66,6 +67,22 @@ const listQuery = pathQuery.extend({ cursor: z.string().optional(), limit: pageL
 const pageQuery = z.object({ cursor: z.string().optional(), limit: pageLimit });
 const changesQuery = z.object({ since: z.coerce.number().int().min(0).default(0), limit: pageLimit });
 
+/**
+ * Every statement of this Lambda is a read, and a read whose connection died (PostgreSQL restarted,
+ * a failover, a connection dropped while idle in the pool) is safe to run again on a fresh one:
+ * through readQuery it is retried. Without it the first request on each dead pooled connection
+ * answered 503 although the database was back (found by the server soak's restart test).
+ */
+const readers = new WeakMap<Pool, Queryable>();
+function reads(pool: Pool): Queryable {
+  let r = readers.get(pool);
+  if (!r) {
+    r = { query: ((text: string, values?: unknown[]) => readQuery(pool, text, values)) as Pool['query'] };
+    readers.set(pool, r);
+  }
+  return r;
+}
+
 function cacheOf(d: Deps) {
   return metadataCache(d.redis, d.config.env.STRATA_CACHE_TTL_MS, d.config.cacheNamespace, d.pool);
 }
@@ -81,7 +98,7 @@ async function lookup(d: Deps, path: string, fresh = false): Promise<ResolveCach
   const { cached, ticket } = await cache.readResolve(path);
   if (cached && !fresh) return cached.value;
   let value: ResolveCacheValue | null = null;
-  const obj = path === '/' ? undefined : await getObjectForResolve(d.pool, path);
+  const obj = path === '/' ? undefined : await getObjectForResolve(reads(d.pool), path);
   if (obj && (obj.state === 'active' || obj.state === 'inconsistent')) {
     value = {
       path,
@@ -101,7 +118,7 @@ async function lookup(d: Deps, path: string, fresh = false): Promise<ResolveCach
       ...(obj.alsoDirectory ? { alsoDirectory: true as const } : {}),
     };
   } else {
-    const dir = await getDir(d.pool, path);
+    const dir = await getDir(reads(d.pool), path);
     if (dir || path === '/') {
       value = {
         path,
@@ -188,10 +205,10 @@ async function list(req: ApiRequest): Promise<ListResponse> {
     | { entries: Entry[]; nextCursor?: string }
     | undefined;
   if (!page) {
-    const r = await listDir(d.pool, dir, q.limit, q.cursor ? decodeCursor(q.cursor) : undefined);
+    const r = await listDir(reads(d.pool), dir, q.limit, q.cursor ? decodeCursor(q.cursor) : undefined);
     page = { entries: r.entries, ...(r.next ? { nextCursor: encodeCursor(r.next) } : {}) };
     if (page.entries.length === 0 && !q.cursor && dir !== '/') {
-      const obj = await getObject(d.pool, dir);
+      const obj = await getObject(reads(d.pool), dir);
       if (obj?.state === 'active')
         throw new ValidationError(`not a directory: ${dir} is a file; use /v1/resolve`);
       throw new NotFoundError(`directory not found: ${dir}`);
@@ -231,7 +248,7 @@ async function listAncestor(
     // A file that is also a directory is a way down too: its directory is listed (redacted when
     // only an ancestor, with its rollup when visible) as listDir lists it, beside the file if visible.
     if (v.type === 'file' && v.alsoDirectory) {
-      const dir = visible ? await getDir(d.pool, child) : undefined;
+      const dir = visible ? await getDir(reads(d.pool), child) : undefined;
       entries.push(
         redactAncestor(principal, {
           path: v.path,
@@ -256,8 +273,8 @@ async function listAncestor(
 
 async function dates(req: ApiRequest): Promise<DatesResponse> {
   const d = req.deps;
-  if (isUnrestricted(req.principal)) return { dates: await listDates(d.pool) };
-  return { dates: await listDatesWithin(d.pool, req.principal.prefixes) };
+  if (isUnrestricted(req.principal)) return { dates: await listDates(reads(d.pool)) };
+  return { dates: await listDatesWithin(reads(d.pool), req.principal.prefixes) };
 }
 
 const DATE = /^\d{4}-\d{2}-\d{2}$/;
@@ -291,8 +308,8 @@ async function byDate(req: ApiRequest): Promise<ByDateResponse> {
   // Prefix-limited tokens are filtered in SQL: full pages, and a cursor that is always one of the
   // token's own paths (a cursor from a filtered-out row would name another team's file).
   const r = isUnrestricted(req.principal)
-    ? await listByDay(req.deps.pool, date, q.limit, after)
-    : await listByDayWithin(req.deps.pool, date, q.limit, after, req.principal.prefixes);
+    ? await listByDay(reads(req.deps.pool), date, q.limit, after)
+    : await listByDayWithin(reads(req.deps.pool), date, q.limit, after, req.principal.prefixes);
   return {
     date,
     entries: r.entries,
@@ -305,8 +322,8 @@ async function changes(req: ApiRequest): Promise<ChangesResponse> {
   // For a prefix-limited token, `nextSince` and `latest` are sequences of its own changes only, so
   // they reveal nothing about writes elsewhere; every non-empty page still advances `since`.
   const r = isUnrestricted(req.principal)
-    ? await changesSince(req.deps.pool, q.since, q.limit)
-    : await changesWithin(req.deps.pool, q.since, q.limit, req.principal.prefixes);
+    ? await changesSince(reads(req.deps.pool), q.since, q.limit)
+    : await changesWithin(reads(req.deps.pool), q.since, q.limit, req.principal.prefixes);
   const last = r.changes[r.changes.length - 1]?.seq ?? q.since;
   return { changes: r.changes, nextSince: last, latest: Math.max(r.latest, q.since) };
 }
@@ -316,11 +333,11 @@ async function stats(req: ApiRequest): Promise<StatsResponse> {
   const d = req.deps;
   const path = dirPath(q.path, d);
   assertVisible(req.principal, path);
-  const obj = path === '/' ? undefined : await getObject(d.pool, path);
+  const obj = path === '/' ? undefined : await getObject(reads(d.pool), path);
   if (obj?.state === 'active') return { path, files: 1, bytes: obj.size, byState: { active: 1 } };
-  const dir = await getDir(d.pool, path);
+  const dir = await getDir(reads(d.pool), path);
   if (!dir && path !== '/') throw new NotFoundError(`not found: ${path}`);
-  const inactive = await countInactive(d.pool, path);
+  const inactive = await countInactive(reads(d.pool), path);
   return {
     path,
     files: dir?.files ?? 0,
@@ -334,7 +351,7 @@ async function deleteFile(req: ApiRequest) {
   const d = req.deps;
   const path = normalizePath(q.path, { dataPrefix: d.config.dataPrefix });
   assertVisible(req.principal, path);
-  const obj = await getObject(d.pool, path);
+  const obj = await getObject(reads(d.pool), path);
   if (obj?.state !== 'active' && obj?.state !== 'inconsistent') throw new NotFoundError(`not found: ${path}`);
   await d.s3.send(new DeleteObjectCommand({ Bucket: d.config.bucket, Key: obj.key }));
   // 202: S3 has deleted it; the index follows when the ObjectRemoved event is processed.
