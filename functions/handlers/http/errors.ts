@@ -81,6 +81,33 @@ function unreachableCode(err: unknown): string | undefined {
   return undefined;
 }
 
+/**
+ * A statement cancelled by the server (SQLSTATE 57014: the pool's statement timeout, or an
+ * operator's pg_cancel_backend): the database was busy or a lock was held, the request itself was
+ * fine, so a retry shortly may succeed. It was a 500 "internal error", which reads as a bug and
+ * told clients not to retry.
+ */
+function cancelledStatement(err: unknown, requestId: string): MappedError | undefined {
+  if ((err as { code?: unknown } | undefined)?.code !== '57014') return undefined;
+  const why = /statement timeout/i.test(String((err as { message?: unknown }).message))
+    ? 'the database did not answer within the statement timeout (STRATA_DB_STATEMENT_TIMEOUT_MS)'
+    : 'the database cancelled the query';
+  return {
+    response: jsonResponse(
+      503,
+      {
+        error: {
+          code: 'unavailable',
+          message: `${why}; retry shortly, and quote request id ${requestId} if it persists`,
+          requestId,
+        },
+      },
+      { 'retry-after': '1' },
+    ),
+    internal: true,
+  };
+}
+
 export function mapError(err: unknown, requestId: string): MappedError {
   if (err instanceof StrataError) {
     const status = statusFor(err);
@@ -111,6 +138,8 @@ export function mapError(err: unknown, requestId: string): MappedError {
       internal: true,
     };
   }
+  const cancelled = cancelledStatement(err, requestId);
+  if (cancelled) return cancelled;
   return {
     response: jsonResponse(500, {
       error: {
