@@ -455,7 +455,8 @@ async function createQueues(
   return out;
 }
 
-async function queueDepth(sqs: SQSClient, url: string): Promise<number> {
+/** Messages in a queue: visible, in flight and delayed (what drain waits on; also read by bench/index/soak.ts). */
+export async function queueDepth(sqs: SQSClient, url: string): Promise<number> {
   const out = await sqs.send(
     new GetQueueAttributesCommand({
       QueueUrl: url,
