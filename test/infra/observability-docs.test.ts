@@ -3,10 +3,11 @@
  * has an entry (its logical id, as the alarm's name carries it), and every Prometheus series the
  * mount client registers is in the metrics table — and nothing documented there is gone.
  */
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REPO_ROOT } from '../../infra/constructs/strata-function.ts';
+import { filesUnder } from './observability-files.ts';
 import { type Synth, synthStage } from './support.ts';
 
 const runbook = readFileSync(join(REPO_ROOT, 'docs/operations.md'), 'utf8');
@@ -17,14 +18,6 @@ beforeAll(() => {
   s = synthStage('dev');
 }, 180_000);
 afterAll(() => s?.cleanup());
-
-function tsFiles(dir: string): string[] {
-  return readdirSync(dir).flatMap((e) => {
-    const f = join(dir, e);
-    if (statSync(f).isDirectory()) return tsFiles(f);
-    return f.endsWith('.ts') ? [f] : [];
-  });
-}
 
 describe('docs/operations.md', () => {
   it('has an entry for every alarm of the observability stack', () => {
@@ -42,7 +35,7 @@ describe('docs/operations.md', () => {
 
   it('lists exactly the Prometheus series the mount client registers', () => {
     const inCode = new Set<string>();
-    for (const f of tsFiles(join(REPO_ROOT, 'mount-client'))) {
+    for (const f of filesUnder(join(REPO_ROOT, 'mount-client'), '.ts')) {
       for (const m of readFileSync(f, 'utf8').matchAll(/'(strata_[a-z0-9_]+)'/g)) inCode.add(m[1]!);
     }
     expect(inCode.size).toBeGreaterThan(10);

@@ -5,7 +5,7 @@
  * mount by the runbook's procedure; peer series by test/fuse/peers.test.ts and the peers unit tests.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Registry } from 'prom-client';
@@ -14,6 +14,7 @@ import type { ObjectVersion } from '../../mount-client/block-cache/types.ts';
 import { createDataPath, type DataPathOptions } from '../../mount-client/object-client/data-path.ts';
 import { S3ReadError } from '../../mount-client/object-client/errors.ts';
 import { type S3Fixture, startS3 } from '../integration/data-path/s3-fixture.ts';
+import { filesUnder } from './observability-files.ts';
 
 const KiB = 1024;
 const BS = 256 * KiB; // small blocks keep the test fast; nothing in the data path depends on 8 MiB
@@ -121,15 +122,7 @@ describe('mount metrics move on their code paths', () => {
     const first = await open(reg, { cacheDir });
     await readAll(first);
     await first.close();
-    const blocks: string[] = [];
-    const walk = (d: string) => {
-      for (const e of readdirSync(d)) {
-        const f = join(d, e);
-        if (statSync(f).isDirectory()) walk(f);
-        else if (f.endsWith('.blk')) blocks.push(f);
-      }
-    };
-    walk(cacheDir);
+    const blocks = filesUnder(cacheDir, '.blk');
     expect(blocks.length).toBe(4);
     // One payload byte flipped (past the 4 KiB header) in one block file.
     const f = blocks[0]!;

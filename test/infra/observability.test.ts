@@ -6,7 +6,7 @@
  * functions/core/metrics.ts, the deployed functions' POWERTOOLS_METRICS_NAMESPACE, and the EMF
  * line the handlers' own code paths print.
  */
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import type { Redis } from '@upstash/redis';
 import type { SQSEvent } from 'aws-lambda';
@@ -19,6 +19,7 @@ import {
 } from '../../functions/core/metrics.ts';
 import { stageConfig } from '../../infra/config/stages.ts';
 import { REPO_ROOT } from '../../infra/constructs/strata-function.ts';
+import { filesUnder } from './observability-files.ts';
 import { type Synth, synthStage } from './support.ts';
 
 type Json = Record<string, any>;
@@ -130,15 +131,7 @@ describe('observability stack', () => {
 
 describe('the emitters', () => {
   it('name every metric through core/metrics.ts (no string literal that could drift)', () => {
-    const files: string[] = [];
-    const walk = (dir: string) => {
-      for (const e of readdirSync(dir)) {
-        const f = join(dir, e);
-        if (statSync(f).isDirectory()) walk(f);
-        else if (f.endsWith('.ts')) files.push(f);
-      }
-    };
-    walk(join(REPO_ROOT, 'functions'));
+    const files = filesUnder(join(REPO_ROOT, 'functions'), '.ts');
     let calls = 0;
     for (const f of files) {
       const src = readFileSync(f, 'utf8');
