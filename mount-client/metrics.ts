@@ -54,9 +54,14 @@ export function dataPathMetrics(registry: Registry = mountRegistry) {
       'tier',
       'result',
     ] as const),
-    blockBytes: counter(registry, 'strata_block_bytes_total', 'Bytes of blocks served per tier', [
-      'tier',
-    ] as const),
+    // Not bytes read: a memory hit counts its whole block on every lookup (a 128 KiB read of an
+    // 8 MiB block adds 8 MiB), so the help says what is counted; readers' bytes are strata_read_bytes_total.
+    blockBytes: counter(
+      registry,
+      'strata_block_bytes_total',
+      'Block bytes per tier: the whole block per memory hit and per peer/S3 fetch, the slice per disk hit (bytes read: strata_read_bytes_total)',
+      ['tier'] as const,
+    ),
     readBytes: counter(registry, 'strata_read_bytes_total', 'Bytes returned to file readers'),
     s3Gets: counter(registry, 'strata_s3_get_requests_total', 'Ranged S3 GET attempts by outcome', [
       'outcome',

@@ -111,6 +111,11 @@ describe('mount metrics move on their code paths', () => {
     expect(
       await sample(reg, 'strata_block_requests_total', { tier: 'memory', result: 'hit' }),
     ).toBeGreaterThan(0);
+    // A memory hit counts its whole block, not the 128 KiB read; the help text must say so, or a
+    // dashboard of "bytes served per tier" overstates the memory tier by block/read size.
+    const memHits = await sample(reg, 'strata_block_requests_total', { tier: 'memory', result: 'hit' });
+    expect(await sample(reg, 'strata_block_bytes_total', { tier: 'memory' })).toBe(memHits * BS);
+    expect(await reg.metrics()).toMatch(/# HELP strata_block_bytes_total .*whole block per memory hit/);
     expect(await sample(reg, 'strata_prefetch_window_bytes_count')).toBeGreaterThan(0);
     expect(await sample(reg, 'strata_prefetch_inflight_bytes')).toBe(0);
     await dp.close();
