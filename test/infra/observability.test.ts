@@ -181,6 +181,24 @@ describe('the emitters', () => {
         Records: [{ messageId: 'm1', body: JSON.stringify({ Event: 's3:TestEvent' }) }],
       } as unknown as SQSEvent;
       await indexer(event);
+      // An API route that fails unexpectedly (a bug): answered 500, counted as ApiErrors.
+      const { httpApi } = await import('../../functions/handlers/http/api.ts');
+      const api = httpApi(
+        {
+          'GET /boom': {
+            scope: 'public',
+            handler: () => Promise.reject(new TypeError('a bug')),
+          },
+        },
+        { deps: () => ({}) as never },
+      );
+      const res = await api({
+        routeKey: 'GET /boom',
+        rawPath: '/boom',
+        headers: {},
+        requestContext: { requestId: 'r-obs', http: { method: 'GET', path: '/boom' } },
+      } as never);
+      expect(res.statusCode).toBe(500);
     } finally {
       spy.mockRestore();
       vi.unstubAllEnvs();
@@ -201,6 +219,7 @@ describe('the emitters', () => {
     expect(seen).toContain(Metric.IndexLagMs);
     expect(seen).toContain(Metric.RedisFailures);
     expect(seen).toContain(Metric.IndexerFailures);
+    expect(seen).toContain(Metric.ApiErrors);
     for (const name of seen) expect(strataNames.has(name), name).toBe(true);
   });
 });
