@@ -30,6 +30,7 @@ import {
   raiseSequencers,
 } from '../adapters/pg/index-store.ts';
 import type { Pool } from '../adapters/pg/pool.ts';
+import { settleSuperseded } from '../adapters/pg/uploads-store.ts';
 import type { RedisGuard } from '../adapters/redis/client.ts';
 import type { ServerConfig } from '../config.ts';
 import { ValidationError } from '../core/errors.ts';
@@ -350,10 +351,34 @@ async function enrich(d: IndexerDeps, all: ObjectChange[], stats: BatchStats): P
   return changes.filter((c) => !gone.has(c));
 }
 
-async function applyAndInvalidate(d: IndexerDeps, changes: ObjectChange[], stats: BatchStats): Promise<void> {
+/**
+ * `received` is every change of the batch before enrich (which drops puts whose object is gone):
+ * the puts among them that the index did not apply (superseded, or gone) settle their upload
+ * sessions here, since settleUploads only sees applied ones (uploads-store settleSuperseded).
+ */
+async function applyAndInvalidate(
+  d: IndexerDeps,
+  changes: ObjectChange[],
+  stats: BatchStats,
+  received: ObjectChange[],
+): Promise<void> {
+  const result =
+    changes.length === 0
+      ? { applied: [], stale: 0, dirs: [], days: [] }
+      : // One autocommit statement per batch (a transaction only when an upload must be settled).
+        await applyObjectChangesAtomically(d.pool, changes, { source: 'event' });
+  const applied = new Set(result.applied.map((a) => `${a.path}\0${a.etag ?? ''}`));
+  const unapplied = received.filter(
+    (c): c is ObjectChange & { kind: 'put' } =>
+      c.kind === 'put' && !c.restored && !applied.has(`${c.path}\0${c.etag}`),
+  );
+  if (unapplied.length > 0) {
+    await settleSuperseded(
+      d.pool,
+      unapplied.map((c) => ({ key: c.key, size: c.size, etag: c.etag, writtenAt: c.lastModified })),
+    );
+  }
   if (changes.length === 0) return;
-  // One autocommit statement per batch (a transaction only when an upload must be settled).
-  const result = await applyObjectChangesAtomically(d.pool, changes, { source: 'event' });
   // Every sequenced change is now at or below what the index holds for its path.
   for (const c of changes) remember(c.path, c.sequencer);
   stats.applied += result.applied.length;
@@ -465,14 +490,14 @@ export async function indexBatch(
 
   try {
     const all = [...perRecord.values()].flat();
-    await applyAndInvalidate(d, await enrich(d, all, stats), stats);
+    await applyAndInvalidate(d, await enrich(d, all, stats), stats, all);
   } catch (batchErr) {
     log.warn('batch transaction failed; retrying each message alone to isolate the failure', {
       error: (batchErr as Error).message,
     });
     for (const [p, changes] of perRecord) {
       try {
-        await applyAndInvalidate(d, await enrich(d, changes, stats), stats);
+        await applyAndInvalidate(d, await enrich(d, changes, stats), stats, changes);
       } catch (err) {
         log.error('message failed; SQS will redeliver it', {
           messageId: p.record.messageId,

@@ -374,6 +374,26 @@ export interface SettledUpload {
   };
 }
 
+/** Sessions of `keys` that are open (pending, or still holding a reservation), locked, oldest first. */
+async function lockOpenSessions(client: Db, keys: string[]): Promise<SessionRow[]> {
+  const { rows } = await client.query(
+    `SELECT ${COLUMNS} FROM upload_sessions
+      WHERE key = ANY($1) AND (reserved_bytes > 0 OR state = 'pending') ORDER BY id FOR UPDATE`,
+    [keys],
+  );
+  return rows.map(toRow).sort((a, b) => a.createdAt.getTime() - b.createdAt.getTime());
+}
+
+/** Marks sessions whose object S3 stored as completed and settled, holding no reservation. */
+async function markSettled(client: Db, ids: Set<string>): Promise<void> {
+  await client.query(
+    `UPDATE upload_sessions SET state = CASE WHEN state = 'pending' THEN 'completed' ELSE state END,
+       completed_at = COALESCE(completed_at, now()), reserved_bytes = 0, settled_at = now()
+     WHERE id = ANY($1)`,
+    [[...ids]],
+  );
+}
+
 /**
  * Settles objects the indexer has just recorded, inside the indexer's batch transaction (pass the
  * transaction's client). For each object the oldest open session of the same key and size is marked
@@ -393,12 +413,7 @@ export async function settleUploads(
 ): Promise<SettledUpload[]> {
   if (completed.length === 0) return [];
   const keys = [...new Set(completed.map((c) => c.key))];
-  const { rows } = await client.query(
-    `SELECT ${COLUMNS} FROM upload_sessions
-      WHERE key = ANY($1) AND (reserved_bytes > 0 OR state = 'pending') ORDER BY id FOR UPDATE`,
-    [keys],
-  );
-  const open = rows.map(toRow).sort((a, b) => a.createdAt.getTime() - b.createdAt.getTime());
+  const open = await lockOpenSessions(client, keys);
   const taken = new Set<string>();
   const releases = new Map<string, number>();
   const matched: Array<{ session: SessionRow; etag: string }> = [];
@@ -431,14 +446,7 @@ export async function settleUploads(
     client,
     matched.filter((m) => m.session.completedEtag === bareEtag(m.etag)),
   );
-  if (taken.size > 0) {
-    await client.query(
-      `UPDATE upload_sessions SET state = CASE WHEN state = 'pending' THEN 'completed' ELSE state END,
-         completed_at = COALESCE(completed_at, now()), reserved_bytes = 0, settled_at = now()
-       WHERE id = ANY($1)`,
-      [[...taken]],
-    );
-  }
+  if (taken.size > 0) await markSettled(client, taken);
   // One ordered lock over every quota row touched, then the two updates.
   await client.query(
     `SELECT 1 FROM upload_quotas q WHERE q.prefix = ANY($1)
@@ -470,6 +478,56 @@ const SESSION_CLOCK_SLACK_MS = 5_000;
 /** Whether an object S3 last modified at `modifiedAt` was written before session `s` opened. */
 function predates(modifiedAt: Date | undefined, s: SessionRow): boolean {
   return modifiedAt !== undefined && modifiedAt.getTime() < s.createdAt.getTime() - SESSION_CLOCK_SLACK_MS;
+}
+
+/**
+ * Settles the sessions of uploads S3 stored whose put events the index did not apply: already
+ * superseded (a newer put or delete of the key was applied first, e.g. both in one batch) or gone
+ * by the time of the HEAD. settleUploads never sees those objects, so their sessions stayed open:
+ * a single PUT ended `expired` although S3 acknowledged it, and both modes held their quota
+ * reservation until expiry (15 min) or the unsettled grace (1 h), refusing other uploads meanwhile.
+ * The bytes never entered `used` (the object was never the indexed one), so only the reservation
+ * is released. Matching is as strict as the evidence allows: a multipart session only once its
+ * /complete recorded this very ETag (never one still in flight: its /complete must still reach S3);
+ * a single-PUT session by key and size, the oldest, and only if it opened before the object was
+ * written (with clock slack). Returns the number of sessions settled.
+ */
+export async function settleSuperseded(
+  pool: Pool,
+  puts: Array<{ key: string; size: number; etag: string; writtenAt: Date }>,
+): Promise<number> {
+  if (puts.length === 0) return 0;
+  const keys = [...new Set(puts.map((p) => p.key))];
+  // Nearly always nothing is open for these keys: one indexed probe, no transaction.
+  const probe = await pool.query(
+    `SELECT 1 FROM upload_sessions WHERE key = ANY($1) AND (reserved_bytes > 0 OR state = 'pending') LIMIT 1`,
+    [keys],
+  );
+  if (probe.rows.length === 0) return 0;
+  return withTransaction(pool, async (client) => {
+    const open = await lockOpenSessions(client, keys);
+    const taken = new Set<string>();
+    const releases = new Map<string, number>();
+    for (const put of puts) {
+      const s = open.find(
+        (r) =>
+          !taken.has(r.id) &&
+          r.key === put.key &&
+          r.size === put.size &&
+          (r.mode === 'multipart'
+            ? r.state === 'completed' && r.completedEtag === bareEtag(put.etag)
+            : r.state === 'pending' &&
+              r.createdAt.getTime() <= put.writtenAt.getTime() + SESSION_CLOCK_SLACK_MS),
+      );
+      if (!s) continue;
+      taken.add(s.id);
+      for (const p of s.quotaPrefixes) releases.set(p, (releases.get(p) ?? 0) + s.reservedBytes);
+    }
+    if (taken.size === 0) return 0;
+    await markSettled(client, taken);
+    await releaseReservations(client, releases);
+    return taken.size;
+  });
 }
 
 /** Gives deleted objects' bytes back to the quotas covering them (the indexer may call it on deletes). */
