@@ -36,6 +36,11 @@ export interface PostgresOptions {
    * for throwaway test clusters (many run at once). Benchmarks pass a production-like size.
    */
   sharedBuffers?: string;
+  /**
+   * Listen on this port (embedded only) instead of a free one: a test that restarts the server on
+   * the same data directory needs it back where its clients' pool points.
+   */
+  port?: number;
   log: (line: string) => void;
 }
 
@@ -139,8 +144,8 @@ async function startEmbedded(options: PostgresOptions): Promise<LocalPostgres> {
 
   let lastError: unknown;
   // The free port can be taken between probing and binding (parallel test files): retry.
-  for (let attempt = 0; attempt < 4; attempt++) {
-    const port = await freePort();
+  for (let attempt = 0; attempt < (options.port ? 1 : 4); attempt++) {
+    const port = options.port ?? (await freePort());
     const server = make(port);
     try {
       await server.start();

@@ -3,7 +3,6 @@
  * under adversarial load, bench/index/soak.ts's companion). Real PostgreSQL; handlers called as
  * Lambda would call them, with a pool sized as in Lambda (2 connections).
  */
-import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import pLimit from 'p-limit';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -13,9 +12,9 @@ import { RedisGuard } from '../../../functions/adapters/redis/client.ts';
 import { parseConfig } from '../../../functions/config.ts';
 import { guardRedis, setDeps } from '../../../functions/handlers/http/deps.ts';
 import { type IndexerDeps, indexBatch } from '../../../functions/handlers/indexer.ts';
-import { handler as query } from '../../../functions/handlers/query.ts';
 import { startTestDb, type TestDb } from '../index/db.ts';
 import { BUCKET, PREFIX, putEvent, sqsRecord } from '../index/s3-events.ts';
+import { resolveRequest } from './requests.ts';
 
 process.env.POWERTOOLS_METRICS_DISABLED = 'true';
 process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
@@ -42,18 +41,7 @@ afterAll(async () => {
   await db?.stop();
 });
 
-let n = 0;
-async function resolve(path: string): Promise<APIGatewayProxyStructuredResultV2> {
-  n++;
-  return (await query({
-    version: '2.0',
-    routeKey: 'GET /v1/resolve',
-    rawPath: '/v1/resolve',
-    headers: { authorization: `Bearer ${token}` },
-    queryStringParameters: { path },
-    requestContext: { requestId: `r-${n}`, http: { method: 'GET' } },
-  } as unknown as APIGatewayProxyEventV2)) as APIGatewayProxyStructuredResultV2;
-}
+const resolve = (path: string) => resolveRequest(token, path);
 
 async function until(what: string, fn: () => Promise<boolean> | boolean, ms = 20_000): Promise<void> {
   const deadline = Date.now() + ms;
