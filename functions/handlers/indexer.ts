@@ -367,22 +367,13 @@ async function applyAndInvalidate(
       ? { applied: [], stale: 0, dirs: [], days: [] }
       : // One autocommit statement per batch (a transaction only when an upload must be settled).
         await applyObjectChangesAtomically(d.pool, changes, { source: 'event' });
-  const applied = new Set(result.applied.map((a) => `${a.path}\0${a.etag ?? ''}`));
-  const unapplied = received.filter(
-    (c): c is ObjectChange & { kind: 'put' } =>
-      c.kind === 'put' && !c.restored && !applied.has(`${c.path}\0${c.etag}`),
-  );
-  if (unapplied.length > 0) {
-    await settleSuperseded(
-      d.pool,
-      unapplied.map((c) => ({ key: c.key, size: c.size, etag: c.etag, writtenAt: c.lastModified })),
-    );
-  }
-  if (changes.length === 0) return;
   // Every sequenced change is now at or below what the index holds for its path.
   for (const c of changes) remember(c.path, c.sequencer);
   stats.applied += result.applied.length;
   stats.stale += result.stale;
+  // Invalidation first: once the batch committed, nothing that can still fail may come before it.
+  // A failure below fails the batch, and its retry finds every change already applied (stale), so
+  // it invalidates nothing: the cache would keep the replaced answers for their whole TTL.
   if (result.applied.length > 0) {
     const cache = metadataCache(d.redis, d.config.env.STRATA_CACHE_TTL_MS, d.config.cacheNamespace, d.pool);
     await cache.invalidate(
@@ -393,6 +384,17 @@ async function applyAndInvalidate(
     for (const dir of result.dirs) boundedSet(pending, PENDING_DIRS_MAX, dir, (pending.get(dir) ?? 0) + 1);
     for (const day of result.days) pendingCompaction.days.add(day);
     await maybeCompact(d.pool);
+  }
+  const applied = new Set(result.applied.map((a) => `${a.path}\0${a.etag ?? ''}`));
+  const unapplied = received.filter(
+    (c): c is ObjectChange & { kind: 'put' } =>
+      c.kind === 'put' && !c.restored && !applied.has(`${c.path}\0${c.etag}`),
+  );
+  if (unapplied.length > 0) {
+    await settleSuperseded(
+      d.pool,
+      unapplied.map((c) => ({ key: c.key, size: c.size, etag: c.etag, writtenAt: c.lastModified })),
+    );
   }
 }
 
