@@ -26,6 +26,7 @@ import { httpIndexApi, type IndexApi } from './metadata/index-api.ts';
 import { MetadataCache } from './metadata/metadata-cache.ts';
 import { counter, histogram, mountRegistry } from './metrics.ts';
 import { createDataPath, type DataPath, type FaultOptions } from './object-client/data-path.ts';
+import { S3ReadError } from './object-client/errors.ts';
 
 const run = promisify(execFile);
 const MiB = 1024 * 1024;
@@ -283,7 +284,7 @@ export async function startMount(o: MountOptions): Promise<RunningMount> {
         if (err instanceof UnavailableError) outage.failed(err);
         else log('warn', 'change feed poll failed; retrying', { error: (err as Error).message });
       },
-      onPoll: (seq) => outage.answered(seq),
+      onPoll: (seq) => outage.ended({ changeSeq: seq }),
     });
     await poller.start();
     cleanup.push(['change poller', () => poller.stop()]);
@@ -296,6 +297,8 @@ export async function startMount(o: MountOptions): Promise<RunningMount> {
     const fs = new StrataFs({ meta, byDate, data: dataPath, uid: o.uid, gid: o.gid, presign: o.presign });
     cleanup.push(['open files', () => fs.close()]);
     const ops = opMetrics();
+    const s3Down = s3Outage(o.s3Endpoint ?? `the AWS S3 endpoint of ${o.region}`, log);
+    let s3ok = 0;
     const fuse: FuseMount = await mountFuse(mountpoint, fs, {
       allowOther: o.allowOther,
       ...(o.directIo ? { extraOptions: ['direct_io'] } : {}),
@@ -303,6 +306,10 @@ export async function startMount(o: MountOptions): Promise<RunningMount> {
       onError: (op, path, err) => {
         // An unreachable API fails every uncached lookup: one line for the outage, not one per op.
         if (err instanceof UnavailableError) return outage.failed(err);
+        if (err instanceof S3ReadError && err.status === undefined) {
+          s3ok = dataPath.stats().s3.ok;
+          return s3Down.failed(err);
+        }
         log('error', `${op} failed`, { op, path, error: (err as Error).message, kind: (err as Error).name });
       },
     });
@@ -340,6 +347,8 @@ export async function startMount(o: MountOptions): Promise<RunningMount> {
     // `strata unmount` / `fusermount -u` remove the mount from outside: notice and exit cleanly.
     const watch = setInterval(() => {
       if (!isMounted(mountpoint)) void stop('the mount was removed externally');
+      // A GET that succeeded after the last failed read: S3 is back.
+      if (s3Down.active && dataPath.stats().s3.ok > s3ok) s3Down.ended();
     }, 1000);
     watch.unref();
 
@@ -395,36 +404,59 @@ async function presignAgain(
 }
 
 /**
- * The API being unreachable is one episode, logged once when it starts (with what still works and
- * what to check) and once when the change poller gets through again — not once per failed lookup
- * and per second of polling. Lookups fail with EIO meanwhile (UnavailableError, errno.ts).
+ * An outage of something the mount depends on (the API, S3) is one episode, logged once when it
+ * starts (with what still works and what to check) and once when it ends — not once per failed
+ * operation: a busy node would otherwise write a line per lookup or per read, for as long as the
+ * outage lasts. `ended` is called with fields for the closing line (how it caught up).
  */
-function apiOutage(apiUrl: string, log: Logger) {
+function outageLog(log: Logger, fields: Record<string, unknown>, startMsg: string, endMsg: string) {
   let since = 0;
   let failures = 0;
   return {
+    get active(): boolean {
+      return since > 0;
+    },
     failed(err: unknown): void {
       failures++;
       if (since) return;
       since = Date.now();
-      log(
-        'error',
-        `the Strata API at ${apiUrl} is unreachable; cached metadata and cached blocks keep serving, uncached lookups fail with EIO until it answers again (retried every second; no remount needed). Check that the API is up and reachable from this node`,
-        { apiUrl, error: (err as Error).message },
-      );
+      log('error', startMsg, { ...fields, error: (err as Error).message });
     },
-    answered(seq: number): void {
+    ended(extra: Record<string, unknown> = {}): void {
       if (!since) return;
-      log('info', 'the Strata API answers again; the change feed caught up', {
-        apiUrl,
+      log('info', endMsg, {
+        ...fields,
         outageSeconds: Math.round((Date.now() - since) / 1000),
         failedRequests: failures,
-        changeSeq: seq,
+        ...extra,
       });
       since = 0;
       failures = 0;
     },
   };
+}
+
+/** The API: lookups fail with EIO meanwhile (UnavailableError, errno.ts); the poller ends it. */
+function apiOutage(apiUrl: string, log: Logger) {
+  return outageLog(
+    log,
+    { apiUrl },
+    `the Strata API at ${apiUrl} is unreachable; cached metadata and cached blocks keep serving, uncached lookups fail with EIO until it answers again (retried every second; no remount needed). Check that the API is up and reachable from this node`,
+    'the Strata API answers again; the change feed caught up',
+  );
+}
+
+/**
+ * S3 not answering at all (no HTTP status: refused, reset, timed out): reads of blocks not cached
+ * fail with EIO after the retry budget; the first successful GET afterwards ends the episode.
+ */
+function s3Outage(endpoint: string, log: Logger) {
+  return outageLog(
+    log,
+    { endpoint },
+    `S3 at ${endpoint} is unreachable: reads of blocks not in the cache fail with EIO after the retry budget; cached blocks keep serving. Check the endpoint, the network path to it and the node's credentials (the first error is below)`,
+    `S3 at ${endpoint} answers again`,
+  );
 }
 
 /**
