@@ -168,6 +168,17 @@ export async function startEmulator(options: EmulatorOptions): Promise<Emulator>
       if (r) return refuse(reply, r);
     });
   }
+  // S3 stores the x-amz-meta-* query parameters of a presigned request as user metadata (the
+  // SDK's presigner hoists metadata headers into the query); fauxqs reads metadata only from
+  // headers, so a single-PUT upload's `date` (strata-date) and metadata were silently dropped
+  // locally and the file was listed under its upload day (found by the server soak).
+  app.addHook('onRequest', async (request: HookRequest) => {
+    if (!isPresigned(request.url)) return;
+    for (const [k, v] of new URL(request.url, 'http://local').searchParams) {
+      const name = k.toLowerCase();
+      if (name.startsWith('x-amz-meta-') && request.headers[name] === undefined) request.headers[name] = v;
+    }
+  });
   app.addHook('preHandler', (request: HookRequest, _reply: unknown, done: () => void) => {
     als.run(
       {
