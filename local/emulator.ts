@@ -306,6 +306,7 @@ function byteOrderListing(store: S3StoreLike): void {
     const objects: ListResult['objects'] = [];
     const prefixes = new Set<string>();
     let isTruncated = false;
+    let last: string | undefined;
     for (const obj of all) {
       if (startAfter && compareKeys(obj.key, startAfter) <= 0) continue;
       const cut = options.delimiter ? obj.key.indexOf(options.delimiter, prefix.length) : -1;
@@ -322,6 +323,15 @@ function byteOrderListing(store: S3StoreLike): void {
       }
       if (common !== undefined) prefixes.add(common);
       else objects.push(obj);
+      last = common ?? obj.key;
+    }
+    // fauxqs continues a truncated page after its last *object* (V2 token, V1 NextMarker), not
+    // after its last entry: prefixes sorting after that object would come again on the next page
+    // (reconcile's shard planner saw a sub-directory twice). S3 may return fewer entries than
+    // max-keys, so such trailing prefixes are left to the next page instead.
+    const lastObject = objects.at(-1)?.key;
+    if (isTruncated && lastObject !== undefined && last !== lastObject) {
+      for (const p of prefixes) if (compareKeys(p, lastObject) > 0) prefixes.delete(p);
     }
     return { objects, commonPrefixes: [...prefixes], isTruncated };
   };

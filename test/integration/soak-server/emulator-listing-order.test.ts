@@ -89,6 +89,17 @@ describe('local S3 listing order', () => {
     expect((out.Contents ?? []).map((o) => o.Key)).toEqual(want);
   });
 
+  it('delimiter pages of 1–3 entries give each key and prefix once, in byte order', async () => {
+    const want = byteOrder([
+      ...KEYS.filter((k) => k.startsWith('d/') && !k.slice(2).includes('/')),
+      'd/s1/',
+      'd/s2/',
+    ]);
+    for (const MaxKeys of [1, 2, 3]) {
+      expect(byteOrder(await pages({ Prefix: 'd/', Delimiter: '/', MaxKeys }))).toEqual(want);
+    }
+  });
+
   it('a delimiter rolls sub-prefixes up, each once', async () => {
     const out = await s3.send(new ListObjectsV2Command({ Bucket: BUCKET, Prefix: 'd/', Delimiter: '/' }));
     expect((out.CommonPrefixes ?? []).map((p) => p.Prefix)).toEqual(['d/s1/', 'd/s2/']);
