@@ -741,6 +741,17 @@ compareMaps(
     mismatches: stuck,
     examples: [],
   });
+  // At rest, past every expiry, no session may still hold a reservation.
+  const holding = await db.query<{ state: string; mode: string; n: number; bytes: string }>(
+    `SELECT state, mode, count(*)::int AS n, sum(reserved_bytes)::text AS bytes FROM upload_sessions
+      WHERE reserved_bytes > 0 GROUP BY 1, 2`,
+  );
+  checks.push({
+    name: 'sessions still holding a quota reservation at rest',
+    compared: 1,
+    mismatches: holding.rows.reduce((a, r) => a + r.n, 0),
+    examples: holding.rows.map((r) => `${r.state}/${r.mode}: ${r.n} sessions, ${r.bytes} B`),
+  });
 }
 
 // ---------------------------------------------------------------- report
