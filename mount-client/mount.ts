@@ -15,7 +15,13 @@ import { createServer, type Server } from 'node:http';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { promisify } from 'node:util';
-import { PreconditionFailedError, UnavailableError, ValidationError } from '../functions/core/errors.ts';
+import {
+  ForbiddenError,
+  PreconditionFailedError,
+  UnauthorizedError,
+  UnavailableError,
+  ValidationError,
+} from '../functions/core/errors.ts';
 import { ApiClient } from './api/client.ts';
 import type { BlockFetcher, ObjectVersion } from './block-cache/types.ts';
 import { ByDateView } from './fs/by-date-view.ts';
@@ -279,12 +285,22 @@ export async function startMount(o: MountOptions): Promise<RunningMount> {
 
   try {
     const outage = apiOutage(o.apiUrl, log);
+    const refused = tokenRefused(o.apiUrl, log);
+    // The poller retries every second: a failure that repeats is said once, not once a second.
+    let lastPollError: string | undefined;
     const poller = new ChangePoller(api, [meta, byDate], {
       onError: (err) => {
-        if (err instanceof UnavailableError) outage.failed(err);
-        else log('warn', 'change feed poll failed; retrying', { error: (err as Error).message });
+        if (err instanceof UnavailableError) return outage.failed(err);
+        if (err instanceof UnauthorizedError || err instanceof ForbiddenError) return refused.failed(err);
+        const message = (err as Error).message;
+        if (message !== lastPollError) log('warn', 'change feed poll failed; retrying', { error: message });
+        lastPollError = message;
       },
-      onPoll: (seq) => outage.ended({ changeSeq: seq }),
+      onPoll: (seq) => {
+        lastPollError = undefined;
+        outage.ended({ changeSeq: seq });
+        refused.ended({ changeSeq: seq });
+      },
     });
     await poller.start();
     cleanup.push(['change poller', () => poller.stop()]);
@@ -306,6 +322,8 @@ export async function startMount(o: MountOptions): Promise<RunningMount> {
       onError: (op, path, err) => {
         // An unreachable API fails every uncached lookup: one line for the outage, not one per op.
         if (err instanceof UnavailableError) return outage.failed(err);
+        // A refused token fails every uncached lookup too: the poller's one line covers them.
+        if (err instanceof UnauthorizedError) return refused.failed(err);
         if (err instanceof S3ReadError && err.status === undefined) {
           s3ok = dataPath.stats().s3.ok;
           return s3Down.failed(err);
@@ -443,6 +461,20 @@ function apiOutage(apiUrl: string, log: Logger) {
     { apiUrl },
     `the Strata API at ${apiUrl} is unreachable; cached metadata and cached blocks keep serving, uncached lookups fail with EIO until it answers again (retried every second; no remount needed). Check that the API is up and reachable from this node`,
     'the Strata API answers again; the change feed caught up',
+  );
+}
+
+/**
+ * The API refusing this mount's token (revoked, expired, or lacking the read scope): every request
+ * fails the same way until the mount runs with another token, so it is said once, with the fix.
+ * Lookups fail with EACCES meanwhile (errno.ts); a poll that gets through ends it.
+ */
+function tokenRefused(apiUrl: string, log: Logger) {
+  return outageLog(
+    log,
+    { apiUrl },
+    `the Strata API at ${apiUrl} rejects this mount's token (the reason is below): uncached lookups fail with EACCES and changes are not followed until it is accepted again. Create a new token with \`strata token create\` (read scope) and restart the mount with it (--token or STRATA_TOKEN)`,
+    `the Strata API at ${apiUrl} accepts this mount's token again`,
   );
 }
 
