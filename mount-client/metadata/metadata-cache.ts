@@ -8,8 +8,9 @@
  *
  * Nothing expires by time. Entries stay until the change poller (change-poller.ts) reports a change
  * under them or the LRU evicts them, so staleness is bounded by the poll interval (~1 s) instead
- * of a guessed TTL. An `epoch` bumped by every invalidation keeps a lookup that was in flight
- * during a change from storing its (possibly stale) answer.
+ * of a guessed TTL. An `epoch` bumped by every invalidation, and the epoch at which each path was
+ * last invalidated, keep a lookup or listing that was in flight during a change to it from storing
+ * its (possibly stale) answer — a change elsewhere in the tree does not discard it (see unchanged).
  */
 import { LRUCache } from 'lru-cache';
 import pLimit from 'p-limit';
@@ -175,7 +176,7 @@ export class MetadataCache {
         }
         const listing: Listing = { nodes: [], byName: new Map() };
         for (const e of page.entries) addChild(listing, e.name, nodeFromEntry(e, joinPath(dir, e.name)));
-        if (epoch === this.epoch) {
+        if (this.unchanged(dir, epoch)) {
           this.dirs.set(dir, listing);
           this.freshAfter.delete(dir);
         }
@@ -232,11 +233,11 @@ export class MetadataCache {
       this.learnLocation(path, r.bucket, r.key);
       // The caller reads the file, but the mount keeps showing a file that is also a directory as
       // the directory (lookup, addChild): caching the file here would flip the path's getattr.
-      if (epoch === this.epoch) this.store(path, r.alsoDirectory ? dirNode(path) : node);
+      if (this.unchanged(path, epoch)) this.store(path, r.alsoDirectory ? dirNode(path) : node);
       const expires = r.urlExpiresAt ? Date.parse(r.urlExpiresAt) : undefined;
       return { ...node, ...(r.url ? { url: r.url } : {}), ...(expires ? { urlExpiresAt: expires } : {}) };
     } catch (err) {
-      if (err instanceof NotFoundError && epoch === this.epoch) this.entries.set(path, NEGATIVE);
+      if (err instanceof NotFoundError && this.unchanged(path, epoch)) this.entries.set(path, NEGATIVE);
       throw err;
     }
   }
@@ -259,17 +260,44 @@ export class MetadataCache {
    * every ancestor's, and ask for answers at least that new when they are next fetched.
    */
   invalidate(path: string, seq?: number): void {
-    this.epoch++;
+    const epoch = ++this.epoch;
     this.counters.invalidations++;
     this.entries.delete(path);
     this.dirs.delete(path);
     this.markFresh(path, seq);
+    this.changedAt.set(path, epoch);
     for (const dir of ancestorsOf(path)) {
       this.entries.delete(dir);
       this.dirs.delete(dir);
       this.markFresh(dir, seq);
+      this.changedAt.set(dir, epoch);
     }
   }
+
+  /**
+   * Whether nothing at or under `path` changed since `epoch` (taken when its fetch started), so
+   * the answer may be cached. Per path, not global: under a steady stream of changes elsewhere
+   * (a producer writing every second) a listing of a large directory takes longer than the gap
+   * between changes, and a global check discarded every listing of it — each readdir paged the
+   * whole directory again and each stat in it cost an API call (found by bench/mount/soak.ts).
+   */
+  private unchanged(path: string, epoch: number): boolean {
+    return epoch >= this.floor && (this.changedAt.get(path) ?? -1) <= epoch;
+  }
+
+  /**
+   * Epoch of each path's last invalidation (it and its ancestors). 100,000 paths outlast any
+   * fetch in flight; a path evicted from here raises `floor` to its epoch instead, so a fetch
+   * older than a forgotten change is still discarded (never cached stale).
+   */
+  private readonly changedAt = new LRUCache<string, number>({
+    max: 100_000,
+    dispose: (epoch, _path, reason) => {
+      if (reason === 'evict') this.floor = Math.max(this.floor, epoch);
+    },
+  });
+  /** Fetches that started before this epoch are discarded (clear(), evicted changedAt entries). */
+  private floor = 0;
 
   private markFresh(path: string, seq: number | undefined): void {
     if (seq === undefined) return;
@@ -284,7 +312,8 @@ export class MetadataCache {
 
   /** Forget everything (the change feed could not be followed, e.g. after a long outage). */
   clear(): void {
-    this.epoch++;
+    this.floor = ++this.epoch;
+    this.changedAt.clear();
     this.freshAfter.clear();
     this.entries.clear();
     this.dirs.clear();
@@ -317,13 +346,13 @@ export class MetadataCache {
       if (r.type === 'file') this.learnLocation(path, r.bucket, r.key);
       // A file that is also a directory is the directory, as in a listing (addChild).
       const node: Node = r.alsoDirectory ? dirNode(path) : nodeFromEntry(r, path);
-      if (epoch === this.epoch) this.store(path, node);
+      if (this.unchanged(path, epoch)) this.store(path, node);
       return node;
     } catch (err) {
       if (!(err instanceof NotFoundError)) throw err;
       // Some resolvers answer for files only: a path with children is still a directory.
       const dir = await this.probeDirectory(path);
-      if (epoch === this.epoch) this.store(path, dir ?? NEGATIVE);
+      if (this.unchanged(path, epoch)) this.store(path, dir ?? NEGATIVE);
       if (dir) return dir;
       throw err;
     }
@@ -354,7 +383,7 @@ export class MetadataCache {
       for (const e of page.entries) addChild(listing, e.name, nodeFromEntry(e, joinPath(path, e.name)));
       cursor = page.nextCursor;
     } while (cursor);
-    if (epoch === this.epoch) {
+    if (this.unchanged(path, epoch)) {
       this.dirs.set(path, listing);
       this.freshAfter.delete(path);
       if (path !== '/' && !this.entries.has(path)) {
