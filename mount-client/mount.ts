@@ -427,7 +427,12 @@ async function presignAgain(
  * operation: a busy node would otherwise write a line per lookup or per read, for as long as the
  * outage lasts. `ended` is called with fields for the closing line (how it caught up).
  */
-function outageLog(log: Logger, fields: Record<string, unknown>, startMsg: string, endMsg: string) {
+function outageLog(
+  log: Logger,
+  fields: Record<string, unknown>,
+  startMsg: string | ((err: unknown) => string),
+  endMsg: string,
+) {
   let since = 0;
   let failures = 0;
   return {
@@ -438,7 +443,8 @@ function outageLog(log: Logger, fields: Record<string, unknown>, startMsg: strin
       failures++;
       if (since) return;
       since = Date.now();
-      log('error', startMsg, { ...fields, error: (err as Error).message });
+      const msg = typeof startMsg === 'string' ? startMsg : startMsg(err);
+      log('error', msg, { ...fields, error: (err as Error).message });
     },
     ended(extra: Record<string, unknown> = {}): void {
       if (!since) return;
@@ -459,7 +465,13 @@ function apiOutage(apiUrl: string, log: Logger) {
   return outageLog(
     log,
     { apiUrl },
-    `the Strata API at ${apiUrl} is unreachable; cached metadata and cached blocks keep serving, uncached lookups fail with EIO until it answers again (retried every second; no remount needed). Check that the API is up and reachable from this node`,
+    // ApiClient: a connection that failed is an UnavailableError with a cause; an HTTP 5xx answer
+    // (the API's database down, a statement timeout, a server bug) is one without: the API is
+    // reachable then, and the place to look is its logs, not this node's network.
+    (err) =>
+      (err as Error).cause === undefined
+        ? `the Strata API at ${apiUrl} answers with server errors (the error and its request id are below); cached metadata and cached blocks keep serving, uncached lookups fail with EIO until it answers normally again (retried every second; no remount needed). Check the API's logs and its database (docs/operations.md)`
+        : `the Strata API at ${apiUrl} is unreachable; cached metadata and cached blocks keep serving, uncached lookups fail with EIO until it answers again (retried every second; no remount needed). Check that the API is up and reachable from this node`,
     'the Strata API answers again; the change feed caught up',
   );
 }
