@@ -8,7 +8,7 @@
  * other epochs. Readers re-read the epoch at most every EPOCH_REFRESH_MS, which bounds how long
  * such an entry can still be served, as the in-process level's TTL bounds it for delivered ones.
  */
-import type { Queryable } from './pool.ts';
+import { isConnectionError, type Queryable } from './pool.ts';
 
 /**
  * How long a reader trusts the epoch it read: 1 s matches the in-process cache's default TTL (the
@@ -17,9 +17,28 @@ import type { Queryable } from './pool.ts';
  */
 export const EPOCH_REFRESH_MS = 1000;
 
+/**
+ * Retries of a bump whose connection was lost. It runs after the index committed: if it fails, the
+ * batch fails and its retry finds every change applied (stale), so nothing invalidates again and
+ * the pre-outage entries stay servable for their TTL. A dead pooled connection (PostgreSQL
+ * restarted or failed over since the connection was opened) must not decide that; advancing twice
+ * is harmless (one extra cache miss), so retrying is safe. 3 retries, as readQuery's budget plus
+ * one: the batch is already committed, so this is the last chance.
+ */
+const BUMP_RETRIES = 3;
+
 /** Advances the epoch: every Redis entry written before this call is ignored from now on. */
 export async function bumpCacheEpoch(db: Queryable): Promise<void> {
-  await db.query(`SELECT nextval('cache_epoch')`);
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await db.query(`SELECT nextval('cache_epoch')`);
+      return;
+    } catch (err) {
+      if (attempt >= BUMP_RETRIES || !isConnectionError(err)) throw err;
+      // 50, 100, 200 ms: a fresh connection needs a moment after a failover, and the batch waits.
+      await new Promise((r) => setTimeout(r, 50 * 2 ** attempt));
+    }
+  }
 }
 
 async function readEpoch(db: Queryable): Promise<string> {
