@@ -27,6 +27,7 @@ import type { BlockFetcher, ObjectVersion } from './block-cache/types.ts';
 import { ByDateView } from './fs/by-date-view.ts';
 import { StrataFs } from './fs/strata-fs.ts';
 import { type FuseMount, mountFuse } from './fuse/binding.ts';
+import { perOpenDirectIo } from './fuse/native.ts';
 import { ChangePoller } from './metadata/change-poller.ts';
 import { httpIndexApi, type IndexApi } from './metadata/index-api.ts';
 import { MetadataCache } from './metadata/metadata-cache.ts';
@@ -310,7 +311,24 @@ export async function startMount(o: MountOptions): Promise<RunningMount> {
       if (ext.stop) cleanup.push([ext.name, () => ext.stop?.()]);
     }
 
-    const fs = new StrataFs({ meta, byDate, data: dataPath, uid: o.uid, gid: o.gid, presign: o.presign });
+    // Per-open direct_io keeps two versions of one path out of each other's pages (strata-fs.ts).
+    // Moot with --direct-io (no handle uses the page cache); without the patched addon, said once.
+    const perOpen = !o.directIo && perOpenDirectIo;
+    if (!o.directIo && !perOpenDirectIo) {
+      log(
+        'warn',
+        "fuse-native was not rebuilt with per-open direct_io (scripts/build-fuse-native.mjs: run `npm rebuild fuse-native && node scripts/build-fuse-native.mjs` with a C compiler installed): handles open on one file across an overwrite may read each other's version from the page cache; mount with --direct-io where files are overwritten while open",
+      );
+    }
+    const fs = new StrataFs({
+      meta,
+      byDate,
+      data: dataPath,
+      uid: o.uid,
+      gid: o.gid,
+      presign: o.presign,
+      perOpenDirectIo: perOpen,
+    });
     cleanup.push(['open files', () => fs.close()]);
     const ops = opMetrics();
     const s3Down = s3Outage(o.s3Endpoint ?? `the AWS S3 endpoint of ${o.region}`, log);

@@ -9,6 +9,11 @@
  * - open() pins a handle to one object version; every read of that handle goes through the data
  *   path with that version, so an overwrite while open yields the old bytes or ESTALE, never a mix.
  * - Every modifying operation throws ReadOnlyError (EROFS).
+ * - The kernel caches file pages per path (one inode per path: fuse-native is path-based). With
+ *   `perOpenDirectIo`, a handle whose version differs from the page-cache handles already open on
+ *   its path is opened `direct_io`, and getattr keeps answering the page-cache handles' version
+ *   until they close — so neither handle reads the other's pages, and an old reader is not cut
+ *   short at a newer, shorter size (docs/mount.md, "Overwrites under open handles").
  */
 import { ValidationError } from '../../functions/core/errors.ts';
 import type { ObjectVersion } from '../block-cache/types.ts';
@@ -63,7 +68,15 @@ export interface StrataFsOptions {
   presign?: boolean;
   /** Reported as st_blksize: tools size their read buffers from it. */
   ioSize?: number;
+  /**
+   * The FUSE binding can open a single handle `direct_io` (the patched addon, fuse/native.ts):
+   * turns on the per-path version rule above. Off = every handle shares the path's page cache.
+   */
+  perOpenDirectIo?: boolean;
 }
+
+/** Handle numbers stay below bit 29, which the patched addon reads as "direct_io" (fuse/native.ts). */
+const MAX_HANDLE = 0x1fffffff;
 
 export const XATTR_ETAG = 'user.strata.etag';
 export const XATTR_SHA256 = 'user.strata.sha256';
@@ -81,10 +94,16 @@ interface Handle {
   path: string;
   node: Node;
   reader: FileReader;
+  /** Which object version the handle reads (bucket, key, versionId, etag). */
+  version: string;
+  /** Opened direct_io: its reads bypass (and never fill) the path's page cache. */
+  direct: boolean;
 }
 
 export class StrataFs {
   private readonly handles = new Map<number, Handle>();
+  /** Per path, the open handles that read through the kernel page cache (all on one version). */
+  private readonly cached = new Map<string, Set<Handle>>();
   private nextHandle = 1;
   private readonly ioSize: number;
 
@@ -97,7 +116,8 @@ export class StrataFs {
   }
 
   async getattr(path: string): Promise<Attr> {
-    return this.attr(await this.node(canonical(path)));
+    const p = canonical(path);
+    return this.attr(this.pinnedNode(p, await this.node(p)));
   }
 
   /**
@@ -106,8 +126,26 @@ export class StrataFs {
    * also returns undefined, so the ENOENT is produced in one place.
    */
   getattrNow(path: string): Attr | undefined {
-    const node = this.nodeNow(canonical(path));
-    return node ? this.attr(node) : undefined;
+    const p = canonical(path);
+    const node = this.nodeNow(p);
+    return node ? this.attr(this.pinnedNode(p, node)) : undefined;
+  }
+
+  /**
+   * What the kernel must be told of a path: while page-cache handles on an older version are open,
+   * their version's attributes. A newer, shorter size would make the kernel end their reads there
+   * (a silently truncated file); a direct_io handle on the new version does not need the kernel's
+   * size (its reads come here and end at its own version's size).
+   */
+  private pinnedNode(path: string, node: Node): Node {
+    const pinned = this.cached.get(path)?.values().next().value?.node;
+    if (!pinned || node.type !== 'file') return node;
+    return pinned.etag === node.etag && pinned.size === node.size ? node : pinned;
+  }
+
+  /** Whether a handle was opened direct_io (the binding sets it on the open reply). */
+  isDirect(handle: number): boolean {
+    return this.handles.get(handle)?.direct ?? false;
   }
 
   /**
@@ -150,10 +188,29 @@ export class StrataFs {
     const listed = await this.node(p);
     if (listed.type === 'dir') throw new IsADirectoryError(p);
     const version = await this.version(listed);
-    const node = { ...listed, size: version.size };
-    const handle = this.nextHandle++;
-    this.handles.set(handle, { path: p, node, reader: this.o.data.open(version) });
+    const node = { ...listed, size: version.size, etag: version.etag };
+    const id = `${version.bucket}/${version.key}#${version.versionId ?? ''}#${version.etag}`;
+    // direct_io when the page cache of this path holds another version's pages (or will, while
+    // those handles read): one handle's pages must never be served to the other.
+    let direct = false;
+    const open = this.o.perOpenDirectIo ? this.cached.get(p) : undefined;
+    for (const h of open ?? []) direct ||= h.version !== id;
+    const h: Handle = { path: p, node, reader: this.o.data.open(version), version: id, direct };
+    if (this.o.perOpenDirectIo && !direct) {
+      if (open) open.add(h);
+      else this.cached.set(p, new Set([h]));
+    }
+    const handle = this.allocate();
+    this.handles.set(handle, h);
     return handle;
+  }
+
+  /** The next free handle number, wrapping below MAX_HANDLE (a mount may live for billions of opens). */
+  private allocate(): number {
+    let n = this.nextHandle;
+    while (this.handles.has(n)) n = n >= MAX_HANDLE ? 1 : n + 1;
+    this.nextHandle = n >= MAX_HANDLE ? 1 : n + 1;
+    return n;
   }
 
   /** Up to `length` bytes at `offset` of an open handle; empty at or past end of file. */
@@ -193,6 +250,8 @@ export class StrataFs {
     const h = this.handles.get(handle);
     if (!h) return;
     this.handles.delete(handle);
+    const open = this.cached.get(h.path);
+    if (open?.delete(h) && open.size === 0) this.cached.delete(h.path);
     await h.reader.close();
   }
 

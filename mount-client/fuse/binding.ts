@@ -16,6 +16,7 @@
 import Fuse, { type Operations, type Stat } from 'fuse-native';
 import type { Attr, StrataFs } from '../fs/strata-fs.ts';
 import { isExpected, NO_ATTRIBUTE_ERRNO, toErrno, UNSUPPORTED_NAMESPACE_ERRNO } from './errno.ts';
+import { OPEN_DIRECT_IO_BIT } from './native.ts';
 
 /** Called once per FUSE op with its duration and errno (0 on success). */
 export type OpObserver = (op: string, seconds: number, errno: number) => void;
@@ -113,7 +114,9 @@ export function fuseOperations(fs: StrataFs, options: BindingOptions = {}): Oper
         'open',
         path,
         () => fs.open(path, flags),
-        (err, fh) => cb(err, fh),
+        // The patched addon reads bit 29 as "direct_io for this open" (native.ts); only set when
+        // StrataFs runs with perOpenDirectIo, which mount.ts turns on only with that addon.
+        (err, fh) => cb(err, fh !== undefined && fs.isDirect(fh) ? fh | OPEN_DIRECT_IO_BIT : fh),
       ),
     read: (path, fd, buf, len, pos, cb) => {
       // Warm reads complete synchronously (no promise, no closure chain): this is the hot path,

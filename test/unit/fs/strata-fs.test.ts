@@ -14,7 +14,7 @@ import { StrataFs, XATTR_ETAG, XATTR_SHA256 } from '../../../mount-client/fs/str
 import { MemoryIndex } from '../../../mount-client/metadata/memory-index.ts';
 import { MetadataCache } from '../../../mount-client/metadata/metadata-cache.ts';
 
-function setup(presign = false) {
+function setup(presign = false, perOpenDirectIo = false) {
   const index = new MemoryIndex();
   const data = new MemoryFileData();
   const add = (path: string, bytes: Buffer, date?: string, etag = `e-${path}`) => {
@@ -26,7 +26,15 @@ function setup(presign = false) {
   add('/docs/deep/b.txt', Buffer.from('0123456789'), '2024-05-02');
   add('/weird name + % # ? é 🎉.txt', Buffer.from('x'), '2024-05-01');
   const meta = new MetadataCache(index);
-  const fs = new StrataFs({ meta, byDate: new ByDateView(index), data, uid: 1234, gid: 5678, presign });
+  const fs = new StrataFs({
+    meta,
+    byDate: new ByDateView(index),
+    data,
+    uid: 1234,
+    gid: 5678,
+    presign,
+    perOpenDirectIo,
+  });
   return { index, data, meta, fs, add };
 }
 
@@ -96,6 +104,37 @@ describe('StrataFs', () => {
     const fh = await fs.open('/docs/a.txt', 0);
     add('/docs/a.txt', Buffer.from('HELLO WORLD'), undefined, 'e-new');
     await expect(fs.read(fh, 0, 5)).rejects.toBeInstanceOf(PreconditionFailedError);
+  });
+
+  it('per-open direct_io: a handle on another version than the open page-cache ones bypasses the page cache, and getattr keeps their version until they close', async () => {
+    const { fs, add, meta } = setup(false, true);
+    const a = await fs.open('/docs/a.txt', 0);
+    const a2 = await fs.open('/docs/a.txt', 0);
+    expect([fs.isDirect(a), fs.isDirect(a2)]).toEqual([false, false]);
+    add('/docs/a.txt', Buffer.from('HELLO WORLD'), undefined, 'e-new');
+    meta.invalidate('/docs/a.txt');
+    const b = await fs.open('/docs/a.txt', 0);
+    expect(fs.isDirect(b)).toBe(true);
+    expect((await fs.read(b, 0, 100)).toString()).toBe('HELLO WORLD');
+    // The kernel is told the old size while old page-cache readers are open (else it cuts them short).
+    expect((await fs.getattr('/docs/a.txt')).size).toBe(5);
+    expect(fs.getattrNow('/docs/a.txt')?.size).toBe(5);
+    await fs.release(a);
+    expect((await fs.getattr('/docs/a.txt')).size).toBe(5);
+    await fs.release(a2);
+    expect((await fs.getattr('/docs/a.txt')).size).toBe(11);
+    // No page-cache handle of another version is open any more: the next open uses the page cache.
+    const c = await fs.open('/docs/a.txt', 0);
+    expect(fs.isDirect(c)).toBe(false);
+    await Promise.all([fs.release(b), fs.release(c)]);
+    // Without the option (the stock addon) no handle is ever direct.
+    const plain = setup(false, false);
+    const p1 = await plain.fs.open('/docs/a.txt', 0);
+    plain.add('/docs/a.txt', Buffer.from('HELLO WORLD'), undefined, 'e-new');
+    plain.meta.invalidate('/docs/a.txt');
+    expect(plain.fs.isDirect(await plain.fs.open('/docs/a.txt', 0))).toBe(false);
+    expect((await plain.fs.getattr('/docs/a.txt')).size).toBe(11);
+    await plain.fs.release(p1);
   });
 
   it('opens a listed file without another resolve once the bucket layout is known', async () => {
