@@ -11,7 +11,9 @@
  * A variant is comma-separated key=value: `ra` (read_ahead_kb of the mount's BDI, /sys/class/bdi),
  * `bg` (max_background of the FUSE connection, /sys/fs/fuse/connections; congestion_threshold set
  * to ¾ of it, as the kernel's defaults 12/9 are), `reader` (`cat`, or `dd<size>` for dd bs=<size>),
- * `mount` (extra `strata mount` flags, space-separated). Needs root, /dev/fuse and fusectl mounted
+ * `mount` (extra `strata mount` flags, space-separated), `env` (the mount's environment, `KEY:VALUE`
+ * space-separated: `env=PREBUILDS_ONLY:1` loads fuse-native's stock prebuilt addon instead of the one
+ * scripts/build-fuse-native.mjs builds). Needs root, /dev/fuse and fusectl mounted
  * (mounted here if missing).
  */
 import { exec } from 'node:child_process';
@@ -43,6 +45,8 @@ interface Variant {
   bg: number;
   reader: string;
   mountArgs: string[];
+  /** Environment of the mount process: `env=KEY:VALUE` (e.g. `env=PREBUILDS_ONLY:1`, the stock fuse-native addon). */
+  env: Record<string, string>;
 }
 function parseVariant(spec: string): Variant {
   const kv = new Map(spec.split(',').map((p) => p.split('=', 2) as [string, string]));
@@ -52,6 +56,12 @@ function parseVariant(spec: string): Variant {
     bg: Number(kv.get('bg') ?? 12),
     reader: kv.get('reader') ?? 'cat',
     mountArgs: (kv.get('mount') ?? '').split(' ').filter(Boolean),
+    env: Object.fromEntries(
+      (kv.get('env') ?? '')
+        .split(' ')
+        .filter(Boolean)
+        .map((e) => e.split(':', 2)),
+    ),
   };
 }
 const variants = (
@@ -102,12 +112,12 @@ try {
       const cache = mkdtempSync(join(dir, 'cache-'));
       const mnt = mkdtempSync(join(dir, 'mnt-'));
       const file = join(mnt, 'big.bin');
-      let m = await startMount(backend, mnt, cache, [...base, ...v.mountArgs]);
+      let m = await startMount(backend, mnt, cache, [...base, ...v.mountArgs], v.env);
       await tune(mnt, v);
       const cold = await measured(m.child.pid as number, readCmd(v, file));
       const reread = await measured(m.child.pid as number, readCmd(v, file));
       await m.stop();
-      m = await startMount(backend, mnt, cache, [...base, ...v.mountArgs]);
+      m = await startMount(backend, mnt, cache, [...base, ...v.mountArgs], v.env);
       await tune(mnt, v);
       const warm = await measured(m.child.pid as number, readCmd(v, file));
       await m.stop();
