@@ -15,7 +15,7 @@
  *   until they close — so neither handle reads the other's pages, and an old reader is not cut
  *   short at a newer, shorter size (docs/mount.md, "Overwrites under open handles").
  */
-import { ValidationError } from '../../functions/core/errors.ts';
+import { PreconditionFailedError, ValidationError } from '../../functions/core/errors.ts';
 import type { ObjectVersion } from '../block-cache/types.ts';
 import type { MetadataCache } from '../metadata/metadata-cache.ts';
 import type { Node } from '../metadata/node.ts';
@@ -132,15 +132,32 @@ export class StrataFs {
   }
 
   /**
-   * What the kernel must be told of a path: while page-cache handles on an older version are open,
-   * their version's attributes. A newer, shorter size would make the kernel end their reads there
-   * (a silently truncated file); a direct_io handle on the new version does not need the kernel's
-   * size (its reads come here and end at its own version's size).
+   * What the kernel must be told of a path while page-cache handles on an older version are open.
+   * A newer, *shorter* size would make the kernel end their reads there (a silently truncated
+   * file), so they keep their version's attributes until they close; a direct_io reader of the new
+   * version reads to its own end whatever the kernel's size says. A newer, *longer* size is told
+   * at once (a reader that trusts st_size must get the whole new file); an old handle reading past
+   * its own end then gets ESTALE (pastOwnEnd), never the zeros the kernel would pad a short read with.
    */
   private pinnedNode(path: string, node: Node): Node {
     const pinned = this.cached.get(path)?.values().next().value?.node;
-    if (!pinned || node.type !== 'file') return node;
-    return pinned.etag === node.etag && pinned.size === node.size ? node : pinned;
+    if (!pinned || node.type !== 'file' || node.size >= pinned.size) return node;
+    return pinned;
+  }
+
+  /**
+   * A page-cache handle asked past its version's end while the kernel holds a longer version's
+   * size: the file was overwritten by a longer one (pinnedNode). Its bytes end here; padding the
+   * page would hand the reader zeros that are in neither version.
+   */
+  private pastOwnEnd(h: Handle, offset: number, length: number): void {
+    if (h.direct || offset + length <= h.node.size || !this.o.perOpenDirectIo) return;
+    const now = this.o.meta.statNow(h.path);
+    if (now && now.type === 'file' && now.size > h.node.size) {
+      throw new PreconditionFailedError(
+        `${h.path} was replaced by a longer version while this handle read the old one (${h.node.size} bytes); reopen it to read the new one`,
+      );
+    }
   }
 
   /** Whether a handle was opened direct_io (the binding sets it on the open reply). */
@@ -217,6 +234,7 @@ export class StrataFs {
   async read(handle: number, offset: number, length: number): Promise<Buffer> {
     const h = this.handles.get(handle);
     if (!h) throw new BadHandleError(handle);
+    this.pastOwnEnd(h, offset, length);
     if (offset >= h.node.size || length <= 0) return Buffer.alloc(0);
     // A copy: the reader's bytes may be a pooled block, valid only in the turn they arrive.
     return h.reader.read(offset, Math.min(length, h.node.size - offset)).then((b) => Buffer.from(b));
@@ -230,6 +248,7 @@ export class StrataFs {
   readInto(handle: number, offset: number, length: number, into: Buffer): number | Promise<number> {
     const h = this.handles.get(handle);
     if (!h) throw new BadHandleError(handle);
+    this.pastOwnEnd(h, offset, length);
     if (offset >= h.node.size || length <= 0) return 0;
     const n = Math.min(length, h.node.size - offset, into.length);
     const direct = h.reader.readNowInto?.(offset, n, into);

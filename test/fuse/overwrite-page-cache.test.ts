@@ -106,6 +106,42 @@ describe.skipIf(skip)('two handles on one path across an overwrite (real FUSE, p
     expect(sha(await readFile(join(mnt, path)))).toBe(sha(v2));
   });
 
+  it('a longer version is whole to a new reader that trusts st_size; the old handle ends with its bytes or ESTALE, never padding', async () => {
+    const path = '/pc/grows.bin';
+    const v1 = randomBytes(MiB + 1000);
+    const v4 = randomBytes(3 * MiB);
+    await backend.put(path, v1);
+    await vi.waitFor(() => stat(join(mnt, path)), { timeout: 30_000, interval: 200 });
+    const a = await open(join(mnt, path), 'r');
+    const parts: Buffer[] = [];
+    let estale = false;
+    try {
+      parts.push((await readAt(a, 0, 128 * 1024)) as Buffer);
+      await backend.put(path, v4);
+      // readFile sizes its buffer from fstat: a new reader must get all of v4, not v1's length.
+      await vi.waitFor(async () => expect(sha(await readFile(join(mnt, path)))).toBe(sha(v4)), {
+        timeout: 30_000,
+        interval: 300,
+      });
+      for (let pos = 128 * 1024; pos < v4.length; pos += 256 * 1024) {
+        const got = await readAt(a, pos, 256 * 1024);
+        if (got === 'ESTALE') {
+          estale = true;
+          break;
+        }
+        if (got.length === 0) break;
+        parts.push(got);
+      }
+    } finally {
+      await a.close();
+    }
+    const read = Buffer.concat(parts);
+    // Never more than v1 (no zeros past its end), and what was read is v1's bytes.
+    expect(read.length).toBeLessThanOrEqual(v1.length);
+    expect(sha(read)).toBe(sha(v1.subarray(0, read.length)));
+    if (!estale) expect(read.length).toBe(v1.length);
+  });
+
   it('an old handle is not cut short when the file is replaced by a shorter version', async () => {
     const path = '/pc/shrinks.bin';
     const v1 = randomBytes(4 * MiB);

@@ -106,34 +106,50 @@ describe('StrataFs', () => {
     await expect(fs.read(fh, 0, 5)).rejects.toBeInstanceOf(PreconditionFailedError);
   });
 
-  it('per-open direct_io: a handle on another version than the open page-cache ones bypasses the page cache, and getattr keeps their version until they close', async () => {
+  it('per-open direct_io: a handle on another version than the open page-cache ones bypasses the page cache; the kernel keeps the old size of a shrunk file until its old readers close', async () => {
     const { fs, add, meta } = setup(false, true);
     const a = await fs.open('/docs/a.txt', 0);
     const a2 = await fs.open('/docs/a.txt', 0);
     expect([fs.isDirect(a), fs.isDirect(a2)]).toEqual([false, false]);
-    add('/docs/a.txt', Buffer.from('HELLO WORLD'), undefined, 'e-new');
+    add('/docs/a.txt', Buffer.from('HI'), undefined, 'e-short');
     meta.invalidate('/docs/a.txt');
     const b = await fs.open('/docs/a.txt', 0);
     expect(fs.isDirect(b)).toBe(true);
-    expect((await fs.read(b, 0, 100)).toString()).toBe('HELLO WORLD');
-    // The kernel is told the old size while old page-cache readers are open (else it cuts them short).
+    expect((await fs.read(b, 0, 100)).toString()).toBe('HI');
+    // Shorter: the kernel is told the old size while old page-cache readers are open (else it cuts them short).
     expect((await fs.getattr('/docs/a.txt')).size).toBe(5);
     expect(fs.getattrNow('/docs/a.txt')?.size).toBe(5);
     await fs.release(a);
     expect((await fs.getattr('/docs/a.txt')).size).toBe(5);
     await fs.release(a2);
-    expect((await fs.getattr('/docs/a.txt')).size).toBe(11);
+    expect((await fs.getattr('/docs/a.txt')).size).toBe(2);
     // No page-cache handle of another version is open any more: the next open uses the page cache.
     const c = await fs.open('/docs/a.txt', 0);
     expect(fs.isDirect(c)).toBe(false);
     await Promise.all([fs.release(b), fs.release(c)]);
-    // Without the option (the stock addon) no handle is ever direct.
+  });
+
+  it('per-open direct_io: a longer new version is told at once, and an old handle reading past its own end gets ESTALE, not padding', async () => {
+    const { fs, add, meta } = setup(false, true);
+    const a = await fs.open('/docs/a.txt', 0);
+    expect((await fs.read(a, 0, 4096)).toString()).toBe('hello');
+    add('/docs/a.txt', Buffer.from('HELLO WORLD'), undefined, 'e-long');
+    meta.invalidate('/docs/a.txt');
+    expect((await fs.getattr('/docs/a.txt')).size).toBe(11);
+    // The kernel now believes the file is 11 bytes and asks the old handle for a whole page.
+    await expect(fs.read(a, 0, 4096)).rejects.toBeInstanceOf(PreconditionFailedError);
+    expect(() => fs.readInto(a, 0, 4096, Buffer.alloc(4096))).toThrow(PreconditionFailedError);
+    const b = await fs.open('/docs/a.txt', 0);
+    expect(fs.isDirect(b)).toBe(true);
+    expect((await fs.read(b, 0, 4096)).toString()).toBe('HELLO WORLD');
+    await Promise.all([fs.release(a), fs.release(b)]);
+    // Without the option (the stock addon) no handle is ever direct and nothing is held back.
     const plain = setup(false, false);
     const p1 = await plain.fs.open('/docs/a.txt', 0);
-    plain.add('/docs/a.txt', Buffer.from('HELLO WORLD'), undefined, 'e-new');
+    plain.add('/docs/a.txt', Buffer.from('HI'), undefined, 'e-new');
     plain.meta.invalidate('/docs/a.txt');
     expect(plain.fs.isDirect(await plain.fs.open('/docs/a.txt', 0))).toBe(false);
-    expect((await plain.fs.getattr('/docs/a.txt')).size).toBe(11);
+    expect((await plain.fs.getattr('/docs/a.txt')).size).toBe(2);
     await plain.fs.release(p1);
   });
 
