@@ -345,7 +345,8 @@ async function complete(req: ApiRequest) {
     throw err;
   }
   // Records S3's ETag so the indexer can tell this session's object from any other of the same
-  // size, and hands the digest to the index if the object's event was indexed first.
+  // size (an event settles a multipart session only by it); if the object's event was indexed
+  // first, this settles the session and hands the digest to the index.
   await markCompleted(d.pool, s.id, etag);
   return { uploadId: s.id, path: s.path, state: 'completed', size: s.size, ...(etag ? { etag } : {}) };
 }

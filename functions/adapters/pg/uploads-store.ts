@@ -200,26 +200,38 @@ export function bareEtag(etag: string): string {
 }
 
 /**
- * Marks a multipart session completed (S3 confirmed the object) and records the ETag S3 returned;
- * the reservation waits for settlement. A session the indexer already settled (its event was
- * faster than this call) is `completed` already and only gains the ETag.
+ * Marks a multipart session completed (S3 confirmed the object) and records the ETag S3 returned.
+ * The indexer settles the reservation when the put event of that ETag arrives (settleUploads); when
+ * the event came first — it can beat this update, or be superseded before it — its ETag is among
+ * the session's `event_etags` (rememberEventEtags) and the session is settled here. The UPDATE
+ * takes the session row before any quota row (the store's lock order), and an indexer batch
+ * holding the row is waited for, so its recorded ETags are seen: one side always settles.
  *
  * Then, for that race, copies what the session declared onto the indexed object if the indexer got
- * there first (see settleUploads for the usual order). The session update runs (and commits) first:
- * an indexer batch that locked this session waits for nothing here and this statement waits for
- * its commit, and a batch that locks it later sees the ETag — either way one side writes the digest.
+ * there first (see settleUploads for the usual order). This runs after the commit, holding no
+ * session lock: an indexer batch locks object rows before session rows, so the reverse order here
+ * could deadlock with it, and a batch that locks the session later sees the ETag — either way one
+ * side writes the digest.
  */
-export async function markCompleted(db: Db, id: string, etag?: string): Promise<boolean> {
-  const { rows } = await db.query(
-    `UPDATE upload_sessions SET state = 'completed', completed_at = COALESCE(completed_at, now()),
-            completed_etag = COALESCE($2, completed_etag)
-      WHERE id = $1 AND state IN ('pending', 'completed') AND mode = 'multipart'
-      RETURNING ${COLUMNS}`,
-    [id, etag === undefined ? null : bareEtag(etag)],
-  );
-  const s = rows[0] ? toRow(rows[0]) : undefined;
+export async function markCompleted(pool: Pool, id: string, etag?: string): Promise<boolean> {
+  const s = await withTransaction(pool, async (c) => {
+    const { rows } = await c.query(
+      `UPDATE upload_sessions SET state = 'completed', completed_at = COALESCE(completed_at, now()),
+              completed_etag = COALESCE($2, completed_etag)
+        WHERE id = $1 AND state IN ('pending', 'completed') AND mode = 'multipart'
+        RETURNING ${COLUMNS}, COALESCE(completed_etag = ANY(event_etags), false) AS event_seen`,
+      [id, etag === undefined ? null : bareEtag(etag)],
+    );
+    if (!rows[0]) return undefined;
+    const row = toRow(rows[0]);
+    if (rows[0].event_seen && row.reservedBytes > 0) {
+      await markSettled(c, new Set([row.id]));
+      await releaseReservations(c, new Map(row.quotaPrefixes.map((p) => [p, row.reservedBytes])));
+    }
+    return row;
+  });
   if (!s) return false;
-  if (s.completedEtag) await copyDeclaredToIndex(db, [{ session: s, etag: s.completedEtag }]);
+  if (s.completedEtag) await copyDeclaredToIndex(pool, [{ session: s, etag: s.completedEtag }]);
   return true;
 }
 
@@ -396,12 +408,17 @@ async function markSettled(client: Db, ids: Set<string>): Promise<void> {
 
 /**
  * Settles objects the indexer has just recorded, inside the indexer's batch transaction (pass the
- * transaction's client). For each object the oldest open session of the same key and size is marked
- * completed and its reservation leaves `reserved`; every quota covering the key gains `size` bytes of
- * `used`, with or without a session (objects written out of band count too). A multipart session
- * whose completion ETag matches the object also writes its declared sha256 (and content type and
- * metadata where the row has none) onto the index row — the digest of a large file is often known
- * only at `complete`, after S3 fixed the object's metadata. Returns what each session declared.
+ * transaction's client). For each object the oldest open session it belongs to is marked completed
+ * and its reservation leaves `reserved`; every quota covering the key gains `size` bytes of `used`,
+ * with or without a session (objects written out of band count too). A single-PUT session belongs
+ * by key and size; a multipart one only once its /complete recorded this object's ETag — matched by
+ * size, a completed upload's event settled an older abandoned session of the same path, which was
+ * then never expired nor aborted in S3 (found by the server soak). An event that comes before its
+ * /complete is remembered on the pending multipart sessions of the key (rememberEventEtags), and
+ * markCompleted settles then. A multipart session also writes its declared sha256 (and content
+ * type and metadata where the row has none) onto the index row — the digest of a large file is
+ * often known only at `complete`, after S3 fixed the object's metadata. Returns what each session
+ * declared.
  *
  * `used` is bytes currently stored: an overwrite passes the replaced object's size
  * (`replacedSize`), which leaves `used` in the same statement — otherwise every overwrite would
@@ -424,7 +441,12 @@ export async function settleUploads(
     // settle an upload still in flight, and a multipart one's /complete would then answer
     // "completed" without completing it in S3. Its bytes still go to the quotas below.
     const s = open.find(
-      (r) => !taken.has(r.id) && r.key === obj.key && r.size === obj.size && !predates(obj.restoredAt, r),
+      (r) =>
+        !taken.has(r.id) &&
+        r.key === obj.key &&
+        r.size === obj.size &&
+        !predates(obj.restoredAt, r) &&
+        (r.mode === 'single' || r.completedEtag === bareEtag(obj.etag)),
     );
     const settled: SettledUpload = { key: obj.key, size: obj.size, etag: obj.etag };
     if (s) {
@@ -447,6 +469,12 @@ export async function settleUploads(
     matched.filter((m) => m.session.completedEtag === bareEtag(m.etag)),
   );
   if (taken.size > 0) await markSettled(client, taken);
+  // A restored version written before a session opened is not its upload (as above).
+  await rememberEventEtags(
+    client,
+    open,
+    completed.map((c) => ({ ...c, writtenAt: c.restoredAt })),
+  );
   // One ordered lock over every quota row touched, then the two updates.
   await client.query(
     `SELECT 1 FROM upload_quotas q WHERE q.prefix = ANY($1)
@@ -481,6 +509,48 @@ function predates(modifiedAt: Date | undefined, s: SessionRow): boolean {
 }
 
 /**
+ * ETags a pending multipart session keeps (newest last). Its own event beats its /complete by at
+ * most the few milliseconds between S3 completing the upload and the handler's update, or is
+ * superseded by a put indexed in that window: 16 covers that many same-size puts of one key in it.
+ */
+const EVENT_ETAGS_KEPT = 16;
+
+/**
+ * Records the ETags of `puts` on the pending multipart sessions of the same key and size that
+ * opened before the object was written (when that time is known), for markCompleted: such an event
+ * may be the session's own object arriving before its /complete. Recording an ETag that is not the
+ * session's is harmless — /complete settles only on the ETag S3 returned for this very upload.
+ * Call with the sessions locked by lockOpenSessions in the same transaction.
+ */
+async function rememberEventEtags(
+  client: Db,
+  open: SessionRow[],
+  puts: Array<{ key: string; size: number; etag: string; writtenAt: Date | undefined }>,
+): Promise<void> {
+  const ids: string[] = [];
+  const etags: string[] = [];
+  for (const put of puts) {
+    for (const r of open) {
+      if (r.mode !== 'multipart' || r.state !== 'pending' || r.key !== put.key || r.size !== put.size)
+        continue;
+      if (put.writtenAt && r.createdAt.getTime() > put.writtenAt.getTime() + SESSION_CLOCK_SLACK_MS) continue;
+      ids.push(r.id);
+      etags.push(bareEtag(put.etag));
+    }
+  }
+  if (ids.length === 0) return;
+  // unnest keeps the batch's order (WITH ORDINALITY), so the newest ETags are the ones kept.
+  await client.query(
+    `UPDATE upload_sessions u SET event_etags = (u.event_etags || d.etags)[
+              greatest(1, cardinality(u.event_etags) + cardinality(d.etags) - $3 + 1):]
+       FROM (SELECT id, array_agg(etag ORDER BY n) AS etags
+               FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS x(id, etag, n) GROUP BY id) d
+      WHERE u.id = d.id`,
+    [ids, etags, EVENT_ETAGS_KEPT],
+  );
+}
+
+/**
  * Settles the sessions of uploads S3 stored whose put events the index did not apply: already
  * superseded (a newer put or delete of the key was applied first, e.g. both in one batch) or gone
  * by the time of the HEAD. settleUploads never sees those objects, so their sessions stayed open:
@@ -488,7 +558,8 @@ function predates(modifiedAt: Date | undefined, s: SessionRow): boolean {
  * reservation until expiry (15 min) or the unsettled grace (1 h), refusing other uploads meanwhile.
  * The bytes never entered `used` (the object was never the indexed one), so only the reservation
  * is released. Matching is as strict as the evidence allows: a multipart session only once its
- * /complete recorded this very ETag (never one still in flight: its /complete must still reach S3);
+ * /complete recorded this very ETag (never one still in flight: its /complete must still reach S3,
+ * and settles then if the ETag it gets is one remembered here);
  * a single-PUT session by key and size, the oldest, and only if it opened before the object was
  * written (with clock slack). Returns the number of sessions settled.
  */
@@ -523,6 +594,8 @@ export async function settleSuperseded(
       taken.add(s.id);
       for (const p of s.quotaPrefixes) releases.set(p, (releases.get(p) ?? 0) + s.reservedBytes);
     }
+    // A multipart upload superseded before its /complete recorded the ETag settles there.
+    await rememberEventEtags(client, open, puts);
     if (taken.size === 0) return 0;
     await markSettled(client, taken);
     await releaseReservations(client, releases);

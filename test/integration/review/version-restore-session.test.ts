@@ -7,14 +7,18 @@
  * the upload in S3: the new content was acknowledged and never stored. A restored version is no
  * upload: it settles no session; its bytes still count against the quota.
  */
-import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { getObject } from '../../../functions/adapters/pg/index-store.ts';
-import { getQuota, getSession, openSession, setQuota } from '../../../functions/adapters/pg/uploads-store.ts';
-import { keyForPath } from '../../../functions/core/paths.ts';
+import {
+  getQuota,
+  getSession,
+  markCompleted,
+  setQuota,
+} from '../../../functions/adapters/pg/uploads-store.ts';
 import type { S3EventName } from '../../../local/s3-events.ts';
 import { PREFIX } from '../index/s3-events.ts';
 import { useVersionedIndexer, versionEvent } from '../index/versioned-bucket.ts';
+import { openMultipart } from '../upload/sessions.ts';
 
 process.env.POWERTOOLS_METRICS_DISABLED = 'true';
 process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
@@ -32,29 +36,6 @@ function event(
   return versionEvent(eventName, key, n, { versionId, ...(size !== undefined ? { size, eTag } : {}) });
 }
 
-async function openMultipart(path: string, size: number): Promise<string> {
-  const id = randomUUID();
-  await openSession(t.db.pool, {
-    id,
-    path,
-    key: keyForPath(PREFIX, path),
-    size,
-    sha256: null,
-    contentType: 'application/octet-stream',
-    date: null,
-    metadata: null,
-    mode: 'multipart',
-    s3UploadId: `mpu-${id}`,
-    partSize: size,
-    partCount: 1,
-    tokenId: 'tok',
-    idempotencyKey: null,
-    bodyHash: null,
-    expiresAt: new Date(Date.now() + 600_000),
-  });
-  return id;
-}
-
 describe('a version made current again by a delete', () => {
   it('settles no open upload of the same size, and moves the quota by the size difference', async () => {
     // Prepare: /q/a is v1 (20 bytes) then v2 (30 bytes), under a quota.
@@ -64,7 +45,7 @@ describe('a version made current again by a delete', () => {
     t.current.set('data/q/a', { etag: 'e2', size: 30, versionId: 'v2' });
     await t.run([event('ObjectCreated:Put', 3, 'v2', 30, 'e2')]);
     // A producer starts a 20-byte multipart upload of /q/a (its parts are still being sent).
-    const id = await openMultipart('/q/a', 20);
+    const id = await openMultipart(t.db.pool, '/q/a', 20);
     // Act: someone deletes v2 for good; v1 is current again.
     t.current.set('data/q/a', { etag: 'e1', size: 20, versionId: 'v1' });
     const r = await t.run([event('ObjectRemoved:Delete', 4, 'v2')]);
@@ -76,16 +57,37 @@ describe('a version made current again by a delete', () => {
   });
 
   it('still settles the session whose own upload HEAD finds current (its put event not indexed yet)', async () => {
-    // Prepare: /q/b is v1; a session opens and its upload completes as v2 (written now).
+    // Prepare: /q/b is v1; a session opens, its upload completes in S3 as v2 (written now) and its
+    // POST /complete records the ETag S3 returned.
     t.current.set('data/q/b', { etag: 'e1', size: 20, versionId: 'v1' });
     await t.run([event('ObjectCreated:Put', 2, 'v1', 20, 'e1', 'data/q/b')]);
-    const id = await openMultipart('/q/b', 25);
+    const id = await openMultipart(t.db.pool, '/q/b', 25);
     t.current.set('data/q/b', { etag: 'e2', size: 25, versionId: 'v2', lastModified: new Date() });
+    expect(await markCompleted(t.db.pool, id, '"e2"')).toBe(true);
+    expect(await getSession(t.db.pool, id)).toMatchObject({ state: 'completed', reservedBytes: 25 });
     // Act: the lifecycle expiry of v1 (seq 4) is indexed before v2's own put event (seq 3).
     await t.run([event('LifecycleExpiration:Delete', 4, 'v1', undefined, undefined, 'data/q/b')]);
     await t.run([event('ObjectCreated:CompleteMultipartUpload', 3, 'v2', 25, 'e2', 'data/q/b')]);
     // Assess: v2 is indexed and its session settled (the put event itself lost the guard).
     expect(await getObject(t.db.pool, '/q/b')).toMatchObject({ state: 'active', etag: 'e2' });
+    expect(await getSession(t.db.pool, id)).toMatchObject({ state: 'completed', reservedBytes: 0 });
+  });
+
+  it('when those events beat POST /complete, the session stays pending until /complete settles it', async () => {
+    // Prepare: as above on /q/c, but the upload's /complete has not updated the session yet.
+    t.current.set('data/q/c', { etag: 'e1', size: 20, versionId: 'v1' });
+    await t.run([event('ObjectCreated:Put', 2, 'v1', 20, 'e1', 'data/q/c')]);
+    const id = await openMultipart(t.db.pool, '/q/c', 25);
+    t.current.set('data/q/c', { etag: 'e2', size: 25, versionId: 'v2', lastModified: new Date() });
+    // Act 1: the expiry of v1 and v2's own put event are indexed first.
+    await t.run([event('LifecycleExpiration:Delete', 4, 'v1', undefined, undefined, 'data/q/c')]);
+    await t.run([event('ObjectCreated:CompleteMultipartUpload', 3, 'v2', 25, 'e2', 'data/q/c')]);
+    // Assess 1: not completed (a /complete answered from that state would skip S3), still reserved.
+    expect(await getObject(t.db.pool, '/q/c')).toMatchObject({ state: 'active', etag: 'e2' });
+    expect(await getSession(t.db.pool, id)).toMatchObject({ state: 'pending', reservedBytes: 25 });
+    // Act 2: /complete records the ETag S3 returned, which the index has already seen.
+    expect(await markCompleted(t.db.pool, id, '"e2"')).toBe(true);
+    // Assess 2: settled there.
     expect(await getSession(t.db.pool, id)).toMatchObject({ state: 'completed', reservedBytes: 0 });
   });
 });

@@ -2,7 +2,6 @@
  * The upload session store against a real PostgreSQL: quota reservation, idempotency races,
  * release on abort, settlement by the indexer (with and without a session).
  */
-import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -23,6 +22,7 @@ import {
 import { QuotaExceededError } from '../../../functions/core/errors.ts';
 import { keyForPath } from '../../../functions/core/paths.ts';
 import { type LocalPostgres, startPostgres } from '../../../local/postgres.ts';
+import { newSession } from './sessions.ts';
 
 const PREFIX = 'data/';
 let dir: string;
@@ -47,27 +47,8 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-function session(path: string, size: number, extra: Partial<NewSession> = {}): NewSession {
-  return {
-    id: randomUUID(),
-    path,
-    key: keyForPath(PREFIX, path),
-    size,
-    sha256: null,
-    contentType: 'application/octet-stream',
-    date: null,
-    metadata: null,
-    mode: 'single',
-    s3UploadId: null,
-    partSize: null,
-    partCount: null,
-    tokenId: 'tok',
-    idempotencyKey: null,
-    bodyHash: null,
-    expiresAt: new Date(Date.now() + 60_000),
-    ...extra,
-  };
-}
+const session = (path: string, size: number, extra: Partial<NewSession> = {}) =>
+  newSession(path, size, extra, PREFIX);
 
 describe('uploads store', () => {
   it('reserves quota at presign, refuses beyond it with the remaining bytes, releases on abort', async () => {
