@@ -62,7 +62,9 @@ export const lambdas: Record<LambdaName, LambdaSpec> = {
   peers: {
     entry: 'functions/handlers/peers.ts',
     description: 'mount-client peer registry',
-    timeoutSeconds: 5,
+    // Twice the database connect timeout (pool.ts CONNECT_TIMEOUT_MS): at 5 s a database that
+    // does not answer timed the Lambda out instead of answering 503.
+    timeoutSeconds: 10,
     memoryMb: 256,
   },
   indexer: {

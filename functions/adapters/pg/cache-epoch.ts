@@ -8,7 +8,7 @@
  * other epochs. Readers re-read the epoch at most every EPOCH_REFRESH_MS, which bounds how long
  * such an entry can still be served, as the in-process level's TTL bounds it for delivered ones.
  */
-import { isConnectionError, type Queryable } from './pool.ts';
+import { isConnectionError, isConnectTimeout, type Queryable } from './pool.ts';
 
 /**
  * How long a reader trusts the epoch it read: 1 s matches the in-process cache's default TTL (the
@@ -51,7 +51,9 @@ async function readEpoch(db: Queryable): Promise<string> {
 /**
  * A memoised epoch reader: at most one query per `refreshMs`, shared by concurrent callers.
  * Resolves undefined when the epoch cannot be read: the caller must then neither read nor write
- * Redis (an entry it cannot check is not safe to serve).
+ * Redis (an entry it cannot check is not safe to serve). Rejects when no connection could be made
+ * within the connect timeout: the caller's own read would wait that timeout again, and the two
+ * together outlast the query Lambda's 10 s (a Lambda timeout instead of a 503).
  */
 export function cacheEpochReader(
   db: Queryable,
@@ -68,8 +70,9 @@ export function cacheEpochReader(
         value = await readEpoch(db);
         readAt = started;
         return value;
-      } catch {
+      } catch (err) {
         value = undefined;
+        if (isConnectTimeout(err)) throw err;
         return undefined;
       } finally {
         inflight = undefined;

@@ -39,13 +39,22 @@ export interface PoolOptions {
   applicationName?: string;
 }
 
+/**
+ * Default connect timeout: a connection to RDS Proxy (TLS and authentication included) takes well
+ * under a second; 5 s covers a cold proxy on a loaded network. It is waited once per request at
+ * most (isConnectTimeout), so every Lambda using the database needs a timeout of at least twice
+ * this — the wait, and as long again for the work before it — to answer 503 rather than time out
+ * (test/unit/handlers/lambda-timeouts.test.ts).
+ */
+export const CONNECT_TIMEOUT_MS = 5000;
+
 export function createPool(options: PoolOptions): Pool {
   const statementTimeout = options.statementTimeoutMs ?? 5000;
   const pool = new Pool({
     connectionString: options.connectionString,
     max: options.max ?? 2,
     idleTimeoutMillis: options.idleTimeoutMs ?? 60_000,
-    connectionTimeoutMillis: options.connectionTimeoutMs ?? 5000,
+    connectionTimeoutMillis: options.connectionTimeoutMs ?? CONNECT_TIMEOUT_MS,
     statement_timeout: statementTimeout,
     // A transaction left open by a crashed handler must not hold row locks for long.
     idle_in_transaction_session_timeout: Math.max(10_000, statementTimeout * 2),
@@ -82,6 +91,21 @@ export function isConnectionError(err: unknown): boolean {
   );
 }
 
+/**
+ * A new connection that did not complete within `connectionTimeoutMillis` (pg-pool's wording, or the
+ * client's own when its timer fires first). Never retried: the database is unreachable, not
+ * blinking, and each retry waits the whole timeout again — 3 attempts × 5 s outlast the query
+ * Lambda's 10 s, which then times out instead of answering 503 with Retry-After. Failures that
+ * come fast (refused, reset, a pooled connection the server closed) are still retried.
+ */
+export function isConnectTimeout(err: unknown): boolean {
+  const message = (err as { message?: unknown } | undefined)?.message;
+  return (
+    typeof message === 'string' &&
+    /^(Connection terminated due to connection timeout|timeout expired)$/.test(message)
+  );
+}
+
 /** Serialization failure or deadlock: PostgreSQL aborted the whole transaction. */
 export function isTransactionRetryable(err: unknown): boolean {
   const code = (err as { code?: string } | undefined)?.code;
@@ -107,7 +131,7 @@ export async function acquire(pool: Pool, options: RetryOptions = {}): Promise<P
     try {
       return await pool.connect();
     } catch (err) {
-      if (attempt >= retries || !isConnectionError(err)) throw err;
+      if (attempt >= retries || !isConnectionError(err) || isConnectTimeout(err)) throw err;
       await backoff(attempt);
     }
   }
@@ -164,7 +188,7 @@ export async function readQuery<R extends pg.QueryResultRow = pg.QueryResultRow>
     try {
       return await pool.query<R>(text, values);
     } catch (err) {
-      if (attempt >= retries || !isConnectionError(err)) throw err;
+      if (attempt >= retries || !isConnectionError(err) || isConnectTimeout(err)) throw err;
       await backoff(attempt);
     }
   }
