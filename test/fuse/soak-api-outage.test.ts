@@ -17,6 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { missing } from '../support/requirements.ts';
 import { type Backend, startBackend } from './support/backend.ts';
 import { type MountProcess, startMount } from './support/mount-process.ts';
+import { until } from './support/until.ts';
 
 const skip = missing('fuse');
 const run = promisify(execFile);
@@ -51,16 +52,6 @@ class TcpRelay {
     this.server = undefined;
     for (const s of this.sockets) s.destroy();
     await new Promise<void>((r) => (server ? server.close(() => r()) : r()));
-  }
-}
-
-async function until<T>(what: string, probe: () => Promise<T | undefined>, ms = 30_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await probe().catch(() => undefined);
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
   }
 }
 

@@ -16,6 +16,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { missing } from '../support/requirements.ts';
 import { type Backend, startBackend } from './support/backend.ts';
 import { type MountProcess, startMount } from './support/mount-process.ts';
+import { until } from './support/until.ts';
 
 const run = promisify(execFile);
 const MiB = 1024 * 1024;
@@ -27,16 +28,6 @@ function tmpfsReason(): string | undefined {
   return undefined;
 }
 const skip = missing('fuse') ?? tmpfsReason();
-
-async function until<T>(what: string, probe: () => Promise<T | undefined>, ms = 20_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 async function blockFiles(dir: string): Promise<number> {
   const entries = await readdir(dir, { recursive: true }).catch(() => [] as string[]);
