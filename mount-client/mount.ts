@@ -65,6 +65,12 @@ export interface MountOptions {
    * on the mount fails on kernels before 6.6 and small reads lose kernel read-ahead. Off by default.
    */
   directIo?: boolean;
+  /**
+   * Let the rebuilt fuse-native addon answer a streaming reader's reads that fall inside a block
+   * already in memory, without a round trip to JavaScript (fuse/lender.ts). Default true; false
+   * (`--no-lent-reads`) keeps every read in JavaScript, for comparison. No-op with the stock addon.
+   */
+  lentReads?: boolean;
   /** Serve /metrics on 127.0.0.1:<port> (0 = any free port); undefined = no endpoint. */
   metricsPort?: number;
   presign: boolean;
@@ -336,6 +342,7 @@ export async function startMount(o: MountOptions): Promise<RunningMount> {
     const fuse: FuseMount = await mountFuse(mountpoint, fs, {
       allowOther: o.allowOther,
       ...(o.directIo ? { extraOptions: ['direct_io'] } : {}),
+      lendBlocks: o.lentReads !== false,
       observe: ops,
       onError: (op, path, err) => {
         // An unreachable API fails every uncached lookup: one line for the outage, not one per op.
@@ -360,6 +367,7 @@ export async function startMount(o: MountOptions): Promise<RunningMount> {
             metadata: meta.stats(),
             byDate: byDate.stats(),
             openFiles: fs.openHandles,
+            lentBlocks: fuse.lending() ?? null,
             changeSeq: poller.position,
             process: processStats(),
           }));

@@ -53,9 +53,188 @@ const OPEN_SIGNAL_PATCHED = `  NAPI_ARGV_INT32(fd, 2)
 
 FUSE_METHOD(opendir,`;
 const EXPORT_LINE = '  NAPI_EXPORT_UINT32(op_open)\n';
-const EXPORT_PATCHED = `${EXPORT_LINE}  NAPI_EXPORT_UINT32(strata_open_flags)\n`;
+const EXPORT_PATCHED = `${EXPORT_LINE}  NAPI_EXPORT_UINT32(strata_open_flags)
+  NAPI_EXPORT_UINT32(strata_lend_version)
+  NAPI_EXPORT_FUNCTION(strata_lend)
+  NAPI_EXPORT_FUNCTION(strata_unlend)
+  NAPI_EXPORT_FUNCTION(strata_lent_progress)
+`;
 const CONST_LINE = 'static const uint32_t op_open = 21;\n';
-const CONST_PATCHED = `${CONST_LINE}static const uint32_t strata_open_flags = 1;\n`;
+const CONST_PATCHED = `${CONST_LINE}static const uint32_t strata_open_flags = 1;
+static const uint32_t strata_lend_version = 1;
+`;
+
+// Lent blocks: the table and its three N-API functions go before the FUSE methods; read's call
+// block (which runs on the FUSE thread) first tries the table.
+const METHODS_LINE = '// Methods\n\nFUSE_METHOD(statfs,';
+const READ_CALL = `FUSE_METHOD(read, 6, 2, (const char *path, char *buf, size_t len, off_t offset, struct fuse_file_info *info), {
+  l->path = path;
+`;
+const READ_CALL_PATCHED = `FUSE_METHOD(read, 6, 2, (const char *path, char *buf, size_t len, off_t offset, struct fuse_file_info *info), {
+  int strata_n = strata_lent_read(info, buf, len, offset);
+  if (strata_n >= 0) return strata_n;
+  l->path = path;
+`;
+const LEND_C = `// strata: reads served in C from blocks JavaScript lent (scripts/build-fuse-native.mjs).
+//
+// A sequential reader's FUSE reads (128 KiB each) mostly fall inside an 8 MiB block the mount
+// already holds in memory. JavaScript lends such a block for one open handle; this table lets the
+// FUSE thread copy from it and reply without a round trip to the JavaScript thread. A read that is
+// not wholly inside a lent block goes to JavaScript as before. The lender keeps each lent Buffer
+// alive (and out of its pool) until it takes the block back, and taking back waits for the write
+// lock, so no FUSE thread can still be copying from it.
+#define STRATA_LEND_SLOTS 256
+#define STRATA_LEND_BLOCKS 4
+
+typedef struct {
+  const char *data;
+  uint64_t start;
+  uint64_t len;
+  int eof;
+} strata_lent_t;
+
+typedef struct {
+  const void *mount;
+  uint32_t fh;
+  uint64_t served_end;
+  uint64_t served_reads;
+  uint64_t served_bytes;
+  strata_lent_t blocks[STRATA_LEND_BLOCKS];
+} strata_slot_t;
+
+static strata_slot_t strata_slots[STRATA_LEND_SLOTS];
+static pthread_rwlock_t strata_lend_lock = PTHREAD_RWLOCK_INITIALIZER;
+
+static int strata_lent_read (const struct fuse_file_info *info, char *buf, size_t len, off_t offset) {
+  if (info == NULL || info->fh == 0 || offset < 0) return -1;
+  const void *mount = fuse_get_context()->private_data;
+  uint64_t off = (uint64_t) offset;
+  int n = -1;
+  pthread_rwlock_rdlock(&strata_lend_lock);
+  strata_slot_t *s = &strata_slots[info->fh % STRATA_LEND_SLOTS];
+  if (s->fh == info->fh && s->mount == mount) {
+    for (int i = 0; i < STRATA_LEND_BLOCKS; i++) {
+      strata_lent_t *b = &s->blocks[i];
+      if (b->data == NULL || off < b->start || off >= b->start + b->len) continue;
+      uint64_t avail = b->start + b->len - off;
+      if (avail < len && !b->eof) break;
+      size_t m = avail < len ? (size_t) avail : len;
+      memcpy(buf, b->data + (off - b->start), m);
+      n = (int) m;
+      uint64_t end = off + m;
+      uint64_t prev = __atomic_load_n(&s->served_end, __ATOMIC_RELAXED);
+      while (end > prev && !__atomic_compare_exchange_n(&s->served_end, &prev, end, 1, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {}
+      __atomic_fetch_add(&s->served_reads, 1, __ATOMIC_RELAXED);
+      __atomic_fetch_add(&s->served_bytes, (uint64_t) m, __ATOMIC_RELAXED);
+      break;
+    }
+  }
+  pthread_rwlock_unlock(&strata_lend_lock);
+  return n;
+}
+
+static int strata_arg_double (napi_env env, napi_value v, double *out) {
+  return napi_get_value_double(env, v, out) == napi_ok && *out >= 0 && *out < 9007199254740992.0;
+}
+
+// strata_lend(thread, fh, start, block, eof) → true when lent (false: slot taken by another
+// handle, or this handle already has STRATA_LEND_BLOCKS blocks lent).
+NAPI_METHOD(strata_lend) {
+  NAPI_ARGV(5)
+  NAPI_ARGV_BUFFER(thread, 0)
+  NAPI_ARGV_UINT32(fh, 1)
+  double start;
+  if (!strata_arg_double(env, argv[2], &start)) {
+    napi_throw_error(env, "EINVAL", "strata_lend: start must be a non-negative safe integer");
+    return NULL;
+  }
+  NAPI_ARGV_BUFFER(data, 3)
+  bool eof = false;
+  napi_get_value_bool(env, argv[4], &eof);
+  bool ok = false;
+  if (fh != 0 && data_len > 0) {
+    pthread_rwlock_wrlock(&strata_lend_lock);
+    strata_slot_t *s = &strata_slots[fh % STRATA_LEND_SLOTS];
+    if (s->fh == 0) {
+      memset(s, 0, sizeof(*s));
+      s->fh = fh;
+      s->mount = thread;
+    }
+    if (s->fh == fh && s->mount == thread) {
+      strata_lent_t *free_entry = NULL;
+      for (int i = 0; i < STRATA_LEND_BLOCKS; i++) {
+        strata_lent_t *b = &s->blocks[i];
+        if (b->data != NULL && b->start == (uint64_t) start) { free_entry = b; break; }
+        if (b->data == NULL && free_entry == NULL) free_entry = b;
+      }
+      if (free_entry != NULL) {
+        free_entry->data = data;
+        free_entry->start = (uint64_t) start;
+        free_entry->len = data_len;
+        free_entry->eof = eof;
+        ok = true;
+      }
+    }
+    pthread_rwlock_unlock(&strata_lend_lock);
+  }
+  napi_value result;
+  napi_get_boolean(env, ok, &result);
+  return result;
+}
+
+// strata_unlend(thread, fh, start): takes one block back; start < 0 takes back all of fh's blocks
+// and frees its slot. When this returns no FUSE thread is reading the block(s).
+NAPI_METHOD(strata_unlend) {
+  NAPI_ARGV(3)
+  NAPI_ARGV_BUFFER(thread, 0)
+  NAPI_ARGV_UINT32(fh, 1)
+  double start;
+  NAPI_STATUS_THROWS(napi_get_value_double(env, argv[2], &start))
+  pthread_rwlock_wrlock(&strata_lend_lock);
+  strata_slot_t *s = &strata_slots[fh % STRATA_LEND_SLOTS];
+  if (fh != 0 && s->fh == fh && s->mount == thread) {
+    if (start < 0) {
+      memset(s, 0, sizeof(*s));
+    } else {
+      for (int i = 0; i < STRATA_LEND_BLOCKS; i++) {
+        if (s->blocks[i].data != NULL && s->blocks[i].start == (uint64_t) start) {
+          memset(&s->blocks[i], 0, sizeof(s->blocks[i]));
+        }
+      }
+    }
+  }
+  pthread_rwlock_unlock(&strata_lend_lock);
+  return NULL;
+}
+
+// strata_lent_progress(thread, fh, out: Float64Array(3)): the end of the furthest read served from
+// lent blocks, and the reads and bytes served since the last call (which resets those two).
+NAPI_METHOD(strata_lent_progress) {
+  NAPI_ARGV(3)
+  NAPI_ARGV_BUFFER(thread, 0)
+  NAPI_ARGV_UINT32(fh, 1)
+  napi_typedarray_type type;
+  size_t length;
+  void *out;
+  NAPI_STATUS_THROWS(napi_get_typedarray_info(env, argv[2], &type, &length, &out, NULL, NULL))
+  if (type != napi_float64_array || length < 3) {
+    napi_throw_error(env, "EINVAL", "strata_lent_progress: out must be a Float64Array of 3");
+    return NULL;
+  }
+  double *o = (double *) out;
+  o[0] = 0; o[1] = 0; o[2] = 0;
+  pthread_rwlock_rdlock(&strata_lend_lock);
+  strata_slot_t *s = &strata_slots[fh % STRATA_LEND_SLOTS];
+  if (fh != 0 && s->fh == fh && s->mount == thread) {
+    o[0] = (double) __atomic_load_n(&s->served_end, __ATOMIC_RELAXED);
+    o[1] = (double) __atomic_exchange_n(&s->served_reads, 0, __ATOMIC_RELAXED);
+    o[2] = (double) __atomic_exchange_n(&s->served_bytes, 0, __ATOMIC_RELAXED);
+  }
+  pthread_rwlock_unlock(&strata_lend_lock);
+  return NULL;
+}
+
+`;
 
 function main() {
   let pkgDir;
@@ -69,13 +248,19 @@ function main() {
   if (version !== '2.2.6')
     return say(`written for fuse-native 2.2.6, found ${version}; kept the stock addon`);
   const source = readFileSync(join(pkgDir, 'fuse-native.c'), 'utf8');
-  if (![OPEN_SIGNAL, EXPORT_LINE, CONST_LINE].every((s) => source.split(s).length === 2)) {
+  if (
+    ![OPEN_SIGNAL, EXPORT_LINE, CONST_LINE, METHODS_LINE, READ_CALL].every(
+      (s) => source.split(s).length === 2,
+    )
+  ) {
     return say('fuse-native.c is not the text this patch expects; kept the stock addon');
   }
   const patched = source
     .replace(OPEN_SIGNAL, OPEN_SIGNAL_PATCHED)
     .replace(EXPORT_LINE, EXPORT_PATCHED)
-    .replace(CONST_LINE, CONST_PATCHED);
+    .replace(CONST_LINE, CONST_PATCHED)
+    .replace(METHODS_LINE, `${LEND_C}${METHODS_LINE}`)
+    .replace(READ_CALL, READ_CALL_PATCHED);
 
   const { lib: fuseLib, include: fuseInclude } = require(
     require.resolve('fuse-shared-library', { paths: [pkgDir] }),

@@ -17,6 +17,7 @@
  */
 import { PreconditionFailedError, ValidationError } from '../../functions/core/errors.ts';
 import type { ObjectVersion } from '../block-cache/types.ts';
+import type { LentBlock } from '../fuse/lender.ts';
 import type { MetadataCache } from '../metadata/metadata-cache.ts';
 import type { Node } from '../metadata/node.ts';
 import { ByDateView } from './by-date-view.ts';
@@ -256,6 +257,16 @@ export class StrataFs {
     const now = h.reader.readNow?.(offset, n);
     if (now) return now.copy(into, 0, 0, n);
     return h.reader.read(offset, n).then((data) => data.copy(into, 0, 0, Math.min(n, data.length)));
+  }
+
+  /** The in-memory block of an open handle's version around `offset`, to lend to the FUSE addon. */
+  lend(handle: number, offset: number): LentBlock | undefined {
+    return this.handles.get(handle)?.reader.lend?.(offset);
+  }
+
+  /** Reads the FUSE addon served from a handle's lent blocks (fuse/lender.ts). */
+  absorb(handle: number, end: number, reads: number, bytes: number): void {
+    this.handles.get(handle)?.reader.absorb?.(end, reads, bytes);
   }
 
   /** The size a handle was opened at (fgetattr must not change under an open file). */

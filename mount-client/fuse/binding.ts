@@ -16,7 +16,8 @@
 import Fuse, { type Operations, type Stat } from 'fuse-native';
 import type { Attr, StrataFs } from '../fs/strata-fs.ts';
 import { isExpected, NO_ATTRIBUTE_ERRNO, toErrno, UNSUPPORTED_NAMESPACE_ERRNO } from './errno.ts';
-import { OPEN_DIRECT_IO_BIT } from './native.ts';
+import { Lender } from './lender.ts';
+import { type LendingAddon, lendingAddon, OPEN_DIRECT_IO_BIT } from './native.ts';
 
 /** Called once per FUSE op with its duration and errno (0 on success). */
 export type OpObserver = (op: string, seconds: number, errno: number) => void;
@@ -25,11 +26,14 @@ export interface BindingOptions {
   observe?: OpObserver;
   /** Unexpected failures (EIO and friends) are reported here with their cause. */
   onError?: (op: string, path: string, err: unknown) => void;
+  /** Lends in-memory blocks to the addon after JavaScript served a read (lender.ts); none = every read in JS. */
+  lender?: Lender;
 }
 
 export function fuseOperations(fs: StrataFs, options: BindingOptions = {}): Operations {
   const observe = options.observe ?? (() => {});
   const onError = options.onError ?? (() => {});
+  const lender = options.lender;
 
   /** Runs one op: time it, map failures to errno exactly once. */
   function run<T>(
@@ -120,8 +124,10 @@ export function fuseOperations(fs: StrataFs, options: BindingOptions = {}): Oper
       ),
     read: (path, fd, buf, len, pos, cb) => {
       // Warm reads complete synchronously (no promise, no closure chain): this is the hot path,
-      // one call per 128 KiB kernel read.
+      // one call per 128 KiB kernel read — or, with a lender, per block: the addon answers the
+      // block's other reads itself once it is lent (lender.ts), and sync hands those to the reader.
       const start = process.hrtime.bigint();
+      lender?.sync(fd);
       let n: number | Promise<number>;
       try {
         n = fs.readInto(fd, pos, len, buf);
@@ -130,11 +136,13 @@ export function fuseOperations(fs: StrataFs, options: BindingOptions = {}): Oper
       }
       if (typeof n === 'number') {
         observe('read', Number(process.hrtime.bigint() - start) / 1e9, 0);
+        lender?.offer(fd, pos);
         return cb(n);
       }
       n.then(
         (bytes) => {
           observe('read', Number(process.hrtime.bigint() - start) / 1e9, 0);
+          lender?.offer(fd, pos);
           cb(bytes);
         },
         (err) => {
@@ -145,13 +153,16 @@ export function fuseOperations(fs: StrataFs, options: BindingOptions = {}): Oper
         },
       );
     },
-    release: (path, fd, cb) =>
+    release: (path, fd, cb) => {
+      // Taken back before the handle number is freed: a new open may get the same number.
+      lender?.release(fd);
       run(
         'release',
         path,
         () => fs.release(fd),
         (err) => cb(err),
-      ),
+      );
+    },
     getxattr: (path, name, _position, cb) => {
       // `ls -l` asks for ACL/SELinux attributes: answer from memory, synchronously (EOPNOTSUPP
       // for those namespaces, so ls stops asking for the rest of the device).
@@ -211,10 +222,19 @@ export interface MountFuseOptions extends BindingOptions {
   extraOptions?: string[];
   /** Seconds the kernel may trust attributes and names: 1 s matches the change-poll interval. */
   attrTimeoutSeconds?: number;
+  /**
+   * Lend in-memory blocks to the addon so it answers most streaming reads itself (lender.ts).
+   * Default: when the loaded addon can (the rebuilt one); false = every read through JavaScript.
+   */
+  lendBlocks?: boolean;
+  /** The addon's lending functions (tests); default: the loaded addon's, if it has them. */
+  lendingAddon?: LendingAddon;
 }
 
 export interface FuseMount {
   readonly mountpoint: string;
+  /** Lent-block counters (undefined when not lending). */
+  lending(): ReturnType<Lender['stats']> | undefined;
   unmount(): Promise<void>;
 }
 
@@ -223,7 +243,9 @@ export async function mountFuse(
   fs: StrataFs,
   options: MountFuseOptions = {},
 ): Promise<FuseMount> {
-  const ops = fuseOperations(fs, options);
+  const addon = options.lendingAddon ?? lendingAddon;
+  const lender = addon && options.lendBlocks !== false ? new Lender(addon, fs) : undefined;
+  const ops = fuseOperations(fs, { ...options, ...(lender ? { lender } : {}) });
   const ttl = options.attrTimeoutSeconds ?? 1;
   const fuse = new Fuse(mountpoint, ops, {
     force: true,
@@ -239,15 +261,20 @@ export async function mountFuse(
     timeout: { default: 60_000, read: false },
   });
   await new Promise<void>((resolve, reject) => fuse.mount((err) => (err ? reject(err) : resolve())));
+  // fuse-native's per-mount native state, set by mount(): the addon keys lent blocks by it.
+  const thread = (fuse as unknown as { _thread?: unknown })._thread;
+  if (lender && Buffer.isBuffer(thread)) lender.attach(thread);
   let unmounted = false;
   return {
     mountpoint: fuse.mnt,
+    lending: () => lender?.stats(),
     unmount: () =>
       new Promise<void>((resolve, reject) => {
         if (unmounted) return resolve();
         fuse.unmount((err) => {
           if (err) return reject(err);
           unmounted = true;
+          lender?.close();
           resolve();
         });
       }),

@@ -51,6 +51,7 @@ import { MemoryBlockCache } from '../block-cache/memory-cache.ts';
 import { knownSubBlockCrcs, rememberSubBlockCrcs } from '../block-cache/payload-crcs.ts';
 import { Singleflight } from '../block-cache/singleflight.ts';
 import { type BlockFetcher, type BlockId, blockLength, type ObjectVersion } from '../block-cache/types.ts';
+import type { LentBlock } from '../fuse/lender.ts';
 import { type DataPathMetrics, dataPathMetrics, mountRegistry } from '../metrics.ts';
 import {
   DEFAULT_READ_AHEAD,
@@ -192,6 +193,10 @@ export interface FileReader {
    * the disk cache (verified slice reads, no block buffer); undefined (no state change) otherwise.
    */
   readNowInto(offset: number, length: number, into: Buffer): number | undefined;
+  /** The in-memory block around `offset` for the FUSE addon (fuse/lender.ts); see Reader.lend. */
+  lend(offset: number): LentBlock | undefined;
+  /** Reads the addon served from lent blocks: read-ahead continues from `end`, metrics count them. */
+  absorb(end: number, reads: number, bytes: number): void;
   close(): void;
 }
 
@@ -213,7 +218,7 @@ export interface DataPathStats {
    * of a cold stream waits on a fetch rather than finding read-ahead's block already in memory;
    * `waitedMs` is the time those reads took in all (how long readers stood still).
    */
-  reads: { now: number; waited: number; waitedMs: number };
+  reads: { now: number; waited: number; waitedMs: number; lent: number };
   /** Blocks loading (singleflight), waiting for their disk write, and writes in flight: 0 when idle. */
   inflight: { flights: number; pendingWrites: number; writes: number };
   faults?: FaultCounts;
@@ -339,7 +344,7 @@ class DataPathImpl implements DataPath {
     memory: { hits: 0, bytes: 0 },
     peer: { hits: 0, bytes: 0, errors: 0 },
     prefetch: { issued: 0, dropped: 0 },
-    reads: { now: 0, waited: 0, waitedMs: 0 },
+    reads: { now: 0, waited: 0, waitedMs: 0, lent: 0 },
   };
   private closed = false;
   /** Labelled series resolved once: label lookups per 128 KiB read were measurable on the warm path. */
@@ -656,6 +661,24 @@ class DataPathImpl implements DataPath {
     return i;
   }
 
+  /** A block in memory (hot LRU or pending write) without counting a hit: for lending (Reader.lend). */
+  peek(key: string): Buffer | undefined {
+    return this.p.memory.get(key) ?? this.pending.get(key);
+  }
+
+  /**
+   * Reads the FUSE addon served from lent blocks (fuse/lender.ts): memory-tier hits that never
+   * reached JavaScript one by one, counted here so hits and bytes read still count every read.
+   * Not added to the memory tier's block bytes, which count a whole block per lookup (metrics.ts).
+   */
+  countLent(reads: number, bytes: number): void {
+    this.counts.reads.now += reads;
+    this.counts.reads.lent += reads;
+    this.counts.memory.hits += reads;
+    this.m.memoryHit.inc(reads);
+    this.m.readBytes.inc(bytes);
+  }
+
   countRead(bytes: number, waitedSince?: number): void {
     this.m.readBytes.inc(bytes);
     if (waitedSince !== undefined) {
@@ -845,6 +868,40 @@ class Reader implements FileReader {
     }
     this.dp.countRead(out.length, started);
     return out;
+  }
+
+  /**
+   * The block around `offset` for the FUSE addon to serve this handle's reads from (fuse/lender.ts):
+   * only for a sequential stream (a random reader's next read is rarely in the same block, and
+   * lending would pin a block for nothing), only a block already in memory, retained in the pool
+   * until released so it is never recycled under the addon.
+   */
+  lend(offset: number): LentBlock | undefined {
+    if (this.closed || !this.streaming || offset < 0 || offset >= this.v.size) return undefined;
+    const bs = this.dp.blockSize;
+    const index = Math.floor(offset / bs);
+    const start = index * bs;
+    const block = this.dp.peek(this.keyOf(index));
+    if (!block || block.length !== Math.min(bs, this.v.size - start)) return undefined;
+    const pool = this.dp.pool;
+    const pooled = pool.owns(block);
+    if (pooled) pool.retain(block);
+    let held = true;
+    return {
+      start,
+      data: block,
+      eof: start + block.length >= this.v.size,
+      release: () => {
+        if (!held) return;
+        held = false;
+        if (pooled) pool.release(block);
+      },
+    };
+  }
+
+  absorb(end: number, reads: number, bytes: number): void {
+    this.ra.absorb(Math.min(end, this.v.size), reads);
+    this.dp.countLent(reads, bytes);
   }
 
   /** Read-ahead bookkeeping for a read of [offset, end); returns the window (0 = random access). */

@@ -54,6 +54,18 @@ export class ReadAhead {
     return this.window;
   }
 
+  /**
+   * Reads served elsewhere within the current run (the FUSE addon, from a lent block: fuse/lender.ts),
+   * up to `end`: the run continues from there, and the window grows as if each had come through onRead.
+   */
+  absorb(end: number, reads: number): void {
+    if (this.window === 0 || end <= this.lastEnd) return;
+    this.lastEnd = end;
+    for (let i = 0; i < reads && this.window < this.o.maxBytes; i++) {
+      this.window = Math.min(this.o.maxBytes, this.window * 2);
+    }
+  }
+
   /** Whether a read at `offset` would continue the current run (onRead's test; no state change). */
   continues(offset: number): boolean {
     return this.started

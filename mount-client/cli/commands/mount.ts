@@ -11,6 +11,7 @@ interface MountFlags {
   memoryCache: string;
   allowOther?: boolean;
   directIo?: boolean;
+  lentReads: boolean;
   cacheWrites: string;
   metricsPort?: string;
   presign?: boolean;
@@ -79,6 +80,10 @@ export const register: RegisterCommand = (program, ctx) => {
     .option(
       '--direct-io',
       'bypass the kernel page cache for file data: cheaper large streaming reads, but a MAP_SHARED mmap of a file fails with ENODEV (libfuse 2 cannot negotiate it; numpy memmap and safetensors need the default) and no kernel read-ahead for small reads (see docs/mount.md)',
+    )
+    .option(
+      '--no-lent-reads',
+      "answer every read in JavaScript; by default the rebuilt fuse-native addon answers a streaming reader's reads inside a block already in memory by itself (about half the CPU per GiB warm; docs/mount.md)",
     )
     .option('--uid <uid>', 'owner reported for every file (default: the mounting user)')
     .option('--gid <gid>', 'group reported for every file (default: the mounting user)')
@@ -169,6 +174,7 @@ export const register: RegisterCommand = (program, ctx) => {
         maxS3Concurrency: positiveInt(flags.maxS3Concurrency, '--max-s3-concurrency'),
         allowOther: flags.allowOther ?? false,
         directIo: flags.directIo ?? false,
+        lentReads: flags.lentReads !== false,
         cacheWrites: cacheWritesMode(flags.cacheWrites),
         ...(flags.metricsPort !== undefined ? { metricsPort: port(flags.metricsPort) } : {}),
         presign: flags.presign ?? (await noAwsCredentials()),

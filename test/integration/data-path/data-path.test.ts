@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CACHE_LAYOUT } from '../../../mount-client/block-cache/disk-cache.ts';
 import { parseHeader } from '../../../mount-client/block-cache/format.ts';
 import type { BlockFetcher, ObjectVersion } from '../../../mount-client/block-cache/types.ts';
+import type { LentBlock } from '../../../mount-client/fuse/lender.ts';
 import {
   createDataPath,
   type DataPath,
@@ -564,6 +565,66 @@ describe('memory bounds, pooled buffers and deadlines', () => {
     expect(second.stats().pool.reused).toBeGreaterThan(0);
     expect(second.stats().s3.gets).toBe(0);
     await second.close();
+  });
+
+  it('a stream lends its in-memory blocks, which stay intact until released while the pool recycles', async () => {
+    // Prepare: a 4-block memory tier, so the stream evicts and its pooled buffers are reused.
+    const dp = await open({ memoryCacheBytes: 4 * BS, readAheadMaxBytes: 2 * BS, writeBacklogBytes: 3 * BS });
+    const r = dp.open(v);
+    const into = Buffer.alloc(128 * KiB);
+    const parts: Buffer[] = [];
+    const kept: LentBlock[] = [];
+    let lentReads = 0;
+    expect(r.lend(0)).toBeUndefined(); // not a stream yet
+    // Act: 128 KiB reads as the binding issues them with a lender (fuse/lender.ts): JavaScript
+    // serves a read and lends its block; the addon (here: a copy out of the lent block) answers the
+    // block's other reads, and absorb hands them back to the reader.
+    let off = 0;
+    while (off < v.size) {
+      const n = Math.min(into.length, v.size - off);
+      if (r.readNowInto(off, n, into) === undefined) (await r.read(off, n)).copy(into, 0, 0, n);
+      parts.push(Buffer.from(into.subarray(0, n)));
+      off += n;
+      const lent = r.lend(off - n);
+      if (!lent) continue;
+      expect(lent.eof).toBe(lent.start + lent.data.length === v.size);
+      const end = lent.start + lent.data.length;
+      let reads = 0;
+      let bytes = 0;
+      for (; off < end; reads++) {
+        const m = Math.min(into.length, end - off);
+        parts.push(Buffer.from(lent.data.subarray(off - lent.start, off - lent.start + m)));
+        off += m;
+        bytes += m;
+      }
+      r.absorb(off, reads, bytes);
+      lentReads += reads;
+      // The first three stay lent to the end (the addon could still be reading them); the rest go back.
+      if (kept.length < 3) kept.push(lent);
+      else lent.release();
+    }
+    r.close();
+    // A random reader's first read is not a stream: nothing to lend.
+    const random = dp.open(v);
+    await random.read(5 * BS, 4 * KiB);
+    expect(random.lend(5 * BS)).toBeUndefined();
+    random.close();
+
+    // Assess: byte-exact; most reads were lent; blocks kept lent were never recycled under the
+    // lender although the pool reused buffers meanwhile; read-ahead kept running on absorbed reads.
+    expect(sha(Buffer.concat(parts))).toBe(sha(body));
+    const st = dp.stats();
+    expect(st.reads.lent).toBe(lentReads);
+    // 256 KiB blocks are two 128 KiB reads: JavaScript served the first of each, the lent block the other.
+    expect(lentReads).toBe(16);
+    expect(st.pool.reused).toBeGreaterThan(0);
+    expect(st.prefetch.issued).toBeGreaterThan(0);
+    for (const b of kept) {
+      expect(sha(b.data)).toBe(sha(body.subarray(b.start, b.start + b.data.length)));
+      b.release();
+      b.release(); // idempotent
+    }
+    await dp.close();
   });
 
   it('bounds the disk-write backlog: blocks past it are served but not cached', async () => {

@@ -39,6 +39,36 @@ describe('ReadAhead', () => {
   });
 });
 
+describe('ReadAhead.absorb (reads the FUSE addon served from a lent block)', () => {
+  it('continues the run from where the addon stopped and grows the window as if each read came here', () => {
+    const ra = new ReadAhead(opts);
+    ra.onRead(0, 128 * KiB);
+    // The addon served the rest of the first 8 MiB block: 63 reads.
+    ra.absorb(8 * MiB, 63);
+    expect(ra.windowBytes).toBe(64 * MiB);
+    expect(ra.continues(8 * MiB)).toBe(true);
+    expect(ra.onRead(8 * MiB, 128 * KiB)).toBe(64 * MiB);
+  });
+
+  it('grows by one doubling per absorbed read', () => {
+    const ra = new ReadAhead(opts);
+    ra.onRead(0, 128 * KiB);
+    ra.absorb(384 * KiB, 2);
+    expect(ra.windowBytes).toBe(4 * MiB);
+  });
+
+  it('changes nothing outside a run, or for reads behind the run', () => {
+    const ra = new ReadAhead(opts);
+    ra.absorb(8 * MiB, 10);
+    expect(ra.windowBytes).toBe(0);
+    expect(ra.continues(8 * MiB)).toBe(false);
+    ra.onRead(0, 128 * KiB);
+    ra.onRead(128 * KiB, 128 * KiB);
+    ra.absorb(128 * KiB, 5);
+    expect(ra.windowBytes).toBe(2 * MiB);
+  });
+});
+
 describe('PrefetchBudget', () => {
   it('admits up to its capacity and frees on release', () => {
     const b = new PrefetchBudget(16);
