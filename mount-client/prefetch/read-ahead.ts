@@ -21,8 +21,12 @@ export interface ReadAheadOptions {
    */
   maxBytes: number;
   /**
-   * 256 KiB of slack: two kernel read requests may arrive out of order under FUSE's async reads
-   * and must not count as a seek.
+   * 2 MiB of slack either side of where the run has reached: the kernel keeps up to
+   * max_background (12) reads of 128 KiB in flight (1.5 MiB), and FUSE threads hand them to
+   * JavaScript in any order, so the next read to arrive may start up to that far ahead (or behind)
+   * and must not count as a seek. 256 KiB was enough while every read came through JavaScript one
+   * after the other; with lent blocks the first read JavaScript sees of a block is any of the
+   * block's first few, and ~1 block in 8 reset the window (measured, docs/benchmarks/mount.md).
    */
   toleranceBytes: number;
 }
@@ -30,11 +34,13 @@ export interface ReadAheadOptions {
 export const DEFAULT_READ_AHEAD: ReadAheadOptions = {
   initialBytes: 1024 * 1024,
   maxBytes: 64 * 1024 * 1024,
-  toleranceBytes: 256 * 1024,
+  toleranceBytes: 2 * 1024 * 1024,
 };
 
 export class ReadAhead {
   private lastEnd = 0;
+  /** Where the current run began (its first read's offset). */
+  private runStart = 0;
   private window = 0;
   private started = false;
 
@@ -46,9 +52,11 @@ export class ReadAhead {
     this.started = true;
     if (!sequential) {
       this.window = 0;
+      this.runStart = offset;
       this.lastEnd = offset + length;
       return 0;
     }
+    if (this.window === 0) this.runStart = Math.min(offset, this.lastEnd);
     this.lastEnd = Math.max(this.lastEnd, offset + length);
     this.window = this.window === 0 ? this.o.initialBytes : Math.min(this.o.maxBytes, this.window * 2);
     return this.window;
@@ -66,11 +74,20 @@ export class ReadAhead {
     }
   }
 
-  /** Whether a read at `offset` would continue the current run (onRead's test; no state change). */
+  /**
+   * Whether a read at `offset` would continue the current run (onRead's test; no state change):
+   * it starts near where the run has reached, or — while a run is open — inside the stretch the
+   * run already covered. The latter is a kernel read that arrived late: the kernel has up to
+   * max_background (12) reads in flight, FUSE threads hand them to JavaScript in any order, and
+   * with lent blocks the addon may have answered reads well past one still on its way here
+   * (measured: a block's first four reads arrive in any order, and a late one used to reset the
+   * window and restart read-ahead from 1 MiB once every few blocks).
+   */
   continues(offset: number): boolean {
-    return this.started
-      ? offset >= this.lastEnd - this.o.toleranceBytes && offset <= this.lastEnd + this.o.toleranceBytes
-      : offset === 0;
+    if (!this.started) return offset === 0;
+    if (offset >= this.lastEnd - this.o.toleranceBytes && offset <= this.lastEnd + this.o.toleranceBytes)
+      return true;
+    return this.window > 0 && offset >= this.runStart && offset < this.lastEnd;
   }
 
   get windowBytes(): number {

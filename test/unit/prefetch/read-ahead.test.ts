@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
+  DEFAULT_READ_AHEAD,
   effectiveReadAheadMax,
   PrefetchBudget,
   ReadAhead,
@@ -55,6 +56,16 @@ describe('ReadAhead.absorb (reads the FUSE addon served from a lent block)', () 
     ra.onRead(0, 128 * KiB);
     ra.absorb(384 * KiB, 2);
     expect(ra.windowBytes).toBe(4 * MiB);
+  });
+
+  it('a block’s first reads arriving in any order after the addon’s reads keep the run (default slack)', () => {
+    const ra = new ReadAhead(DEFAULT_READ_AHEAD);
+    ra.onRead(0, 128 * KiB);
+    ra.absorb(8 * MiB, 63);
+    // The kernel had four reads of the next block in flight; the fourth reached JavaScript first.
+    for (const k of [3, 1, 0, 2]) expect(ra.onRead(8 * MiB + k * 128 * KiB, 128 * KiB)).toBe(64 * MiB);
+    // Far away is still a seek.
+    expect(ra.onRead(300 * MiB, 4 * KiB)).toBe(0);
   });
 
   it('changes nothing outside a run, or for reads behind the run', () => {
