@@ -8,14 +8,19 @@
  * between handles (docs/mount.md, "Overwrites under open handles"). The fix is what FUSE offers per
  * open: `direct_io` for a handle whose version differs from the pages already cached for the path.
  *
- * What: two small edits to fuse-native's own C source (checked to be the exact text this was
+ * What: small edits to fuse-native's own C source (checked to be the exact text this was
  * written against, else nothing is changed), compiled with the system C compiler against the
  * libfuse headers fuse-native ships and Node's N-API headers, into fuse-native's build/Release —
  * which node-gyp-build loads before the prebuilt binary. The edits:
  * - open's reply: bit 29 of the handle number asks for `direct_io` on this open (and is cleared
  *   before the handle is stored, so every later call sees the plain number);
- * - an exported constant `strata_open_flags` so the mount can tell the patched addon is loaded
- *   (mount-client/fuse/native.ts); with the stock addon it never sets the bit.
+ * - lent blocks (mount-client/fuse/lender.ts): a table of in-memory blocks JavaScript lent per
+ *   open handle, three N-API functions to lend, take back and read progress, and a first step in
+ *   read's FUSE handler that answers a read wholly inside a lent block on the FUSE thread — a
+ *   memcpy under a read lock — instead of waking the JavaScript thread. Why: that round trip was
+ *   about half of a warm stream's CPU (docs/benchmarks/mount.md, "Session 7");
+ * - exported constants `strata_open_flags` and `strata_lend_version` so the mount can tell the
+ *   patched addon is loaded (mount-client/fuse/native.ts); with the stock addon it uses neither.
  *
  * Never fails the install: without a compiler or headers it says so and the stock addon stays, and
  * the mount then falls back to the old behaviour (logged once at mount).
