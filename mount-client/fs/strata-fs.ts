@@ -261,7 +261,14 @@ export class StrataFs {
 
   /** The in-memory block of an open handle's version around `offset`, to lend to the FUSE addon. */
   lend(handle: number, offset: number): LentBlock | undefined {
-    return this.handles.get(handle)?.reader.lend?.(offset);
+    const h = this.handles.get(handle);
+    const block = h?.reader.lend?.(offset);
+    // A read running past a page-cache handle's own end must reach readInto (pastOwnEnd: ESTALE
+    // once the path holds a longer version): answered short by the addon, the kernel would pad
+    // the page with zeros or cut the path's size back to the old one for every reader. So the
+    // addon is not told that this block ends the file; such a read costs one trip to JavaScript.
+    if (block?.eof && h && !h.direct && this.o.perOpenDirectIo) block.eof = false;
+    return block;
   }
 
   /** Reads the FUSE addon served from a handle's lent blocks (fuse/lender.ts). */

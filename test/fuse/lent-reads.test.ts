@@ -8,7 +8,7 @@
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { open, stat } from 'node:fs/promises';
+import { open, readFile, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -125,6 +125,49 @@ describe.skipIf(skip)('lent reads (real FUSE)', () => {
       interval: 100,
     });
     expect((await stat(at('lending', '/lent/f5.bin'))).size).toBe(6 * MiB + 5000);
+  });
+
+  it('a page-cache handle on a version replaced by a longer one is not answered short at its own end (ESTALE, as in JavaScript)', async () => {
+    // The addon answered a read running past a lent block that ends the file with the bytes up to
+    // the end; for a page-cache handle on an old, shorter version the kernel then pads the page
+    // with zeros or sets the path's size back to the old one, so new readers get a cut copy of
+    // the new version (strata-fs.ts, pastOwnEnd). Such reads must reach JavaScript.
+    const path = '/lent/grows.bin';
+    // One block (the mounts use 1 MiB blocks) that ends the file.
+    const v1 = randomBytes(512 * KiB + 1000);
+    const v2 = randomBytes(3 * MiB);
+    await backend.put(path, v1);
+    await vi.waitFor(() => stat(at('lending', path)), { timeout: 30_000, interval: 200 });
+    const lentBefore = (await stats(lending)).lentBlocks?.lent ?? 0;
+    const a = await open(at('lending', path), 'r');
+    try {
+      // A stream's first read: JavaScript answers it and lends v1's only block (the file's end).
+      const head = Buffer.alloc(128 * KiB);
+      await a.read(head, 0, head.length, 0);
+      expect(sha(head)).toBe(sha(v1.subarray(0, head.length)));
+      expect((await stats(lending)).lentBlocks?.lent).toBeGreaterThan(lentBefore);
+      await backend.put(path, v2);
+      // The kernel learns the longer size (the old handle's pages are dropped with it).
+      await vi.waitFor(async () => expect((await stat(at('lending', path))).size).toBe(v2.length), {
+        timeout: 30_000,
+        interval: 300,
+      });
+      // The old handle reads across its own end: ESTALE, or v1's last bytes — never zeros.
+      const tail = Buffer.alloc(128 * KiB);
+      const got = await a.read(tail, 0, tail.length, 512 * KiB).then(
+        ({ bytesRead }) => tail.subarray(0, bytesRead),
+        (err: NodeJS.ErrnoException) => {
+          if (err.errno === -116) return 'ESTALE' as const; // libuv has no name for ESTALE
+          throw err;
+        },
+      );
+      if (got !== 'ESTALE') expect(sha(got)).toBe(sha(v1.subarray(512 * KiB)));
+      // And the path still has the new version's size: a reader that trusts st_size gets all of v2.
+      expect((await stat(at('lending', path))).size).toBe(v2.length);
+      expect(sha(await readFile(at('lending', path)))).toBe(sha(v2));
+    } finally {
+      await a.close();
+    }
   });
 
   it('--no-lent-reads answers every read in JavaScript, with the same bytes', async () => {
