@@ -37,6 +37,13 @@ export const DEFAULT_READ_AHEAD: ReadAheadOptions = {
   toleranceBytes: 2 * 1024 * 1024,
 };
 
+/**
+ * 16 MiB: how far behind the run's end a read may still be one of its own, late. The addon answers
+ * reads only inside the blocks a handle has lent (fuse/lender.ts: two, 8 MiB each by default), so
+ * a read still on its way to JavaScript is at most about two blocks behind what it served.
+ */
+const LATE_READ_BYTES = 16 * 1024 * 1024;
+
 export class ReadAhead {
   private lastEnd = 0;
   /** Where the current run began (its first read's offset). */
@@ -77,17 +84,23 @@ export class ReadAhead {
   /**
    * Whether a read at `offset` would continue the current run (onRead's test; no state change):
    * it starts near where the run has reached, or — while a run is open — inside the stretch the
-   * run already covered. The latter is a kernel read that arrived late: the kernel has up to
-   * max_background (12) reads in flight, FUSE threads hand them to JavaScript in any order, and
-   * with lent blocks the addon may have answered reads well past one still on its way here
-   * (measured: a block's first four reads arrive in any order, and a late one used to reset the
-   * window and restart read-ahead from 1 MiB once every few blocks).
+   * run already covered, at most LATE_READ_BYTES behind its end. The latter is a kernel read that
+   * arrived late: the kernel has up to max_background (12) reads in flight, FUSE threads hand them
+   * to JavaScript in any order, and with lent blocks the addon may have answered reads well past
+   * one still on its way here (measured: a block's first four reads arrive in any order, and a
+   * late one used to reset the window and restart read-ahead from 1 MiB once every few blocks).
+   * Further back is a seek: a reader looking records up in a file it streamed must not keep the
+   * window (each 4 KiB lookup would get read-ahead and a whole-block load, data-path.ts).
    */
   continues(offset: number): boolean {
     if (!this.started) return offset === 0;
     if (offset >= this.lastEnd - this.o.toleranceBytes && offset <= this.lastEnd + this.o.toleranceBytes)
       return true;
-    return this.window > 0 && offset >= this.runStart && offset < this.lastEnd;
+    return (
+      this.window > 0 &&
+      offset >= Math.max(this.runStart, this.lastEnd - LATE_READ_BYTES) &&
+      offset < this.lastEnd
+    );
   }
 
   get windowBytes(): number {

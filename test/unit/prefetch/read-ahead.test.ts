@@ -32,6 +32,16 @@ describe('ReadAhead', () => {
     for (const off of [3, 90, 17, 55, 1].map((x) => x * MiB)) expect(ra.onRead(off, 4 * KiB)).toBe(0);
   });
 
+  it('is random access again when a reader goes back into the stretch its stream already read', () => {
+    // A reader that streams a file and then reads records back inside it (an index, a checksum
+    // pass then lookups): those reads are seeks, or every 4 KiB lookup keeps the 64 MiB window
+    // and loads a whole block from the disk cache (data-path.ts readNowInto).
+    const ra = new ReadAhead(DEFAULT_READ_AHEAD);
+    for (let off = 0; off < 32 * MiB; off += 128 * KiB) ra.onRead(off, 128 * KiB);
+    expect(ra.windowBytes).toBe(64 * MiB);
+    for (const off of [5, 20, 11, 2].map((x) => x * MiB)) expect(ra.onRead(off, 4 * KiB)).toBe(0);
+  });
+
   it('tolerates slightly reordered kernel reads', () => {
     const ra = new ReadAhead(opts);
     ra.onRead(0, 128 * KiB);
@@ -66,6 +76,15 @@ describe('ReadAhead.absorb (reads the FUSE addon served from a lent block)', () 
     for (const k of [3, 1, 0, 2]) expect(ra.onRead(8 * MiB + k * 128 * KiB, 128 * KiB)).toBe(64 * MiB);
     // Far away is still a seek.
     expect(ra.onRead(300 * MiB, 4 * KiB)).toBe(0);
+  });
+
+  it('a block’s first read arriving after the addon served much of that block keeps the run', () => {
+    const ra = new ReadAhead(DEFAULT_READ_AHEAD);
+    ra.onRead(0, 128 * KiB);
+    ra.absorb(8 * MiB, 63);
+    ra.onRead(8 * MiB + 384 * KiB, 128 * KiB); // JavaScript lends the block on this one...
+    ra.absorb(12 * MiB, 28); // ...the addon serves 3.5 MiB of it before the block's first read gets here
+    expect(ra.onRead(8 * MiB, 128 * KiB)).toBe(64 * MiB);
   });
 
   it('changes nothing outside a run, or for reads behind the run', () => {
