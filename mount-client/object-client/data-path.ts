@@ -330,6 +330,21 @@ interface Parts {
   faults?: FaultCounts;
 }
 
+/**
+ * Takes a reference on `b` for a holder outside the tiers (a lease, a lent block) and returns its
+ * release, which gives it back once however often it is called. A buffer the pool did not make
+ * passes through untouched (block-pool.ts).
+ */
+function hold(pool: BlockPool, b: Buffer): () => void {
+  pool.retain(b);
+  let held = true;
+  return () => {
+    if (!held) return;
+    held = false;
+    pool.release(b);
+  };
+}
+
 class DataPathImpl implements DataPath {
   readonly blockSize: number;
   private readonly flights = new Singleflight<Buffer>();
@@ -406,16 +421,7 @@ class DataPathImpl implements DataPath {
       return { data: copy, release: () => undefined };
     }
     // Same turn as the load resolved: the view is still leased (block-pool.ts quarantine rule).
-    pool.retain(b);
-    let held = true;
-    return {
-      data: b,
-      release: () => {
-        if (!held) return;
-        held = false;
-        pool.release(b);
-      },
-    };
+    return { data: b, release: hold(pool, b) };
   }
 
   /**
@@ -883,19 +889,11 @@ class Reader implements FileReader {
     const start = index * bs;
     const block = this.dp.peek(this.keyOf(index));
     if (!block || block.length !== Math.min(bs, this.v.size - start)) return undefined;
-    const pool = this.dp.pool;
-    const pooled = pool.owns(block);
-    if (pooled) pool.retain(block);
-    let held = true;
     return {
       start,
       data: block,
       eof: start + block.length >= this.v.size,
-      release: () => {
-        if (!held) return;
-        held = false;
-        if (pooled) pool.release(block);
-      },
+      release: hold(this.dp.pool, block),
     };
   }
 
